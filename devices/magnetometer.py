@@ -1,0 +1,51 @@
+"""Magnetometer device (SQUID/VSM): the sample's moment at a fixed field and temperature."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ophyd_async.core import AsyncStatus, StandardReadable, soft_signal_r_and_setter, soft_signal_rw
+from ophyd_async.core import StandardReadableFormat as Format
+
+
+@dataclass(frozen=True)
+class MomentReading:
+    exposure_start: float  # experiment-clock seconds since the epoch
+    exposure_end: float
+    moment_emu: float
+    field_T: float
+    temperature_K: float
+
+
+class MagnetometerBackend(Protocol):
+    description: str
+
+    async def measure(self, averaging_s: float) -> MomentReading:
+        """Average the moment for ``averaging_s`` (experiment time) and return it."""
+
+
+class Magnetometer(StandardReadable):
+    def __init__(self, backend: MagnetometerBackend, averaging_s: float = 1.0, name: str = ""):
+        self._backend = backend
+        with self.add_children_as_readables(Format.HINTED_SIGNAL):
+            self.moment, self._set_moment = soft_signal_r_and_setter(float, units="emu")
+        with self.add_children_as_readables():
+            self.field, self._set_field = soft_signal_r_and_setter(float, units="T")
+            self.temperature, self._set_temperature = soft_signal_r_and_setter(float, units="K")
+            self.exposure_start, self._set_start = soft_signal_r_and_setter(float, units="s")
+            self.exposure_end, self._set_end = soft_signal_r_and_setter(float, units="s")
+        with self.add_children_as_readables(Format.CONFIG_SIGNAL):
+            self.averaging_time = soft_signal_rw(float, averaging_s, units="s")
+            self.backend_description, _ = soft_signal_r_and_setter(str, backend.description)
+        super().__init__(name=name)
+
+    @AsyncStatus.wrap
+    async def trigger(self) -> None:
+        # Values are set here, not by a getter: a staged signal reads from its cache in a scan.
+        r = await self._backend.measure(await self.averaging_time.get_value())
+        self._set_start(r.exposure_start)
+        self._set_end(r.exposure_end)
+        self._set_moment(r.moment_emu)
+        self._set_field(r.field_T)
+        self._set_temperature(r.temperature_K)

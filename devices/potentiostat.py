@@ -1,0 +1,201 @@
+"""Potentiostat device: runs a technique sequence on any backend and streams its samples.
+
+The backend (simulated engine, MethodSCRIPT, Keithley...) executes the whole sequence as firmware
+would; this device checks limits before the start, polls the backend in its own task, appends
+samples to HDF5 (the fast path) and announces them as stream assets on ``collect``. Any exit —
+completion, abort, excursion, fault — leaves the cell at open circuit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from ophyd_async.core import (
+    AsyncStatus,
+    StandardReadable,
+    soft_signal_r_and_setter,
+)
+from ophyd_async.core import StandardReadableFormat as Format
+
+from .safety import LimitError, check_steps, excursion
+from .stream_writer import HDF5StreamWriter
+from .techniques import ECHEM_COLUMNS, Limits, ScheduledStep
+
+log = logging.getLogger(__name__)
+
+
+class PotentiostatFault(RuntimeError):
+    """The run ended early for safety: excursion, instrument fault or lost connection."""
+
+
+class PotentiostatBackend(Protocol):
+    """What a potentiostat must do; one implementation per instrument family."""
+
+    description: str
+
+    async def start(self, steps: Sequence[ScheduledStep]) -> None: ...
+
+    async def poll(self) -> dict[str, np.ndarray]:
+        """Samples measured since the last poll, keyed as ``ECHEM_COLUMNS``."""
+
+    @property
+    def done(self) -> bool: ...
+
+    async def open_circuit(self, reason: str) -> None:
+        """Stop any technique and disconnect the cell (I = 0). Must be safe to call twice."""
+
+
+class Potentiostat(StandardReadable):
+    """Flyable, stream-writing potentiostat. ``prepare(steps)``, ``kickoff()``, ``complete()``."""
+
+    def __init__(
+        self,
+        backend: PotentiostatBackend,
+        limits: Limits,
+        files_dir: Callable[[], Path] | Path,
+        poll_period_s: float = 0.02,
+        name: str = "",
+    ) -> None:
+        self._backend = backend
+        self.limits = limits
+        self._files_dir = files_dir
+        self._poll_period_s = poll_period_s
+        self._steps: list[ScheduledStep] = []
+        self._writer: HDF5StreamWriter | None = None
+        self._task: asyncio.Task | None = None
+        self.stop_reason: str | None = None
+        with self.add_children_as_readables(Format.HINTED_UNCACHED_SIGNAL):
+            self.ewe, self._set_ewe = soft_signal_r_and_setter(float, units="V")
+            self.current, self._set_current = soft_signal_r_and_setter(float, units="A")
+        with self.add_children_as_readables(Format.UNCACHED_SIGNAL):
+            self.cycle, self._set_cycle = soft_signal_r_and_setter(int)
+            self.step, self._set_step = soft_signal_r_and_setter(int)
+            self.samples, self._set_samples = soft_signal_r_and_setter(int)
+        with self.add_children_as_readables(Format.CONFIG_SIGNAL):
+            self.e_min, _ = soft_signal_r_and_setter(float, limits.e_min_V, units="V")
+            self.e_max, _ = soft_signal_r_and_setter(float, limits.e_max_V, units="V")
+            self.i_max, _ = soft_signal_r_and_setter(float, limits.i_max_A, units="A")
+            self.backend_description, _ = soft_signal_r_and_setter(str, backend.description)
+        super().__init__(name=name)
+
+    # -- set-up -----------------------------------------------------------------------------
+    @AsyncStatus.wrap
+    async def prepare(self, steps: Sequence[ScheduledStep]) -> None:
+        """Check every step against the limits; refuse the whole sequence before any is run."""
+        check_steps(self.name or "potentiostat", steps, self.limits)
+        self._steps = list(steps)
+        files_dir = self._files_dir() if callable(self._files_dir) else self._files_dir
+        path = Path(files_dir) / f"{self.name or 'potentiostat'}-{uuid.uuid4().hex[:12]}.h5"
+        self._writer = HDF5StreamWriter(path, ECHEM_COLUMNS)
+
+    @property
+    def steps(self) -> list[ScheduledStep]:
+        return list(self._steps)
+
+    # -- flying -----------------------------------------------------------------------------
+    @AsyncStatus.wrap
+    async def kickoff(self) -> None:
+        if not self._steps or self._writer is None:
+            raise LimitError(f"{self.name}: kickoff without prepare(steps)")
+        self._writer.open()
+        self.stop_reason = None
+        await self._backend.start(self._steps)
+        self._task = asyncio.create_task(self._acquire())
+
+    def complete(self) -> AsyncStatus:
+        if self._task is None:
+            raise RuntimeError(f"{self.name}: complete() before kickoff()")
+        return AsyncStatus(self._wait_task(self._task))
+
+    @staticmethod
+    async def _wait_task(task: asyncio.Task) -> None:
+        await asyncio.shield(task)
+
+    async def _acquire(self) -> None:
+        try:
+            while True:
+                block = await self._backend.poll()
+                self._ingest(block)
+                if self._backend.done:
+                    # One last poll: samples measured between the previous poll and the end.
+                    self._ingest(await self._backend.poll())
+                    self.stop_reason = self.stop_reason or "completed"
+                    break
+                await asyncio.sleep(self._poll_period_s)
+        except asyncio.CancelledError:
+            await self._safe_stop("cancelled")
+            raise
+        except Exception as exc:
+            await self._safe_stop(f"fault: {exc}")
+            raise PotentiostatFault(f"{self.name}: {exc}") from exc
+        finally:
+            if self._writer is not None:
+                self._writer.flush()
+
+    def _ingest(self, block: dict[str, np.ndarray]) -> None:
+        n = len(block.get("Ewe", ()))
+        if n == 0:
+            return
+        problem = excursion(block["Ewe"], block["I"], self.limits)
+        self._writer.append(block)
+        self._set_ewe(float(block["Ewe"][-1]))
+        self._set_current(float(block["I"][-1]))
+        self._set_cycle(int(block["cycle"][-1]))
+        self._set_step(int(block["step"][-1]))
+        self._set_samples(self._writer.rows)
+        if problem:
+            raise PotentiostatFault(problem)
+
+    async def _safe_stop(self, reason: str) -> None:
+        if self.stop_reason is None or self.stop_reason == "completed":
+            self.stop_reason = reason
+        try:
+            await self._backend.open_circuit(reason)
+        except Exception:  # the cell's safety comes first; report, never mask the first error
+            log.exception("%s: open_circuit failed after %s", self.name, reason)
+
+    async def open_circuit(self, reason: str) -> None:
+        """Stop now, cell at open circuit, with the reason recorded."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        await self._safe_stop(reason)
+
+    # -- bluesky verbs that end a run -------------------------------------------------------
+    async def stop(self, success: bool = True) -> None:
+        await self.open_circuit("stopped" if success else "aborted")
+
+    @AsyncStatus.wrap
+    async def unstage(self) -> None:
+        """Called on every exit of a staged plan, error or not: the cell ends at open circuit."""
+        if self._task is not None and not self._task.done():
+            await self.open_circuit("run ended before the sequence completed")
+        else:
+            await self._backend.open_circuit(self.stop_reason or "unstaged")
+        if self._writer is not None:
+            self._writer.close()
+        await super().unstage()
+
+    # -- stream assets ----------------------------------------------------------------------
+    async def describe_collect(self) -> dict[str, dict]:
+        if self._writer is None:
+            raise RuntimeError(f"{self.name}: describe_collect() before prepare(steps)")
+        source = f"{self.name}:{self._backend.description}"
+        return {f"{key}": desc for key, desc in self._writer.describe(source).items()}
+
+    async def collect_asset_docs(self, index: int | None = None):
+        if self._writer is not None:
+            for doc in self._writer.asset_docs():
+                yield doc
+
+    async def get_index(self) -> int:
+        return 0 if self._writer is None else self._writer.rows
