@@ -1,0 +1,169 @@
+"""`operando` command line: run, runs, show, export, serve."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+from .catalog import DataDirectoryError, resolve_data_dir
+from .config import ConfigError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ConfigError, DataDirectoryError) as exc:
+        print(f"operando: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("operando: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a clear one-line cause; the traceback with OPERANDO_DEBUG=1
+        if os.environ.get("OPERANDO_DEBUG"):
+            raise
+        print(f"operando: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="operando", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    data_help = "data directory (default: $OPERANDO_DATA or ./data)"
+
+    run = sub.add_parser("run", help="run a protocol on a profile's instruments")
+    run.add_argument("protocol", help="protocol name (config/protocols) or YAML path")
+    run.add_argument("--profile", default="sim", help="profile name or YAML path (default: sim)")
+    run.add_argument("--speed", type=float, help="simulation clock speed-up (sim backends only)")
+    run.add_argument("--data", help=data_help)
+    run.add_argument("--no-report", action="store_true", help="do not write the overview PNG")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=_cmd_run)
+
+    runs = sub.add_parser("runs", help="list stored runs")
+    runs.add_argument("--data", help=data_help)
+    runs.set_defaults(func=_cmd_runs)
+
+    show = sub.add_parser("show", help="streams, rows, cycles and capacities of one run")
+    show.add_argument("run", help="uid, partial uid, scan id, or -1 for the latest")
+    show.add_argument("--data", help=data_help)
+    show.set_defaults(func=_cmd_show)
+
+    export = sub.add_parser("export", help="export a run's streams to CSV or HDF5")
+    export.add_argument("run", help="uid, partial uid, scan id, or -1 for the latest")
+    export.add_argument("--format", choices=["csv", "hdf5"], default="csv")
+    export.add_argument("--out", required=True, help="output directory")
+    export.add_argument("--data", help=data_help)
+    export.set_defaults(func=_cmd_export)
+
+    serve = sub.add_parser("serve", help="serve the data directory with a stock Tiled server")
+    serve.add_argument("--data", help=data_help)
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
+    serve.set_defaults(func=_cmd_serve)
+    return p
+
+
+def _cmd_run(args) -> int:
+    from .config import load_profile, load_protocol
+    from .experiment import run_experiment
+
+    # Everything that can be wrong with the input is found before any instrument is built.
+    profile = load_profile(args.profile)
+    protocol = load_protocol(args.protocol)
+    data_dir = resolve_data_dir(args.data)
+    if args.speed is not None and not args.speed > 0:
+        raise ConfigError(f"--speed must be > 0 (got {args.speed})")
+    bar = None if args.quiet else ProgressBar()
+    result = run_experiment(
+        profile, protocol, data_dir, speed=args.speed, progress=bar, report=not args.no_report
+    )
+    if bar:
+        bar.finish()
+    print(result.summary)
+    return 0 if result.exit_status == "success" else 1
+
+
+def _cmd_runs(args) -> int:
+    from .catalog import open_catalog
+    from .runs import format_runs, list_runs
+
+    with open_catalog(resolve_data_dir(args.data)) as cat:
+        rows = list_runs(cat.client)
+        print(format_runs(rows) if rows else f"no runs in {cat.data_dir}")
+    return 0
+
+
+def _cmd_show(args) -> int:
+    from .catalog import open_catalog
+    from .runs import RunNotFound, describe_run, find_run
+
+    with open_catalog(resolve_data_dir(args.data)) as cat:
+        try:
+            print(describe_run(find_run(cat.client, args.run)))
+        except RunNotFound as exc:
+            print(f"operando: error: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from .catalog import open_catalog
+    from .export import export_run
+    from .runs import RunNotFound, find_run
+
+    with open_catalog(resolve_data_dir(args.data)) as cat:
+        try:
+            run = find_run(cat.client, args.run)
+        except RunNotFound as exc:
+            print(f"operando: error: {exc}", file=sys.stderr)
+            return 2
+        for path in export_run(run, args.out, args.format):
+            print(path)
+    return 0
+
+
+def _cmd_serve(args) -> int:
+    from .serve import serve
+
+    serve(resolve_data_dir(args.data), host=args.host, port=args.port)
+    return 0
+
+
+class ProgressBar:
+    """One line on stderr: bar, cycle/step, samples, ETA (wall time)."""
+
+    def __init__(self, width: int = 30):
+        self.width = width
+        self.total_s: float | None = None  # estimated experiment duration
+        self.speed = 1.0
+        self._last = 0.0
+
+    def __call__(self, p) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.2:
+            return
+        self._last = now
+        frac = min(p.elapsed_s / self.total_s, 0.999) if self.total_s else 0.0
+        filled = int(frac * self.width)
+        eta = max(self.total_s - p.elapsed_s, 0.0) / self.speed if self.total_s else float("nan")
+        frames = " ".join(f"{k}={v}" for k, v in p.frames.items())
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (self.width - filled)}] {frac * 100:5.1f}%  "
+            f"cycle {p.cycle} step {p.step}/{p.total_steps}  {p.samples} samples  {frames}  "
+            f"ETA {eta:5.0f} s "
+        )
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""Experiment configuration as validated data: profiles (instruments + sample) and protocol files.
+
+Users edit YAML; it is parsed as plain data (a ``yaml.SafeLoader``, never code) and validated by
+pydantic models with ``extra="forbid"``, so a misspelt key or a wrong type stops the run before any
+instrument moves. Every problem becomes one line of a single ``ConfigError``::
+
+    <file>: <field.path>: <message> (got <value>)
+
+A bare name such as ``"sim"`` resolves to ``config/profiles/sim.yaml`` (or ``config/protocols/``)
+inside the installed package; anything with a ``.yaml``/``.yml`` suffix or a directory is a path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union, get_args
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    PositiveFloat,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+import operando
+from operando.devices.techniques import Limits
+
+if TYPE_CHECKING:
+    from operando.plans.protocol import Protocol
+
+CONFIG_DIR = Path(operando.__file__).parent / "config"
+PROFILES_DIR = CONFIG_DIR / "profiles"
+PROTOCOLS_DIR = CONFIG_DIR / "protocols"
+
+InstrumentKind = Literal["potentiostat", "magnetometer", "raman", "skpm"]
+
+# Backends each kind of instrument may name; a backend module added later is registered here.
+BACKENDS: dict[str, tuple[str, ...]] = {
+    "potentiostat": ("sim", "methodscript", "keithley2450"),
+    "magnetometer": ("sim", "multipyvu"),
+    "raman": ("sim", "seabreeze"),
+    "skpm": ("sim", "nanonis"),
+}
+
+_NOTHING = object()  # "got" of a field that is absent
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used. ``problems`` holds one formatted line per problem."""
+
+    def __init__(self, message: str, problems: Optional[list[str]] = None):
+        super().__init__(message)
+        self.problems = problems if problems is not None else [message]
+
+    @classmethod
+    def from_problems(cls, file: Union[str, Path], problems: list[tuple[str, str, Any]]):
+        """``problems`` are (field path, message, value given or ``_NOTHING``)."""
+        lines = [f"{file}: {path}: {msg} (got {_show(got)})" for path, msg, got in problems]
+        return cls("\n".join(lines), lines)
+
+
+def _show(value: Any) -> str:
+    if value is _NOTHING:
+        return "nothing"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class _Model(BaseModel):
+    # nan/inf in a limit or a current would make every comparison silently false
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Sample(_Model):
+    """The cell under test; its mass and specific capacity turn C-rates and A/g into amps."""
+
+    name: str = Field(min_length=1)
+    material: str  # free text, e.g. "Fe3O4 (Fe/Li2O conversion)"
+    sim_preset: Optional[str] = None  # simulator material preset standing in for this sample
+    active_mass_g: PositiveFloat
+    theoretical_capacity_mAh_g: PositiveFloat
+    electrolyte: str
+    cell_type: str
+    operator: str
+    notes: Optional[str] = None
+    tags: list[str] = []
+
+    @property
+    def capacity_mAh(self) -> float:
+        return self.active_mass_g * self.theoretical_capacity_mAh_g
+
+
+class Instrument(_Model):
+    """One instrument of a profile: which driver talks to it and with which options."""
+
+    kind: InstrumentKind
+    backend: str
+    address: Optional[str] = None  # serial port, VISA resource, host:port... (backend-specific)
+    enabled: bool = True
+    limits: Optional[Limits] = Field(default=None, validate_default=True)
+    settings: dict[str, JsonValue] = {}  # free options, checked by the backend that reads them
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, backend: str, info: ValidationInfo) -> str:
+        allowed = BACKENDS.get(info.data.get("kind", ""))
+        if allowed is not None and backend not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)} for kind {info.data['kind']}")
+        return backend
+
+    @field_validator("limits")
+    @classmethod
+    def _limits_fit_kind(cls, limits: Optional[Limits], info: ValidationInfo) -> Optional[Limits]:
+        kind = info.data.get("kind")
+        if kind == "potentiostat":
+            if limits is None:
+                raise ValueError("a potentiostat needs limits: e_min_V, e_max_V, i_max_A")
+            if not (math.isfinite(limits.e_min_V) and math.isfinite(limits.e_max_V)
+                    and math.isfinite(limits.i_max_A)):
+                raise ValueError("limits must be finite numbers")
+            if limits.e_min_V >= limits.e_max_V:
+                raise ValueError(
+                    f"e_max_V ({limits.e_max_V:g}) must be above e_min_V ({limits.e_min_V:g})")
+        elif kind is not None and limits is not None:
+            raise ValueError("limits (E window, |I| max) apply only to a potentiostat")
+        return limits
+
+
+class SimOptions(_Model):
+    """How the simulated backends behave."""
+
+    material: Optional[str] = None  # simulator preset; defaults to sample.sim_preset
+    speed: PositiveFloat = 1.0  # simulated seconds per wall-clock second
+    seed: Optional[int] = 0  # fixed by default so a demo run is reproducible
+
+
+class Profile(_Model):
+    """A lab setup: its instruments (exactly one potentiostat), the sample, simulator options."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    instruments: dict[str, Instrument]
+    sample: Sample
+    sim: Optional[SimOptions] = None
+    _source: Optional[Path] = PrivateAttr(None)
+
+    @field_validator("instruments")
+    @classmethod
+    def _one_potentiostat(cls, instruments: dict[str, Instrument]) -> dict[str, Instrument]:
+        for name in instruments:
+            # the name becomes the ophyd device name, hence a prefix of every data key
+            if not (name.isidentifier() and name == name.lower()):
+                raise ValueError(f"instrument name {name!r} must be lower-case letters, digits, _")
+        pots = [n for n, inst in instruments.items() if inst.kind == "potentiostat"]
+        if len(pots) != 1:
+            raise ValueError(f"expected exactly one instrument of kind potentiostat, found {len(pots)}")
+        return instruments
+
+    @field_validator("sim")
+    @classmethod
+    def _one_material(cls, sim: Optional[SimOptions], info: ValidationInfo) -> Optional[SimOptions]:
+        sample = info.data.get("sample")
+        preset = sample.sim_preset if sample else None
+        if sim and sim.material and preset and sim.material != preset:
+            raise ValueError(f"sim.material {sim.material!r} contradicts sample.sim_preset {preset!r}")
+        return sim
+
+    @property
+    def potentiostat_name(self) -> str:
+        return next(n for n, inst in self.instruments.items() if inst.kind == "potentiostat")
+
+    @property
+    def potentiostat(self) -> Instrument:
+        return self.instruments[self.potentiostat_name]
+
+    @property
+    def limits(self) -> Limits:
+        return self.potentiostat.limits  # type: ignore[return-value]  # validated non-None
+
+    @property
+    def sim_material(self) -> Optional[str]:
+        return (self.sim.material if self.sim else None) or self.sample.sim_preset
+
+    @property
+    def source(self) -> Optional[Path]:
+        """The file this profile was loaded from, if any."""
+        return self._source
+
+
+# ---------------------------------------------------------------------------------- loading
+
+
+def load_profile(name_or_path: Union[str, Path]) -> Profile:
+    return _load(name_or_path, PROFILES_DIR, "profile", Profile, ConfigError)
+
+
+def load_protocol(name_or_path: Union[str, Path]) -> "Protocol":
+    from operando.plans.protocol import Protocol, ProtocolError  # protocol.py imports this module
+
+    return _load(name_or_path, PROTOCOLS_DIR, "protocol", Protocol, ProtocolError)
+
+
+def list_profiles() -> list[str]:
+    return _names(PROFILES_DIR)
+
+
+def list_protocols() -> list[str]:
+    return _names(PROTOCOLS_DIR)
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def _load(name_or_path, folder: Path, what: str, model: type[BaseModel], error: type[ConfigError]):
+    path = _resolve(name_or_path, folder, what, error)
+    data = _read_mapping(path, error)
+    try:
+        obj = model.model_validate(data)
+    except ValidationError as exc:
+        raise error.from_problems(path, _problems(exc, data, model)) from None
+    obj._source = path
+    return obj
+
+
+def _resolve(name_or_path, folder: Path, what: str, error: type[ConfigError]) -> Path:
+    path = Path(name_or_path)
+    is_bare_name = (isinstance(name_or_path, str) and path.name == name_or_path
+                    and path.suffix not in (".yaml", ".yml"))
+    if is_bare_name:
+        path = folder / f"{name_or_path}.yaml"
+        if not path.is_file():
+            available = ", ".join(_names(folder)) or "none"
+            raise error(f"{path}: no {what} named {name_or_path!r}; available {what}s: {available}")
+    elif not path.is_file():
+        raise error(f"{path}: file not found")
+    return path
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader (plain data only) that rejects duplicate keys, which YAML silently overwrites."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                continue  # unhashable key: the base class reports it
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _read_mapping(path: Path, error: type[ConfigError]) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read: {exc}") from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        raise error(f"{path}: {where}: invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: YAML error: {exc}") from None
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else f"a {type(data).__name__}: {_show(data)}"
+        raise error(f"{path}: top level: expected a mapping of keys to values (got {got})")
+    return data
+
+
+def _problems(exc: ValidationError, data: Any, model: type[BaseModel]) -> list[tuple[str, str, Any]]:
+    out = []
+    for err in exc.errors(include_url=False):
+        kind, msg, got = err["type"], err["msg"], err.get("input", _NOTHING)
+        ctx = err.get("ctx", {})
+        if kind == "missing":
+            msg, got = "required field missing", _NOTHING
+        elif kind == "extra_forbidden":
+            key = str(err["loc"][-1])
+            close = difflib.get_close_matches(key, _known_keys(model), n=1, cutoff=0.6)
+            msg = f"unknown key; did you mean {close[0]!r}?" if close else "unknown key"
+        elif kind == "value_error":
+            msg = str(ctx.get("error", msg))
+        elif kind in ("union_tag_not_found", "union_tag_invalid"):
+            key = ctx.get("discriminator", "'kind'").strip("'")
+            msg = f"expected one of {', '.join(sorted(_union_tags(model)))}"
+            got = ctx.get("tag", _NOTHING)
+            out.append((f"{_path(err['loc'], data)}.{key}", msg, got))
+            continue
+        out.append((_path(err["loc"], data), msg, got))
+    return out
+
+
+def _path(loc: tuple, data: Any) -> str:
+    """``('steps', 2, 'cc', 'c_rate')`` -> ``steps[2].c_rate``: pydantic's union tags dropped."""
+    out = ""
+    for item in loc:
+        if isinstance(item, int):
+            out += f"[{item}]"
+            data = data[item] if isinstance(data, list) and -len(data) <= item < len(data) else None
+            continue
+        if isinstance(data, dict) and item not in data and item == data.get("kind"):
+            continue  # tag of the union member pydantic tried, not a key of the file
+        out += f".{item}" if out else str(item)
+        data = data.get(item) if isinstance(data, dict) else None
+    return out or "top level"
+
+
+def _known_keys(model: type[BaseModel]) -> set[str]:
+    """Every key any model reachable from ``model`` accepts (for did-you-mean suggestions)."""
+    return {key for sub in _all_models(model) for key in sub.model_fields}
+
+
+def _union_tags(model: type[BaseModel]) -> set[str]:
+    """Values of the ``kind`` discriminator accepted anywhere below ``model``."""
+    tags: set[str] = set()
+    for sub in _all_models(model):
+        field = sub.model_fields.get("kind")
+        if field is not None:
+            tags.update(a for a in get_args(field.annotation) if isinstance(a, str))
+    return tags
+
+
+def _all_models(model: type[BaseModel], seen: Optional[set] = None) -> set[type[BaseModel]]:
+    seen = set() if seen is None else seen
+    if model not in seen:
+        seen.add(model)
+        for field in model.model_fields.values():
+            for sub in _models_in(field.annotation):
+                _all_models(sub, seen)
+    return seen
+
+
+def _models_in(annotation: Any):
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    for arg in get_args(annotation):
+        yield from _models_in(arg)

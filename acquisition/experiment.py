@@ -1,0 +1,67 @@
+"""One experiment end to end: profile + protocol → instruments → operando plan → catalog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from operando.plans.operando import operando_cycling
+from operando.plans.protocol import compile_protocol, estimate_duration_s
+
+from .catalog import open_catalog
+from .instruments import build_instruments
+from .runs import describe_run
+from .session import make_run_engine
+
+
+@dataclass
+class ExperimentResult:
+    uid: str
+    scan_id: int
+    exit_status: str
+    summary: str
+    report: Path | None
+
+
+def run_experiment(profile, protocol, data_dir: Path, *, speed=None, progress=None, report=True):
+    """Run ``protocol`` on ``profile``'s instruments; store it under ``data_dir``."""
+    # Compiling checks currents and cut-offs against the profile's limits: nothing is touched yet.
+    steps = compile_protocol(protocol, profile.sample, profile.limits)
+    with open_catalog(data_dir) as catalog:
+        RE = make_run_engine(catalog)
+        instruments = build_instruments(profile, data_dir, speed)
+        if progress is not None:
+            progress.total_s = estimate_duration_s(steps, profile.sample.capacity_mAh)
+            progress.speed = instruments.clock.speed
+        md = {
+            "sample": profile.sample.model_dump(mode="json"),
+            "profile": profile.name,
+            "protocol": protocol.name,
+            "protocol_file": str(getattr(protocol, "source", "") or ""),
+            "instruments": {
+                name: {"kind": i.kind, "backend": i.backend}
+                for name, i in profile.instruments.items()
+                if i.enabled
+            },
+        }
+        plan = operando_cycling(
+            instruments.potentiostat,
+            steps,
+            instruments.detectors,
+            instruments.clock,
+            md=md,
+            progress=progress,
+        )
+        (uid,) = RE(plan)
+        run = catalog.client[uid]
+        stop = run.metadata.get("stop") or {}
+        summary = describe_run(run)
+        report_path = None
+        if report:
+            from .report import write_overview
+
+            report_path = write_overview(run, data_dir / "reports")
+            summary += f"\nOverview: {report_path}"
+        return ExperimentResult(
+            uid, run.metadata["start"]["scan_id"], stop.get("exit_status", "?"), summary, report_path
+        )

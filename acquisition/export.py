@@ -1,0 +1,76 @@
+"""Export a stored run: every stream to CSV files or one HDF5 file, with units."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def _stream_arrays(stream) -> dict[str, np.ndarray]:
+    return {key: np.asarray(stream[key].read()) for key in stream}
+
+
+def _units(run, stream_name: str) -> dict[str, str]:
+    """Units of each data key, from the stream's event descriptor."""
+    units = {}
+    try:
+        descriptors = run[stream_name].metadata.get("descriptors") or []
+        for desc in descriptors:
+            for key, dk in desc.get("data_keys", {}).items():
+                units[key] = dk.get("units") or ""
+    except Exception:
+        pass
+    return units
+
+
+def export_run(run, out: str | Path, fmt: str) -> list[Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    uid = run.metadata["start"]["uid"]
+    scan = run.metadata["start"].get("scan_id", 0)
+    stem = f"scan{scan:05d}-{uid[:8]}"
+    if fmt == "csv":
+        return _export_csv(run, out, stem)
+    if fmt == "hdf5":
+        return [_export_hdf5(run, out / f"{stem}.h5")]
+    raise ValueError(f"unknown export format {fmt!r} (csv or hdf5)")
+
+
+def _export_csv(run, out: Path, stem: str) -> list[Path]:
+    written = []
+    for name in run:
+        arrays = _stream_arrays(run[name])
+        units = _units(run, name)
+        scalars = {k: v for k, v in arrays.items() if v.ndim == 1}
+        path = out / f"{stem}-{name}.csv"
+        with path.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow([f"{k} [{units[k]}]" if units.get(k) else k for k in scalars])
+            w.writerows(zip(*scalars.values()))
+        written.append(path)
+        for key, arr in arrays.items():
+            if arr.ndim == 2:  # one row per frame (e.g. a spectrum)
+                apath = out / f"{stem}-{name}-{key}.csv"
+                np.savetxt(apath, arr, delimiter=",", header=f"{key} [{units.get(key, '')}]")
+                written.append(apath)
+    return written
+
+
+def _export_hdf5(run, path: Path) -> Path:
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.attrs["uid"] = run.metadata["start"]["uid"]
+        f.attrs["scan_id"] = run.metadata["start"].get("scan_id", 0)
+        f.attrs["start"] = json.dumps(dict(run.metadata["start"]), default=str)
+        f.attrs["stop"] = json.dumps(dict(run.metadata.get("stop") or {}), default=str)
+        for name in run:
+            grp = f.create_group(name)
+            units = _units(run, name)
+            for key, arr in _stream_arrays(run[name]).items():
+                ds = grp.create_dataset(key, data=arr)
+                ds.attrs["units"] = units.get(key, "")
+    return path

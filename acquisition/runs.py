@@ -1,0 +1,124 @@
+"""Finding runs in a catalog and summarising them (CLI `runs` and `show`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+
+from operando.analysis.cycling import CycleCapacity, cycle_capacities
+
+
+class RunNotFound(LookupError):
+    pass
+
+
+def find_run(client, ref: str | int):
+    """A run by uid, partial uid, scan id, or a negative index (-1 is the latest)."""
+    key: str | int = ref
+    if isinstance(ref, str):
+        try:
+            key = int(ref)
+        except ValueError:
+            key = ref
+    try:
+        if isinstance(key, int) and key < 0:
+            uids = list(client.keys())
+            return client[uids[key]]
+        return client[key]
+    except (KeyError, IndexError):
+        raise RunNotFound(
+            f"no run matches {ref!r} (give a uid, a partial uid, a scan id, or -1 for the latest; "
+            f"`operando runs` lists them)"
+        ) from None
+
+
+@dataclass
+class RunRow:
+    scan_id: int
+    uid: str
+    start: float
+    plan: str
+    sample: str
+    duration_s: float | None
+    status: str
+
+
+def run_row(run) -> RunRow:
+    start = run.metadata.get("start", {})
+    stop = run.metadata.get("stop") or {}
+    sample = start.get("sample") or {}
+    return RunRow(
+        scan_id=start.get("scan_id", 0),
+        uid=start.get("uid", ""),
+        start=start.get("time", 0.0),
+        plan=start.get("plan_name", ""),
+        sample=sample.get("name", "") if isinstance(sample, dict) else str(sample),
+        duration_s=(stop["time"] - start["time"]) if stop.get("time") else None,
+        status=stop.get("exit_status", "running/incomplete") if stop else "running/incomplete",
+    )
+
+
+def list_runs(client) -> list[RunRow]:
+    return [run_row(run) for run in client.values()]
+
+
+def format_time(t: float) -> str:
+    return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_runs(rows: list[RunRow]) -> str:
+    head = f"{'scan':>5}  {'uid':8}  {'start':19}  {'plan':22}  {'sample':28}  {'duration':>9}  status"
+    lines = [head]
+    for r in rows:
+        dur = f"{r.duration_s:8.1f}s" if r.duration_s is not None else "        -"
+        lines.append(
+            f"{r.scan_id:>5}  {r.uid[:8]:8}  {format_time(r.start):19}  {r.plan[:22]:22}  "
+            f"{r.sample[:28]:28}  {dur:>9}  {r.status}"
+        )
+    return "\n".join(lines)
+
+
+def stream_rows(run) -> dict[str, int]:
+    """Rows per stream (length of the first array of each stream)."""
+    rows = {}
+    for name in run:
+        stream = run[name]
+        keys = list(stream)
+        rows[name] = int(stream[keys[0]].shape[0]) if keys else 0
+    return rows
+
+
+def echem_capacities(run, stream: str = "echem") -> list[CycleCapacity]:
+    s = run[stream]
+    return cycle_capacities(s["cycle"].read(), s["I"].read(), s["charge"].read())
+
+
+def describe_run(run) -> str:
+    row = run_row(run)
+    start = run.metadata["start"]
+    lines = [
+        f"Run {row.uid}  (scan {row.scan_id})",
+        f"  plan      {row.plan}",
+        f"  sample    {row.sample}",
+        f"  started   {format_time(row.start)}",
+        f"  duration  {row.duration_s:.1f} s wall" if row.duration_s is not None else "  duration  -",
+        f"  status    {row.status}",
+        "  streams:",
+    ]
+    for name, n in stream_rows(run).items():
+        lines.append(f"    {name:16} {n:>9} rows  ({', '.join(list(run[name]))})")
+    if start.get("echem_stream", "echem") in run:
+        s = run[start.get("echem_stream", "echem")]
+        t = np.asarray(s["timestamp"].read())
+        if t.size:
+            lines.append(f"  experiment time  {(t[-1] - t[0]) / 3600:.3f} h")
+        caps = echem_capacities(run, start.get("echem_stream", "echem"))
+        lines.append("  cycle  charge/mAh  discharge/mAh  coulombic eff.")
+        for c in caps:
+            lines.append(
+                f"  {c.cycle:>5}  {c.charge_mAh:10.4f}  {c.discharge_mAh:13.4f}  "
+                f"{c.coulombic_efficiency:14.3f}"
+            )
+    return "\n".join(lines)
