@@ -23,13 +23,21 @@ class ExperimentResult:
     report: Path | None
 
 
-def run_experiment(profile, protocol, data_dir: Path, *, speed=None, progress=None, report=True):
-    """Run ``protocol`` on ``profile``'s instruments; store it under ``data_dir``."""
+def run_experiment(
+    profile, protocol, data_dir: Path, *, speed=None, progress=None, report=True, callbacks=()
+):
+    """Run ``protocol`` on ``profile``'s instruments; store it under ``data_dir``.
+
+    ``callbacks`` receive every document (name, doc) as the RunEngine emits it.
+    """
     # Compiling checks currents and cut-offs against the profile's limits: nothing is touched yet.
     steps = compile_protocol(protocol, profile.sample, profile.limits)
     with open_catalog(data_dir) as catalog:
         RE = make_run_engine(catalog)
-        instruments = build_instruments(profile, data_dir, speed)
+        for callback in callbacks:
+            RE.subscribe(callback)
+        interval = protocol.sampling.interval_s if protocol.sampling else None
+        instruments = build_instruments(profile, data_dir, speed, interval)
         if progress is not None:
             progress.total_s = estimate_duration_s(steps, profile.sample.capacity_mAh)
             progress.speed = instruments.clock.speed

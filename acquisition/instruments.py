@@ -37,9 +37,15 @@ class Instruments:
         return [self.potentiostat, *[d.device for d in self.detectors]]
 
 
-def build_instruments(profile: Profile, data_dir: Path, speed: float | None = None) -> Instruments:
+def build_instruments(
+    profile: Profile,
+    data_dir: Path,
+    speed: float | None = None,
+    sample_interval_s: float | None = None,
+) -> Instruments:
     """Devices for every enabled instrument of ``profile``, connected, sharing one clock.
 
+    ``sample_interval_s`` (from a protocol's ``sampling``) overrides the profile's setting.
     Must be called after a RunEngine exists (devices connect in its event loop).
     """
     unsupported = [
@@ -50,7 +56,7 @@ def build_instruments(profile: Profile, data_dir: Path, speed: float | None = No
     if unsupported:
         raise ConfigError(f"{profile.source or profile.name}: " + "; ".join(unsupported))
 
-    lab = _sim_lab(profile, speed)
+    lab = _sim_lab(profile, speed, sample_interval_s)
     clock: Clock = lab.clock if lab is not None else WallClock()
     potentiostat = None
     detectors: list[DetectorSchedule] = []
@@ -92,7 +98,7 @@ def _schedule(device, kind: str, name: str, settings: dict) -> DetectorSchedule:
     return DetectorSchedule(device, float(settings.get("period_s", DEFAULT_PERIOD_S[kind])), name)
 
 
-def _sim_lab(profile: Profile, speed: float | None):
+def _sim_lab(profile: Profile, speed: float | None, sample_interval_s: float | None):
     from operando.sim_devices.lab import build_sim_lab
 
     sim = profile.sim
@@ -102,6 +108,6 @@ def _sim_lab(profile: Profile, speed: float | None):
         material=(sim.material if sim else None) or "fe_li2o",
         active_mass_g=sample.active_mass_g,
         speed=speed if speed is not None else (sim.speed if sim else 1.0),
-        sample_interval_s=float(settings.get("sample_interval_s", 1.0)),
+        sample_interval_s=sample_interval_s or float(settings.get("sample_interval_s", 1.0)),
         seed=sim.seed if sim else 0,
     )
