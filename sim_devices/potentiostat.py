@@ -1,0 +1,221 @@
+"""Firmware of the simulated potentiostat: executes a list of ``ScheduledStep`` on a SimCell.
+
+Samples sit on a fixed grid ``start + k * sample_interval_s`` and the cell is only ever advanced
+to grid points, in chunks aligned to its internal step (``SimCell.STEP_S``) from the start of
+each technique. So the data depend on the programme, never on how often or when ``advance_to``
+is called; the price is that the cell may lag the clock by up to one chunk (0.05 s for fine
+sampling, one sample interval otherwise).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from operando.devices.techniques import (
+    ECHEM_COLUMNS,
+    ConstantCurrent,
+    OpenCircuit,
+    ScheduledStep,
+)
+
+from .cell import SimCell
+from .clock import Clock
+
+_GRID_EPS = 1e-9  # tolerance, in sample intervals, when mapping times onto the grid
+# the epoch-time column ("time" is reserved by Tiled's events table, so it may be "timestamp")
+TIME_COLUMN = "timestamp" if "timestamp" in ECHEM_COLUMNS else "time"
+
+
+class SimPotentiostatEngine:
+    def __init__(self, cell: SimCell, clock: Clock, sample_interval_s: float = 1.0):
+        if not sample_interval_s > 0:
+            raise ValueError(f"sample_interval_s must be > 0, got {sample_interval_s!r}")
+        self._cell = cell
+        self._clock = clock
+        self._dt = float(sample_interval_s)
+        # internal-step chunk while a technique runs, and a coarser one while idle
+        self._stride = max(1, int(cell.STEP_S / self._dt + _GRID_EPS))
+        self._idle_stride = max(self._stride, int(cell.MAX_STEP_S / self._dt + _GRID_EPS))
+        self._steps: list[ScheduledStep] = []
+        self._index = 0
+        self._origin = clock.time()  # the cell's time is origin + k * dt
+        self._k = 0
+        self._chunk_k0 = 0  # grid index chunks are aligned to (step start, or start of idling)
+        self._step_end: int | None = None
+        self._running = False
+        self._done = False
+        self._stop_reason: str | None = None
+        self._start_time: float | None = None
+        self._charge0_mAh = cell.charge_mAh
+        self._last_ewe = cell.ewe_V
+        self._last_current = 0.0
+        self._buffer: list[dict[str, np.ndarray]] = []
+
+    # ---- programme ---------------------------------------------------------------------------
+    def load(self, steps: Sequence[ScheduledStep]) -> None:
+        if self._running:
+            raise RuntimeError("cannot load a programme while one is running")
+        self._steps = list(steps)
+        self._done = False
+        self._stop_reason = None
+
+    def start(self) -> None:
+        if self._running:
+            raise RuntimeError("a programme is already running")
+        if not self._steps:
+            raise ValueError("no steps loaded")
+        now = self._clock.time()
+        self.advance_to(now)
+        gap = now - self.time
+        if gap > 0:  # bring the cell exactly to the start instant, off the old grid
+            self._cell.run(0.0, np.array([gap]))
+        self._origin, self._k = now, 0
+        self._start_time = now
+        self._charge0_mAh = self._cell.charge_mAh
+        self._running, self._done, self._stop_reason = True, False, None
+        self._begin_step(0)
+
+    def open_circuit(self, reason: str) -> None:
+        """Stop at once: no more current, programme finished with ``reason``."""
+        if self._running:
+            self._running = False
+            self._chunk_k0 = self._k
+        self._done = True
+        self._stop_reason = reason
+        self._last_current = 0.0
+        self._last_ewe = self._cell.rest_potential_V
+
+    # ---- time --------------------------------------------------------------------------------
+    def advance_to(self, t: float) -> None:
+        """Run the cell up to simulated epoch time ``t``, recording samples while a step runs."""
+        k_target = math.floor((t - self._origin) / self._dt + _GRID_EPS)
+        while self._k < k_target:
+            if not self._running:
+                self._relax(k_target)
+                return
+            k_end = self._step_end
+            if k_end is not None and k_end <= k_target:
+                k_stop = k_end
+            else:
+                k_stop = self._aligned(k_target, self._stride)
+            if k_stop <= self._k:
+                return  # wait for a whole internal step
+            self._run_step(k_stop)
+
+    def _relax(self, k_target: int) -> None:
+        k_stop = self._aligned(k_target, self._idle_stride)
+        n = (k_stop - self._k) // self._idle_stride
+        if n <= 0:
+            return
+        h = self._idle_stride * self._dt
+        self._cell.run(0.0, np.arange(1, n + 1) * h)
+        self._k = k_stop
+        self._last_ewe = self._cell.rest_potential_V
+        self._last_current = 0.0
+
+    def _aligned(self, k_target: int, stride: int) -> int:
+        return self._chunk_k0 + (k_target - self._chunk_k0) // stride * stride
+
+    def _run_step(self, k_stop: int) -> None:
+        step = self._steps[self._index]
+        tech = step.technique
+        rel = np.arange(1, k_stop - self._k + 1) * self._dt
+        if isinstance(tech, ConstantCurrent):
+            current = tech.current_A
+            trace = self._cell.run(current, rel, tech.e_min_V, tech.e_max_V)
+        else:
+            current = 0.0
+            trace = self._cell.run(0.0, rel)
+        m = len(trace)
+        idx = self._k + np.arange(1, m + 1)
+        self._buffer.append(
+            {
+                TIME_COLUMN: self._origin + idx * self._dt,
+                "Ewe": trace.ewe_V,
+                "I": np.full(m, current),
+                "charge": trace.charge_mAh - self._charge0_mAh,
+                "cycle": np.full(m, step.cycle, dtype=np.int64),
+                "step": np.full(m, step.step, dtype=np.int64),
+            }
+        )
+        self._k += m
+        self._last_ewe = float(trace.ewe_V[-1])
+        self._last_current = current
+        if trace.cutoff_reached or (self._step_end is not None and self._k >= self._step_end):
+            self._begin_step(self._index + 1)
+
+    def _begin_step(self, index: int) -> None:
+        self._index = index
+        self._chunk_k0 = self._k
+        if index >= len(self._steps):
+            self._running, self._done = False, True
+            self._stop_reason = "completed"
+            self._step_end = None
+            self._last_current = 0.0
+            return
+        tech = self._steps[index].technique
+        if isinstance(tech, OpenCircuit):
+            limit = tech.duration_s
+        elif isinstance(tech, ConstantCurrent):
+            limit = tech.max_duration_s
+        else:  # pragma: no cover - guarded by the Technique union
+            raise TypeError(f"unsupported technique {tech!r}")
+        # a step lasts whole sample intervals: at least its requested duration
+        self._step_end = None if limit is None else self._k + max(
+            1, math.ceil(limit / self._dt - _GRID_EPS)
+        )
+
+    # ---- data --------------------------------------------------------------------------------
+    def drain(self) -> dict[str, np.ndarray]:
+        """Samples recorded since the last drain, as ECHEM_COLUMNS arrays; clears the buffer."""
+        chunks, self._buffer = self._buffer, []
+        out = {}
+        for name, (_unit, dtype) in ECHEM_COLUMNS.items():
+            parts = [c[name] for c in chunks]
+            out[name] = np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
+        return out
+
+    # ---- status ------------------------------------------------------------------------------
+    @property
+    def time(self) -> float:
+        """Simulated epoch time the cell has been advanced to."""
+        return self._origin + self._k * self._dt
+
+    @property
+    def sample_interval_s(self) -> float:
+        return self._dt
+
+    @property
+    def start_time(self) -> float | None:
+        return self._start_time
+
+    @property
+    def steps(self) -> tuple[ScheduledStep, ...]:
+        return tuple(self._steps)
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def current_step(self) -> ScheduledStep | None:
+        return self._steps[self._index] if self._running else None
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._stop_reason
+
+    @property
+    def last_ewe(self) -> float:
+        return self._last_ewe
+
+    @property
+    def last_current(self) -> float:
+        return self._last_current

@@ -1,0 +1,87 @@
+"""Raman spectrum of the electrode as a CCD spectrometer would record it, from the SimCell state.
+
+Bands (counts/s at the peak): a metal-oxygen-metal and a metal-oxygen-carbon interfacial bond
+whose intensity ratio follows how full the interfacial store is, a lattice band that shifts a
+few cm^-1 with state of charge, and the carbon D and G bands as a state-independent reference.
+On top: fluorescence background, dark current, Poisson shot noise, read noise per accumulation
+and occasional cosmic-ray spikes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .cell import SimCell
+
+
+def _lorentzian(x: np.ndarray, centre: float, fwhm: float) -> np.ndarray:
+    half = 0.5 * fwhm
+    return half * half / ((x - centre) ** 2 + half * half)
+
+
+class SimRamanPhysics:
+    DARK_COUNTS_S = 2.0  # per pixel
+    READ_NOISE_COUNTS = 3.0  # rms per pixel per accumulation
+    COSMIC_RATE_S = 0.02  # spikes per second of exposure on the whole chip
+
+    def __init__(
+        self,
+        cell: SimCell,
+        seed: int = 0,
+        n_pixels: int = 1024,
+        laser_nm: float = 532.0,
+        shift_range_cm1: tuple[float, float] = (100.0, 1800.0),
+    ):
+        self._cell = cell
+        self._rng = np.random.default_rng(seed)
+        self.laser_nm = float(laser_nm)
+        self._shift = np.linspace(shift_range_cm1[0], shift_range_cm1[1], n_pixels)
+        self._fluorescence = 250.0 * np.exp(-(self._shift - self._shift[0]) / 1500.0) + 80.0
+
+    @property
+    def raman_shift_cm1(self) -> np.ndarray:
+        return self._shift.copy()
+
+    @property
+    def wavelength_nm(self) -> np.ndarray:
+        return 1e7 / (1e7 / self.laser_nm - self._shift)
+
+    def interface_fill(self) -> float:
+        """How full the interfacial store is, 0..1."""
+        cap = self._cell.interfacial_capacity_mAh
+        return min(max(self._cell.interfacial_charge_mAh / cap, 0.0), 1.0) if cap > 0 else 0.0
+
+    def bands(self) -> list[tuple[str, float, float, float]]:
+        """(name, centre cm^-1, FWHM cm^-1, peak counts/s) for the present state."""
+        fill = self.interface_fill()
+        soc = min(max(self._cell.soc, 0.0), 1.0)
+        return [
+            ("lattice", 505.0 - 6.0 * soc, 14.0, 600.0),
+            ("M-O-M", 880.0, 16.0, 800.0 * (1.0 - 0.7 * fill)),
+            ("M-O-C", 1010.0, 18.0, 250.0 + 900.0 * fill),
+            ("D", 1350.0, 60.0, 400.0),
+            ("G", 1590.0, 40.0, 500.0),
+        ]
+
+    def clean_rate(self) -> np.ndarray:
+        """Expected counts/s per pixel: bands plus fluorescence, without dark current."""
+        rate = self._fluorescence.copy()
+        for _name, centre, fwhm, peak in self.bands():
+            rate += peak * _lorentzian(self._shift, centre, fwhm)
+        return rate
+
+    def spectrum(self, exposure_s: float, accumulations: int = 1) -> np.ndarray:
+        """Summed counts of ``accumulations`` exposures of ``exposure_s`` each."""
+        if not exposure_s > 0 or accumulations < 1:
+            raise ValueError(
+                f"need exposure_s > 0 and accumulations >= 1, got {exposure_s!r}, {accumulations!r}"
+            )
+        total_s = exposure_s * accumulations
+        expected = (self.clean_rate() + self.DARK_COUNTS_S) * total_s
+        counts = self._rng.poisson(expected).astype(np.float64)
+        counts += self._rng.normal(0.0, self.READ_NOISE_COUNTS * np.sqrt(accumulations), counts.size)
+        for _ in range(self._rng.poisson(self.COSMIC_RATE_S * total_s)):
+            pixel = int(self._rng.integers(0, counts.size))
+            width = int(self._rng.integers(1, 4))
+            counts[pixel : pixel + width] += self._rng.uniform(200.0, 3000.0)
+        return counts
