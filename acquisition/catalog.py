@@ -14,6 +14,7 @@ by scan id, uid, partial uid or -1.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import warnings
@@ -96,6 +97,7 @@ def open_catalog(data_dir: Path) -> Catalog:
     """Open the catalog in-process (no socket): Tiled's app behind an in-memory transport."""
     from tiled.client import Context, from_context
 
+    logging.getLogger("tiled").setLevel(logging.WARNING)  # no start-up banner per command
     api_key = secrets.token_hex(16)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # starlette's TestClient transport deprecation notice

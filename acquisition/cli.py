@@ -140,13 +140,16 @@ class ProgressBar:
 
     def __init__(self, width: int = 30):
         self.width = width
+        # On a terminal the line redraws in place; in a log, a new line every few seconds.
+        self.tty = sys.stderr.isatty()
+        self.min_interval = 0.2 if self.tty else 5.0
         self.total_s: float | None = None  # estimated experiment duration
         self.speed = 1.0
         self._last = 0.0
 
     def __call__(self, p) -> None:
         now = time.monotonic()
-        if now - self._last < 0.2:
+        if now - self._last < self.min_interval:
             return
         self._last = now
         frac = min(p.elapsed_s / self.total_s, 0.999) if self.total_s else 0.0
@@ -154,9 +157,11 @@ class ProgressBar:
         eta = max(self.total_s - p.elapsed_s, 0.0) / self.speed if self.total_s else float("nan")
         frames = " ".join(f"{k}={v}" for k, v in p.frames.items())
         sys.stderr.write(
-            f"\r[{'#' * filled}{'.' * (self.width - filled)}] {frac * 100:5.1f}%  "
+            ("\r" if self.tty else "")
+            + f"[{'#' * filled}{'.' * (self.width - filled)}] {frac * 100:5.1f}%  "
             f"cycle {p.cycle} step {p.step}/{p.total_steps}  {p.samples} samples  {frames}  "
             f"ETA {eta:5.0f} s "
+            + ("" if self.tty else "\n")
         )
         sys.stderr.flush()
 

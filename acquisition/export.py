@@ -14,16 +14,9 @@ def _stream_arrays(stream) -> dict[str, np.ndarray]:
 
 
 def _units(run, stream_name: str) -> dict[str, str]:
-    """Units of each data key, from the stream's event descriptor."""
-    units = {}
-    try:
-        descriptors = run[stream_name].metadata.get("descriptors") or []
-        for desc in descriptors:
-            for key, dk in desc.get("data_keys", {}).items():
-                units[key] = dk.get("units") or ""
-    except Exception:
-        pass
-    return units
+    """Units of each data key, from the stream's descriptor (kept as the stream's metadata)."""
+    data_keys = run[stream_name].metadata.get("data_keys") or {}
+    return {key: (dk.get("units") or "") for key, dk in data_keys.items()}
 
 
 def export_run(run, out: str | Path, fmt: str) -> list[Path]:

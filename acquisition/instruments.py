@@ -90,8 +90,12 @@ def build_instruments(
             detectors.append(_schedule(device, inst.kind, name, settings))
         # SKPM devices arrive with their issue; a profile may list one already (it is skipped).
     instruments = Instruments(clock, potentiostat, detectors, lab)
-    call_in_bluesky_event_loop(asyncio.gather(*(d.connect() for d in instruments.devices)))
+    call_in_bluesky_event_loop(_connect_all(instruments.devices))
     return instruments
+
+
+async def _connect_all(devices) -> None:
+    await asyncio.gather(*(d.connect() for d in devices))
 
 
 def _schedule(device, kind: str, name: str, settings: dict) -> DetectorSchedule:

@@ -70,12 +70,8 @@ def write_overview(run, reports_dir: Path) -> Path:
 
 def _raman_shift(run, stream_name: str, n: int) -> np.ndarray:
     """The Raman-shift axis from the stream's configuration, else pixel numbers."""
-    try:
-        for desc in run[stream_name].metadata.get("descriptors") or []:
-            for dev in desc.get("configuration", {}).values():
-                for key, value in dev.get("data", {}).items():
-                    if key.endswith("raman_shift"):
-                        return np.asarray(value, dtype=float)
-    except Exception:
-        pass
+    for device in (run[stream_name].metadata.get("configuration") or {}).values():
+        for key, value in (device.get("data") or {}).items():
+            if key.endswith("raman_shift") and len(value) == n:
+                return np.asarray(value, dtype=float)
     return np.arange(n, dtype=float)

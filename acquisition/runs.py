@@ -80,6 +80,11 @@ def format_runs(rows: list[RunRow]) -> str:
     return "\n".join(lines)
 
 
+def data_keys(stream) -> list[str]:
+    """The measured keys of a stream, without bluesky's bookkeeping columns."""
+    return [k for k in stream if k not in ("seq_num", "time") and not k.startswith("ts_")]
+
+
 def stream_rows(run) -> dict[str, int]:
     """Rows per stream (length of the first array of each stream)."""
     rows = {}
@@ -108,7 +113,7 @@ def describe_run(run) -> str:
         "  streams:",
     ]
     for name, n in stream_rows(run).items():
-        lines.append(f"    {name:16} {n:>9} rows  ({', '.join(list(run[name]))})")
+        lines.append(f"    {name:16} {n:>9} rows  ({', '.join(data_keys(run[name]))})")
     if start.get("echem_stream", "echem") in run:
         s = run[start.get("echem_stream", "echem")]
         t = np.asarray(s["timestamp"].read())
@@ -117,6 +122,8 @@ def describe_run(run) -> str:
         caps = echem_capacities(run, start.get("echem_stream", "echem"))
         lines.append("  cycle  charge/mAh  discharge/mAh  coulombic eff.")
         for c in caps:
+            if c.charge_mAh == 0 and c.discharge_mAh == 0:
+                continue  # a rest-only cycle (e.g. the initial OCV, cycle 0)
             lines.append(
                 f"  {c.cycle:>5}  {c.charge_mAh:10.4f}  {c.discharge_mAh:13.4f}  "
                 f"{c.coulombic_efficiency:14.3f}"

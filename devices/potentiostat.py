@@ -85,10 +85,14 @@ class Potentiostat(StandardReadable):
         super().__init__(name=name)
 
     # -- set-up -----------------------------------------------------------------------------
+    def check(self, steps: Sequence[ScheduledStep]) -> None:
+        """Raise LimitError if any step leaves this instrument's limits. Touches nothing."""
+        check_steps(self.name or "potentiostat", steps, self.limits)
+
     @AsyncStatus.wrap
     async def prepare(self, steps: Sequence[ScheduledStep]) -> None:
         """Check every step against the limits; refuse the whole sequence before any is run."""
-        check_steps(self.name or "potentiostat", steps, self.limits)
+        self.check(steps)
         self._steps = list(steps)
         files_dir = self._files_dir() if callable(self._files_dir) else self._files_dir
         path = Path(files_dir) / f"{self.name or 'potentiostat'}-{uuid.uuid4().hex[:12]}.h5"
@@ -138,11 +142,11 @@ class Potentiostat(StandardReadable):
             if self._writer is not None:
                 self._writer.flush()
 
-    def _ingest(self, block: dict[str, np.ndarray]) -> None:
+    def _ingest(self, block: dict[str, np.ndarray], check_limits: bool = True) -> None:
         n = len(block.get("Ewe", ()))
         if n == 0:
             return
-        problem = excursion(block["Ewe"], block["I"], self.limits)
+        problem = excursion(block["Ewe"], block["I"], self.limits) if check_limits else None
         self._writer.append(block)
         self._set_ewe(float(block["Ewe"][-1]))
         self._set_current(float(block["I"][-1]))
@@ -161,14 +165,20 @@ class Potentiostat(StandardReadable):
             log.exception("%s: open_circuit failed after %s", self.name, reason)
 
     async def open_circuit(self, reason: str) -> None:
-        """Stop now, cell at open circuit, with the reason recorded."""
+        """Stop now, cell at open circuit, with the reason recorded; keep every sample measured."""
         if self._task is not None and not self._task.done():
+            self.stop_reason = reason  # recorded before the cancelled task records its own
             self._task.cancel()
             try:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
         await self._safe_stop(reason)
+        if self._writer is not None and self._writer.is_open:
+            try:
+                self._ingest(await self._backend.poll(), check_limits=False)
+            except Exception:
+                log.exception("%s: could not read the last samples after %s", self.name, reason)
 
     # -- bluesky verbs that end a run -------------------------------------------------------
     async def stop(self, success: bool = True) -> None:

@@ -37,6 +37,10 @@ class HDF5StreamWriter:
         self._bundles: dict[str, object] = {}
 
     @property
+    def is_open(self) -> bool:
+        return self._file is not None
+
+    @property
     def rows(self) -> int:
         return self._rows
 

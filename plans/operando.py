@@ -59,7 +59,8 @@ def operando_cycling(
     streams = [d.stream for d in detectors]
     if len(set(streams)) != len(streams) or ECHEM_STREAM in streams:
         raise ValueError(f"detector stream names must be unique and not {ECHEM_STREAM!r}: {streams}")
-    # Limits are checked here, before the run opens or the cell is touched.
+    # Limits are checked here, before the run opens or the cell is touched (and again by prepare).
+    potentiostat.check(steps)
     yield from bps.prepare(potentiostat, list(steps), wait=True)
 
     run_md = {
@@ -74,9 +75,19 @@ def operando_cycling(
     }
     devices = [potentiostat, *[d.device for d in detectors]]
 
+    def on_error(exc):
+        # Cell to open circuit first, then announce every sample measured up to the stop, so
+        # the stored run ends exactly where the cell stopped.
+        reason = f"run ended early: {type(exc).__name__}: {exc}"
+        yield from bps.wait_for([lambda: potentiostat.open_circuit(reason)])
+        yield from bps.collect(potentiostat, name=ECHEM_STREAM)
+
     @bpp.stage_decorator(devices)
     @bpp.run_decorator(md=run_md)
     def inner():
+        return (yield from bpp.contingency_wrapper(body(), except_plan=on_error))
+
+    def body():
         yield from bps.declare_stream(potentiostat, name=ECHEM_STREAM, collect=True)
         yield from bps.kickoff(potentiostat, wait=True)
         started = clock.time()
