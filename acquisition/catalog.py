@@ -97,7 +97,10 @@ def open_catalog(data_dir: Path) -> Catalog:
     """Open the catalog in-process (no socket): Tiled's app behind an in-memory transport."""
     from tiled.client import Context, from_context
 
-    logging.getLogger("tiled").setLevel(logging.WARNING)  # no start-up banner per command
+    import tiled.server.app  # noqa: F401  (it sets its own logger to INFO on import)
+
+    # No start-up banner on every command.
+    logging.getLogger("tiled.server.app").setLevel(logging.WARNING)
     api_key = secrets.token_hex(16)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # starlette's TestClient transport deprecation notice

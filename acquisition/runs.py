@@ -27,9 +27,10 @@ def find_run(client, ref: str | int):
             uids = list(client.keys())
             return client[uids[key]]
         return client[key]
-    except (KeyError, IndexError):
+    except (KeyError, IndexError, ValueError) as exc:
+        detail = f": {exc}" if isinstance(exc, ValueError) else ""
         raise RunNotFound(
-            f"no run matches {ref!r} (give a uid, a partial uid, a scan id, or -1 for the latest; "
+            f"no run matches {ref!r}{detail} (give a uid, a partial uid, a scan id, or -1 for the latest; "
             f"`operando runs` lists them)"
         ) from None
 

@@ -110,8 +110,7 @@ class SimPotentiostatEngine:
         n = (k_stop - self._k) // self._idle_stride
         if n <= 0:
             return
-        h = self._idle_stride * self._dt
-        self._cell.run(0.0, np.arange(1, n + 1) * h)
+        self._cell.relax(n * self._idle_stride * self._dt)
         self._k = k_stop
         self._last_ewe = self._cell.rest_potential_V
         self._last_current = 0.0
