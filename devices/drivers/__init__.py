@@ -1,0 +1,1 @@
+"""Instrument drivers: bytes <-> values, one module per real protocol, no bluesky imports."""
