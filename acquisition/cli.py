@@ -66,6 +66,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
     serve.set_defaults(func=_cmd_serve)
+
+    sim = sub.add_parser("sim", help="wire-level instrument simulators (real protocols)")
+    sim_sub = sim.add_subparsers(dest="sim_command", required=True)
+    sim_serve = sim_sub.add_parser("serve", help="serve one simulated instrument until Ctrl-C")
+    sim_serve.add_argument("instrument", choices=["potentiostat-methodscript"])
+    sim_serve.add_argument("--material", default="fe_li2o", help="simulated cell preset")
+    sim_serve.add_argument("--active-mass-g", type=float, default=1e-3)
+    sim_serve.add_argument("--soc", type=float, default=0.0, help="initial state of charge")
+    sim_serve.add_argument("--speed", type=float, default=1.0, help="simulated s per wall s")
+    sim_serve.set_defaults(func=_cmd_sim_serve)
     return p
 
 
@@ -132,6 +142,17 @@ def _cmd_serve(args) -> int:
     from .serve import serve
 
     serve(resolve_data_dir(args.data), host=args.host, port=args.port)
+    return 0
+
+
+def _cmd_sim_serve(args) -> int:
+    # Prints the pseudo-terminal path to open with the MethodSCRIPT driver (or any terminal).
+    from operando.sim_devices.wire.methodscript_server import main as serve_methodscript
+
+    serve_methodscript(
+        ["--material", args.material, "--active-mass-g", str(args.active_mass_g),
+         "--soc", str(args.soc), "--speed", str(args.speed)]
+    )
     return 0
 
 

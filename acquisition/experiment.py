@@ -9,7 +9,7 @@ from operando.plans.operando import operando_cycling
 from operando.plans.protocol import compile_protocol, estimate_duration_s
 
 from .catalog import open_catalog
-from .instruments import build_instruments
+from .instruments import build_instruments, check_buildable
 from .runs import describe_run
 from .session import make_run_engine
 
@@ -32,6 +32,7 @@ def run_experiment(
     """
     # Compiling checks currents and cut-offs against the profile's limits: nothing is touched yet.
     steps = compile_protocol(protocol, profile.sample, profile.limits)
+    check_buildable(profile)
     with open_catalog(data_dir) as catalog:
         RE = make_run_engine(catalog)
         for callback in callbacks:

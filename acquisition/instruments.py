@@ -25,6 +25,33 @@ from .config import ConfigError, Profile
 DEFAULT_PERIOD_S = {"magnetometer": 10.0, "raman": 60.0}
 
 
+DEFAULT_SIM_MATERIAL = "fe_li2o"
+
+
+def check_buildable(profile: Profile) -> None:
+    """Raise ConfigError (naming file and field) if this profile's instruments cannot be built.
+
+    Called before the catalog opens, so a bad profile starts nothing.
+    """
+    from operando.sim_devices.materials import PRESETS
+
+    where = profile.source or profile.name
+    problems = [
+        f"{where}: instruments.{name}.backend: not available yet, only 'sim' (got {inst.backend!r})"
+        for name, inst in profile.instruments.items()
+        if inst.enabled and inst.backend != "sim"
+    ]
+    material = profile.sim_material or DEFAULT_SIM_MATERIAL
+    if material not in PRESETS:
+        field = "sim.material" if profile.sim and profile.sim.material else "sample.sim_preset"
+        problems.append(
+            f"{where}: {field}: unknown simulated material (got {material!r}); "
+            f"choose one of {', '.join(sorted(PRESETS))}"
+        )
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
 @dataclass
 class Instruments:
     clock: Clock
@@ -48,14 +75,7 @@ def build_instruments(
     ``sample_interval_s`` (from a protocol's ``sampling``) overrides the profile's setting.
     Must be called after a RunEngine exists (devices connect in its event loop).
     """
-    unsupported = [
-        f"instruments.{name}.backend: {inst.backend!r} is not available yet (only 'sim')"
-        for name, inst in profile.instruments.items()
-        if inst.enabled and inst.backend != "sim"
-    ]
-    if unsupported:
-        raise ConfigError(f"{profile.source or profile.name}: " + "; ".join(unsupported))
-
+    check_buildable(profile)
     lab = _sim_lab(profile, speed, sample_interval_s)
     clock: Clock = lab.clock if lab is not None else WallClock()
     potentiostat = None
@@ -104,12 +124,11 @@ def _schedule(device, kind: str, name: str, settings: dict) -> DetectorSchedule:
 
 def _sim_lab(profile: Profile, speed: float | None, sample_interval_s: float | None):
     from operando.sim_devices.lab import build_sim_lab
-
     sim = profile.sim
     sample = profile.sample
     settings = profile.potentiostat.settings or {}
     return build_sim_lab(
-        material=(sim.material if sim else None) or "fe_li2o",
+        material=profile.sim_material or DEFAULT_SIM_MATERIAL,
         active_mass_g=sample.active_mass_g,
         speed=speed if speed is not None else (sim.speed if sim else 1.0),
         sample_interval_s=sample_interval_s or float(settings.get("sample_interval_s", 1.0)),

@@ -56,3 +56,15 @@ def test_non_positive_speed_is_refused(tmp_path, capsys, speed):
 def test_unknown_run_is_a_clear_error(tmp_path, capsys):
     code, out, err = run_cli(capsys, "show", "deadbeef", "--data", str(tmp_path))
     assert code == 2 and "no run matches 'deadbeef'" in err
+
+
+def test_unknown_simulated_material_names_the_field(tmp_path, capsys):
+    from operando.acquisition.config import PROFILES_DIR
+
+    profile = tmp_path / "lab.yaml"
+    profile.write_text((PROFILES_DIR / "sim.yaml").read_text().replace("material: fe_li2o", "material: unobtainium"))
+    data = tmp_path / "data"
+    code, out, err = run_cli(capsys, "run", "galvanostatic_cycling", "--profile", str(profile), "--data", str(data))
+    assert code == 2
+    assert "lab.yaml" in err and "sim.material" in err and "unobtainium" in err
+    assert not (data / "catalog.db").exists()

@@ -156,3 +156,26 @@ def test_samples_per_second_from_the_pty(params):
         sim.stop()
     assert n == 10_000
     print(f"\nMethodSCRIPT over pty: {n} packages in {elapsed:.3f} s = {n / elapsed:,.0f} samples/s")
+
+
+def test_operando_sim_serve_prints_a_pty_the_driver_can_open():
+    import subprocess
+    import sys
+
+    from operando.devices.drivers.methodscript import MethodScriptDriver
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "operando.acquisition.cli", "sim", "serve", "potentiostat-methodscript"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        path = proc.stdout.readline().strip()
+        assert path.startswith("/dev/pts/")
+        driver = MethodScriptDriver(path)
+        try:
+            assert driver.firmware_version()
+        finally:
+            driver.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
