@@ -61,7 +61,10 @@ def run_experiment(
             md=md,
             progress=progress,
         )
-        (uid,) = RE(plan)
+        try:
+            (uid,) = RE(plan)
+        finally:
+            RE.catalog_writer.flush()  # every document is in the catalog before we read it
         run = catalog.client[uid]
         stop = run.metadata.get("stop") or {}
         summary = describe_run(run)

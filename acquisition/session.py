@@ -10,6 +10,7 @@ from pathlib import Path
 from bluesky import RunEngine
 from bluesky_tiled_plugins import TiledWriter
 
+from .background import BackgroundConsumer
 from .catalog import Catalog
 
 
@@ -52,8 +53,13 @@ class JsonMetadataStore(MutableMapping):
 
 
 def make_run_engine(catalog: Catalog, *, call_returns_result: bool = False) -> RunEngine:
-    """A RunEngine whose every document goes to the catalog, with persisted metadata."""
+    """A RunEngine whose every document goes to the catalog, with persisted metadata.
+
+    The catalog writer runs on its own thread (``RE.catalog_writer``); call its ``flush()``
+    before reading a run that just ended.
+    """
     md = JsonMetadataStore(catalog.data_dir / "run_engine.json")
     RE = RunEngine(md, call_returns_result=call_returns_result)
-    RE.subscribe(TiledWriter(catalog.client))
+    RE.catalog_writer = BackgroundConsumer(TiledWriter(catalog.client))
+    RE.subscribe(RE.catalog_writer)
     return RE

@@ -103,6 +103,7 @@ def bench_fast_path(catalog, n: int, interval_s: float = 1e-3) -> tuple[int, flo
     steps = [ScheduledStep(technique=step, cycle=1, step=1)]
     t0 = time.perf_counter()
     (uid,) = RE(galvanostatic_cycling(dev, steps, lab.clock, md={"plan_name": "bench_fast_path"}))
+    RE.catalog_writer.flush()  # stored, not just queued
     seconds = time.perf_counter() - t0
     rows = catalog.client[uid]["echem"]["Ewe"].read().shape[0]
     return rows, seconds
