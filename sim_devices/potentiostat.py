@@ -46,6 +46,8 @@ class SimPotentiostatEngine:
         self._chunk_k0 = 0  # grid index chunks are aligned to (step start, or start of idling)
         self._step_end: int | None = None
         self._running = False
+        self._held = False  # a hold (pause, long acquisition): open circuit, programme frozen
+        self._held_remaining: int | None = None
         self._done = False
         self._stop_reason: str | None = None
         self._start_time: float | None = None
@@ -80,6 +82,7 @@ class SimPotentiostatEngine:
 
     def open_circuit(self, reason: str) -> None:
         """Stop at once: no more current, programme finished with ``reason``."""
+        self._held = False
         if self._running:
             self._running = False
             self._chunk_k0 = self._k
@@ -87,6 +90,30 @@ class SimPotentiostatEngine:
         self._stop_reason = reason
         self._last_current = 0.0
         self._last_ewe = self._cell.rest_potential_V
+
+    def hold(self) -> None:
+        """Open circuit now, keep recording, freeze the programme where it is (step and time left)."""
+        if not self._running or self._held:
+            return
+        self.advance_to(self._clock.time())
+        self._held = True
+        self._held_remaining = None if self._step_end is None else self._step_end - self._k
+        self._step_end = None
+        self._chunk_k0 = self._k
+
+    def release(self) -> None:
+        """Continue the frozen step with the time it had left when the hold began."""
+        if not self._held:
+            return
+        self.advance_to(self._clock.time())
+        self._held = False
+        rem = self._held_remaining
+        self._step_end = None if rem is None else self._k + max(1, rem)
+        self._chunk_k0 = self._k
+
+    @property
+    def held(self) -> bool:
+        return self._held
 
     # ---- time --------------------------------------------------------------------------------
     def advance_to(self, t: float) -> None:
@@ -122,7 +149,10 @@ class SimPotentiostatEngine:
         step = self._steps[self._index]
         tech = step.technique
         rel = np.arange(1, k_stop - self._k + 1) * self._dt
-        if isinstance(tech, ConstantCurrent):
+        if self._held:
+            current = 0.0
+            trace = self._cell.run(0.0, rel)
+        elif isinstance(tech, ConstantCurrent):
             current = tech.current_A
             trace = self._cell.run(current, rel, tech.e_min_V, tech.e_max_V)
         else:
@@ -143,6 +173,8 @@ class SimPotentiostatEngine:
         self._k += m
         self._last_ewe = float(trace.ewe_V[-1])
         self._last_current = current
+        if self._held:
+            return
         if trace.cutoff_reached or (self._step_end is not None and self._k >= self._step_end):
             self._begin_step(self._index + 1)
 

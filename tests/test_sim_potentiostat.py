@@ -175,3 +175,25 @@ def test_lab_sync_follows_the_accelerated_clock():
     n = data[TIME_COLUMN].size
     np.testing.assert_array_equal(data[TIME_COLUMN], start + np.arange(1, n + 1) * 0.5)
     assert "fe_li2o" in lab.cell_description
+
+
+def test_hold_freezes_the_step_and_release_continues_with_the_time_left():
+    eng, clock, p = engine(dt=1.0, soc=0.3)
+    i = p.c_rate_current_A(0.5)
+    eng.load([cc(i, 1, 1, max_duration_s=100)])
+    eng.start()
+    t0 = eng.start_time
+    eng.advance_to(t0 + 40)
+    clock.time = lambda: t0 + 40  # the hold starts exactly here
+    eng.hold()
+    assert eng.held
+    eng.advance_to(t0 + 90)  # 50 s held: open circuit, recorded, same step
+    clock.time = lambda: t0 + 90
+    eng.release()
+    eng.advance_to(t0 + 200)
+    d = eng.drain()
+    held = (d[TIME_COLUMN] > t0 + 40) & (d[TIME_COLUMN] <= t0 + 90)
+    assert np.all(d["I"][held] == 0.0) and held.sum() == 50
+    assert np.all(d["step"] == 1)
+    assert np.count_nonzero(d["I"] == i) == 100  # the full 100 s of current, 40 + 60
+    assert eng.done and d[TIME_COLUMN][-1] == t0 + 150
