@@ -3,8 +3,18 @@
 Equivalent circuit, working electrode vs Li:
 
     Ewe = V + I R_ohm,   V across two parallel branches:
-      faradaic:    I_f = (V - U(x_surface)) / R_ct, feeding finite-volume diffusion in a sphere
-      interfacial: C_int dV/dt = I - I_f (space-charge store, charges linearly with V)
+      faradaic:    I_f = 2 i0 sinh(F (V - U(x_surface)) / 2RT)  (symmetric Butler-Volmer,
+                   i0 = RT / (F R_ct)), feeding finite-volume diffusion in a sphere
+      capacitive:  (C_int + C_dl) dV/dt = I - I_f (space-charge store at the heterointerfaces,
+                   sized by interface density and Debye length, plus the double layer)
+
+Control: ``run`` holds a current (galvanostatic, with cut-offs), ``run_potential`` imposes Ewe
+(a hold or any programme E(t), e.g. a CV triangle; current compliance), ``relax`` leaves the
+cell at open circuit. ``set_temperature`` re-derives R_ct and D (Arrhenius) and the OCV's
+entropy term.
+
+Butler-Volmer enters each step through its chord resistance eta/I_f at the previous step's
+faradaic current (equal to R_ct at small currents), which keeps the step linear and cheap.
 
 Integration (the hot path): implicit Euler on shells and interface together, with U linearised
 about the surface stoichiometry at the start of each step; the diffusion matrices are
@@ -18,15 +28,24 @@ trace stops at the first sample that really crosses it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from .cell_parameters import CellParameters, OcvCurve
+from .cell_parameters import FARADAY, GAS_CONSTANT, CellParameters, OcvCurve
 from .diffusion import SphericalDiffusion
 from .materials import PRESETS, preset
 
-__all__ = ["CellParameters", "CellTrace", "OcvCurve", "PRESETS", "SimCell", "preset"]
+__all__ = [
+    "CellParameters",
+    "CellTrace",
+    "OcvCurve",
+    "PRESETS",
+    "PotentialTrace",
+    "SimCell",
+    "preset",
+]
 
 
 @dataclass(frozen=True)
@@ -44,6 +63,21 @@ class CellTrace:
         return len(self.t_rel)
 
 
+@dataclass(frozen=True)
+class PotentialTrace:
+    """Samples of one ``SimCell.run_potential``; ``charge_mAh`` counts from the cell's creation."""
+
+    t_rel: np.ndarray
+    ewe_V: np.ndarray  # the imposed potential at each sample
+    current_A: np.ndarray  # the current flowing at each sample (> 0 charging)
+    charge_mAh: np.ndarray
+    soc: np.ndarray
+    limit_reached: bool  # |I| exceeded the compliance; the trace ends at that sample
+
+    def __len__(self) -> int:
+        return len(self.t_rel)
+
+
 class SimCell:
     STEP_S = 0.05
     MAX_STEP_S = 1.0
@@ -54,12 +88,12 @@ class SimCell:
         self._q_nom_C = p.nominal_capacity_mAh * 3.6
         self._q_bulk_C = p.bulk_capacity_C
         self._cap_F = p.interfacial_capacitance_F
-        self._r_ct = p.r_ct_at_temperature_ohm
+        self._dl_F = p.double_layer_F
+        self._cap_total = self._cap_F + self._dl_F
         self._r_ohm = p.r_ohm
         self._e_ref = p.e_min_V  # the interfacial store is empty at the bottom of the window
-        self._diff = SphericalDiffusion(
-            p.n_shells, p.particle_radius_m, p.diffusion_m2_s, self._q_bulk_C
-        )
+        self._i_f = 0.0  # faradaic current of the last step (Butler-Volmer chord)
+        self.set_temperature(p.temperature_K)
         self._w = self._diff.volume_fraction
         # soc and stored charge count from the rest state at e_min_V, so soc 0 sits in the window
         self._x_empty = self._stoichiometry_at(p.e_min_V)
@@ -77,7 +111,33 @@ class SimCell:
 
     @property
     def temperature_K(self) -> float:
-        return self._p.temperature_K
+        return self._temp
+
+    def set_temperature(self, temperature_K: float) -> None:
+        """Cell temperature from now on: R_ct and D follow Arrhenius, U(x) its entropy term."""
+        if not temperature_K > 0:
+            raise ValueError(f"temperature_K must be > 0, got {temperature_K!r}")
+        p = self._p
+        self._temp = float(temperature_K)
+        self._r_ct = p.r_ct_at(self._temp)
+        self._f_half = FARADAY / (2.0 * GAS_CONSTANT * self._temp)  # F / 2RT
+        self._diff = SphericalDiffusion(
+            p.n_shells,
+            p.particle_radius_m,
+            p.diffusion_at(self._temp),
+            self._q_bulk_C,
+            p.shell_grading,
+        )
+
+    @property
+    def current_A(self) -> float:
+        """Current of the last run (0 after relax)."""
+        return self._current_A
+
+    @property
+    def faradaic_current_A(self) -> float:
+        """Current through charge transfer into the bulk at the end of the last step."""
+        return self._i_f
 
     @property
     def time_s(self) -> float:
@@ -116,9 +176,19 @@ class SimCell:
         return self._cap_F * (self._p.e_max_V - self._e_ref) / 3.6
 
     @property
+    def double_layer_charge_mAh(self) -> float:
+        return self._dl_F * (self._v - self._e_ref) / 3.6
+
+    @property
+    def interface_fill(self) -> float:
+        """How full the space-charge store is, 0..1 (0 at e_min_V, 1 at e_max_V)."""
+        span = self._p.e_max_V - self._e_ref
+        return min(max((self._v - self._e_ref) / span, 0.0), 1.0)
+
+    @property
     def stored_charge_mAh(self) -> float:
         bulk_C = self._q_bulk_C * (self.bulk_stoichiometry - self._x_empty)
-        return bulk_C / 3.6 + self.interfacial_charge_mAh
+        return bulk_C / 3.6 + self.interfacial_charge_mAh + self.double_layer_charge_mAh
 
     @property
     def interfacial_fraction(self) -> float:
@@ -172,12 +242,13 @@ class SimCell:
         prev_i, prev_t = -1, 0.0
         for i in nodes:
             tb = times[i]
-            x_a, v_a = x, v
+            x_a, v_a, if_a = x, v, self._i_f
             x, v = self._advance(x, v, tb - prev_t, current)
             e = v + current * r_ohm
             if crossed is not None and crossed(e):
                 # redo this step sample by sample to find the first sample that crosses
                 x, v, tk = x_a, v_a, prev_t
+                self._i_f = if_a
                 for k in range(prev_i + 1, i + 1):
                     x, v = self._advance(x, v, times[k] - tk, current)
                     tk = times[k]
@@ -239,25 +310,102 @@ class SimCell:
         self._time_s += duration_s
         self._current_A = 0.0
 
+    def _chord_r_ct(self, i_f: float) -> float:
+        """Butler-Volmer chord resistance eta/I_f at faradaic current ``i_f`` (R_ct as I_f -> 0)."""
+        y = abs(i_f) * self._r_ct * self._f_half  # |I_f| / (2 i0)
+        return self._r_ct if y < 1e-4 else self._r_ct * math.asinh(y) / y
+
     def _advance(self, x: np.ndarray, v: float, gap: float, current: float, max_step_s=None):
+        """Galvanostatic implicit-Euler steps; updates the Butler-Volmer state ``_i_f``."""
         n_sub = max(1, math.ceil(gap / (max_step_s or self.MAX_STEP_S) - 1e-9))
         h = gap / n_sub
         m, hmb, gain = self._diff.step_operator(h)
-        cap, r_ct, ocv, temp = self._cap_F, self._r_ct, self._p.ocv, self._p.temperature_K
+        cap, ocv, temp = self._cap_total, self._p.ocv, self._temp
+        i_f = self._i_f
         for _ in range(n_sub):
             xp = m @ x
             xs = float(x[-1])
             u0, slope = ocv.value_and_slope(xs, temp)
             u_star = u0 + slope * (float(xp[-1]) - xs)  # U at the new surface, minus I_f's share
-            r_eff = r_ct + slope * gain
+            r_eff = self._chord_r_ct(i_f) + slope * gain
             k = h / (cap * r_eff)
             v = (v + h * current / cap + k * u_star) / (1.0 + k)
             i_f = (v - u_star) / r_eff
             x = xp + hmb * i_f
+        self._i_f = i_f
         return x, v
 
+    def _advance_potential(self, x: np.ndarray, v: float, t0: float, gap: float, e_of_t, n_sub):
+        """Potentiostatic implicit-Euler steps from t0 to t0 + gap; returns (x, v, I, charge C)."""
+        h = gap / n_sub
+        m, hmb, gain = self._diff.step_operator(h)
+        cap_h, g_ohm, ocv, temp = self._cap_total / h, 1.0 / self._r_ohm, self._p.ocv, self._temp
+        i_f, current, charge = self._i_f, 0.0, 0.0
+        for j in range(1, n_sub + 1):
+            e = e_of_t(t0 + j * h)
+            xp = m @ x
+            xs = float(x[-1])
+            u0, slope = ocv.value_and_slope(xs, temp)
+            u_star = u0 + slope * (float(xp[-1]) - xs)
+            g_f = 1.0 / (self._chord_r_ct(i_f) + slope * gain)
+            v = (cap_h * v + e * g_ohm + u_star * g_f) / (cap_h + g_ohm + g_f)
+            i_f = (v - u_star) * g_f
+            current = (e - v) * g_ohm
+            charge += current * h  # = C dV + I_f h: the implicit step conserves charge exactly
+            x = xp + hmb * i_f
+        self._i_f = i_f
+        return x, v, current, charge
+
+    def run_potential(
+        self,
+        potential_V: float | Callable[[float], float],
+        sample_times_rel: np.ndarray,
+        *,
+        i_limit_A: float | None = None,
+        max_step_s: float | None = None,
+    ) -> PotentialTrace:
+        """Impose Ewe through ``sample_times_rel`` (s after now, ascending, > 0).
+
+        ``potential_V`` is a number (a potential hold, e.g. chronoamperometry) or a function of
+        the time since now, t -> Ewe(t) in V (a sweep, e.g. ``linear_sweep`` for CV). Between
+        samples the cell is stepped at most ``max_step_s`` (default ``MAX_STEP_S``) at a time,
+        evaluating the programme at every step's end. The current is that flowing at each
+        sample. With ``i_limit_A``, stops at the first sample where |I| exceeds it (the
+        instrument's compliance); the cell then ends at that sample, still under control until
+        the caller relaxes or runs it.
+        """
+        t = np.asarray(sample_times_rel, dtype=float).ravel()
+        if t.size and (not t[0] > 0 or (t.size > 1 and not np.all(np.diff(t) > 0))):
+            raise ValueError("sample_times_rel must be > 0 and strictly ascending")
+        e_of_t = potential_V if callable(potential_V) else (lambda _t, e=float(potential_V): e)
+        step = max_step_s or self.MAX_STEP_S
+        x, v = self._x, self._v
+        n = t.size
+        ewe, cur, chg = np.empty(n), np.empty(n), np.empty(n)
+        charge_C, prev, last, limited = self._charge_C, 0.0, n - 1, False
+        current = self._current_A
+        for k, tk in enumerate(t.tolist()):
+            gap = tk - prev
+            n_sub = max(1, math.ceil(gap / step - 1e-9)) if math.isfinite(step) else 1
+            x, v, current, dq = self._advance_potential(x, v, prev, gap, e_of_t, n_sub)
+            charge_C += dq
+            ewe[k], cur[k], chg[k] = e_of_t(tk), current, charge_C / 3.6
+            prev = tk
+            if i_limit_A is not None and abs(current) > i_limit_A:
+                last, limited = k, True
+                break
+        m = last + 1
+        self._x, self._v = x, v
+        if n:
+            self._charge_C = charge_C
+            self._time_s += float(t[last])
+            self._current_A = current
+        q0 = chg[:m] * 3.6 - charge_C  # charge relative to the end state
+        soc = self.soc + q0 / self._q_nom_C
+        return PotentialTrace(t[:m], ewe[:m], cur[:m], chg[:m], soc, limited)
+
     def _u(self, x: float) -> tuple[float, float]:
-        return self._p.ocv.value_and_slope(x, self._p.temperature_K)
+        return self._p.ocv.value_and_slope(x, self._temp)
 
     def _equilibrium_stoichiometry(self, soc: float) -> float:
         """Bulk x at rest such that bulk + interfacial charge equals ``soc`` of nominal."""
@@ -265,7 +413,7 @@ class SimCell:
 
         def stored(x: float) -> float:
             bulk = self._q_bulk_C * (x - self._x_empty)
-            return bulk + self._cap_F * (self._u(x)[0] - self._e_ref)
+            return bulk + self._cap_total * (self._u(x)[0] - self._e_ref)
 
         return self._bisect(stored, target)
 

@@ -1,8 +1,10 @@
 """Finite-volume diffusion in a spherical particle, stepped with implicit Euler.
 
-Shells of equal thickness; state is each shell's stoichiometry. The faradaic current enters
-through the outer shell. Implicit Euler is unconditionally stable, so the step is chosen for
-accuracy only; the step matrices are precomputed and cached per step length.
+Shells of equal thickness, or graded (each shell ``grading`` times thinner than the one inside
+it) so the thin diffusion layer under the surface is resolved during fast sweeps; state is each
+shell's stoichiometry. The faradaic current enters through the outer shell. Implicit Euler is
+unconditionally stable, so the step is chosen for accuracy only; the step matrices are
+precomputed and cached per step length.
 """
 
 from __future__ import annotations
@@ -10,17 +12,34 @@ from __future__ import annotations
 import numpy as np
 
 
+def shell_boundaries(n_shells: int, grading: float = 1.0) -> np.ndarray:
+    """Radii (in units of the particle radius) of the shells' faces, 0 ... 1."""
+    if grading == 1.0:
+        return np.linspace(0.0, 1.0, n_shells + 1)
+    widths = grading ** -np.arange(n_shells, dtype=float)  # outer shells thinner
+    return np.concatenate(([0.0], np.cumsum(widths) / widths.sum()))
+
+
 class SphericalDiffusion:
-    def __init__(self, n_shells: int, radius_m: float, diffusion_m2_s: float, capacity_C: float):
+    def __init__(
+        self,
+        n_shells: int,
+        radius_m: float,
+        diffusion_m2_s: float,
+        capacity_C: float,
+        grading: float = 1.0,
+    ):
         n = n_shells
-        i = np.arange(n, dtype=float)
-        self.volume_fraction = ((i + 1) ** 3 - i**3) / n**3  # sums to 1
-        area = ((i[:-1] + 1) / n) ** 2  # faces between shell k and k+1, in units of 4 pi R^2
+        r = shell_boundaries(n, grading)
+        self.volume_fraction = r[1:] ** 3 - r[:-1] ** 3  # sums to 1
+        centres = 0.5 * (r[1:] + r[:-1])
+        area = r[1:-1] ** 2  # inner faces, in units of 4 pi R^2
+        distance = np.diff(centres)
         rate = diffusion_m2_s / radius_m**2
-        # dx_k/dt = (D/R^2) * 3 N a (x_{k+1} - x_k) / v_k across each inner face
+        # v_k dx_k/dt = 3 (D/R^2) a (x_{k+1} - x_k) / d across each inner face
         lap = np.zeros((n, n))
         for k in range(n - 1):
-            g = rate * 3.0 * n * area[k]
+            g = rate * 3.0 * area[k] / distance[k]
             lap[k, k] -= g / self.volume_fraction[k]
             lap[k, k + 1] += g / self.volume_fraction[k]
             lap[k + 1, k + 1] -= g / self.volume_fraction[k + 1]
