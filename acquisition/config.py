@@ -32,6 +32,7 @@ from pydantic import (
 
 import operando
 from operando.devices.techniques import Limits
+from operando.plans.schedules import Rule
 
 if TYPE_CHECKING:
     from operando.plans.protocol import Protocol
@@ -107,6 +108,17 @@ class Instrument(_Model):
     enabled: bool = True
     limits: Optional[Limits] = Field(default=None, validate_default=True)
     settings: dict[str, JsonValue] = {}  # free options, checked by the backend that reads them
+    # When a detector acquires (plans/schedules.py); default: every settings.period_s seconds.
+    schedule: Optional[list[Rule]] = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_for_detectors(cls, schedule, info: ValidationInfo):
+        if schedule is not None and info.data.get("kind") == "potentiostat":
+            raise ValueError("a potentiostat has no acquisition schedule (it streams)")
+        if schedule is not None and not schedule:
+            raise ValueError("a schedule needs at least one rule, e.g. {every_s: 60}")
+        return schedule
 
     @field_validator("backend")
     @classmethod

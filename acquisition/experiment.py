@@ -58,6 +58,7 @@ def run_experiment(
             steps,
             instruments.detectors,
             instruments.clock,
+            capacity_mAh=profile.sample.capacity_mAh,
             md=md,
             progress=progress,
         )

@@ -97,7 +97,7 @@ def build_instruments(
                 lab, float(settings.get("field_T", 1.0)), float(settings.get("temperature_K", 300.0))
             )
             device = Magnetometer(backend, float(settings.get("averaging_s", 1.0)), name=name)
-            detectors.append(_schedule(device, inst.kind, name, settings))
+            detectors.append(_schedule(device, inst, name, settings))
         elif inst.kind == "raman":
             from operando.sim_devices.backends import SimRamanBackend
 
@@ -107,7 +107,7 @@ def build_instruments(
                 int(settings.get("accumulations", 1)),
                 name=name,
             )
-            detectors.append(_schedule(device, inst.kind, name, settings))
+            detectors.append(_schedule(device, inst, name, settings))
         # SKPM devices arrive with their issue; a profile may list one already (it is skipped).
     instruments = Instruments(clock, potentiostat, detectors, lab)
     call_in_bluesky_event_loop(_connect_all(instruments.devices))
@@ -118,8 +118,10 @@ async def _connect_all(devices) -> None:
     await asyncio.gather(*(d.connect() for d in devices))
 
 
-def _schedule(device, kind: str, name: str, settings: dict) -> DetectorSchedule:
-    return DetectorSchedule(device, float(settings.get("period_s", DEFAULT_PERIOD_S[kind])), name)
+def _schedule(device, inst, name: str, settings: dict) -> DetectorSchedule:
+    if inst.schedule:
+        return DetectorSchedule(device, tuple(inst.schedule), name)
+    return DetectorSchedule.every(device, float(settings.get("period_s", DEFAULT_PERIOD_S[inst.kind])), name)
 
 
 def _sim_lab(profile: Profile, speed: float | None, sample_interval_s: float | None):

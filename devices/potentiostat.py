@@ -23,6 +23,7 @@ from ophyd_async.core import (
 )
 from ophyd_async.core import StandardReadableFormat as Format
 
+from .echem_history import EchemHistory, EchemState
 from .safety import LimitError, check_steps, excursion
 from .stream_writer import HDF5StreamWriter
 from .techniques import ECHEM_COLUMNS, Limits, ScheduledStep
@@ -50,6 +51,12 @@ class PotentiostatBackend(Protocol):
     async def open_circuit(self, reason: str) -> None:
         """Stop any technique and disconnect the cell (I = 0). Must be safe to call twice."""
 
+    async def hold(self) -> None:
+        """Open circuit now, keep measuring, freeze the sequence (step and time left)."""
+
+    async def release(self) -> None:
+        """Continue the frozen step where it stopped."""
+
 
 class Potentiostat(StandardReadable):
     """Flyable, stream-writing potentiostat. ``prepare(steps)``, ``kickoff()``, ``complete()``."""
@@ -70,6 +77,10 @@ class Potentiostat(StandardReadable):
         self._writer: HDF5StreamWriter | None = None
         self._task: asyncio.Task | None = None
         self.stop_reason: str | None = None
+        self.history = EchemHistory()
+        self._holds: set[str] = set()  # why the cell is held (pause, a long acquisition...)
+        self._new_samples = asyncio.Event()
+        self._poll_now = asyncio.Event()  # set to poll before the period is up
         with self.add_children_as_readables(Format.HINTED_UNCACHED_SIGNAL):
             self.ewe, self._set_ewe = soft_signal_r_and_setter(float, units="V")
             self.current, self._set_current = soft_signal_r_and_setter(float, units="A")
@@ -131,7 +142,11 @@ class Potentiostat(StandardReadable):
                     self._ingest(await self._backend.poll())
                     self.stop_reason = self.stop_reason or "completed"
                     break
-                await asyncio.sleep(self._poll_period_s)
+                self._poll_now.clear()
+                try:
+                    await asyncio.wait_for(self._poll_now.wait(), self._poll_period_s)
+                except asyncio.TimeoutError:
+                    pass
         except asyncio.CancelledError:
             await self._safe_stop("cancelled")
             raise
@@ -148,6 +163,8 @@ class Potentiostat(StandardReadable):
             return
         problem = excursion(block["Ewe"], block["I"], self.limits) if check_limits else None
         self._writer.append(block)
+        self.history.append(block)
+        self._new_samples.set()
         self._set_ewe(float(block["Ewe"][-1]))
         self._set_current(float(block["I"][-1]))
         self._set_cycle(int(block["cycle"][-1]))
@@ -179,6 +196,68 @@ class Potentiostat(StandardReadable):
                 self._ingest(await self._backend.poll(), check_limits=False)
             except Exception:
                 log.exception("%s: could not read the last samples after %s", self.name, reason)
+
+    # -- holds: pause, and acquisitions that need the cell still -----------------------------
+    @property
+    def held(self) -> bool:
+        return bool(self._holds)
+
+    async def hold(self, why: str) -> None:
+        """Open circuit and freeze the sequence until every ``why`` has been released."""
+        if self._task is None or self._task.done():
+            return
+        first = not self._holds
+        self._holds.add(why)
+        if first:
+            try:
+                await self._backend.hold()
+            except NotImplementedError as exc:
+                # Safety first: an instrument that cannot hold is stopped at open circuit.
+                log.warning("%s: %s; stopping at open circuit instead", self.name, exc)
+                await self.open_circuit(f"{why}: instrument cannot hold, stopped ({exc})")
+
+    async def release(self, why: str) -> None:
+        self._holds.discard(why)
+        if not self._holds and self._task is not None and not self._task.done():
+            await self._backend.release()
+
+    async def pause(self) -> None:
+        """RunEngine pause (or suspension): the cell goes to open circuit, measured all along."""
+        await self.hold("pause")
+
+    async def resume(self) -> None:
+        await self.release("pause")
+
+    # -- the echem state the schedules and frame stamps see ----------------------------------
+    async def wait_for_samples_until(self, t: float, timeout_s: float = 2.0) -> bool:
+        """Wait (wall time) until a sample at or after experiment time ``t`` has been ingested.
+
+        False if the sequence ended or the timeout passed first (then the newest sample is used).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            last = self.history.last_time
+            if last is not None and last >= t:
+                return True
+            if self._task is None or self._task.done():
+                return False
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self._new_samples.clear()
+            self._poll_now.set()  # don't wait for the next periodic poll
+            try:
+                await asyncio.wait_for(self._new_samples.wait(), min(remaining, 0.002))
+            except asyncio.TimeoutError:
+                pass
+
+    def state_at(self, t: float) -> EchemState | None:
+        return self.history.state_at(t)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     # -- bluesky verbs that end a run -------------------------------------------------------
     async def stop(self, success: bool = True) -> None:

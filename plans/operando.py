@@ -1,38 +1,52 @@
-"""The operando plan: one electrochemical sequence, detectors acquiring on their own cadences.
+"""The operando plan: one electrochemical sequence, detectors acquiring on their own schedules.
 
 Everything lands in one run: the potentiostat's samples in stream ``echem`` (HDF5 fast path,
-collected every ``flush_period_s`` of wall time so at most that much is ever unwritten), and each
-detector's readings in its own stream. The echem stream never waits for a detector: the
-potentiostat acquires in its own task while detectors are triggered.
+announced every ``flush_period_s`` of wall time), and each detector's frames in its own stream,
+each frame stamped with the echem state at its exposure midpoint (``devices/frame_stamp.py``).
+The echem stream never waits for a detector unless a rule asks for a hold.
+
+Pause (RunEngine ``request_pause``): the potentiostat is held at open circuit (still measured),
+detectors stop after their current frame; ``resume`` continues the sequence where it stopped.
+The RunEngine records pauses and suspensions in the ``interruptions`` stream. Abort or any error:
+the cell goes to open circuit, every sample up to then is stored, and the run closes with the
+reason.
 """
 
 from __future__ import annotations
 
-import math
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 from bluesky.utils import short_uid
 
 from operando.devices.clock import Clock
+from operando.devices.frame_stamp import FrameStamp
 from operando.devices.techniques import ScheduledStep
 
+from .schedules import EveryTime, Rule, ScheduleEvaluator, describe
+
 ECHEM_STREAM = "echem"
+POLL_WALL_S = 0.02  # how often the plan looks at new echem samples for state-based rules
 
 
 @dataclass(frozen=True)
 class DetectorSchedule:
-    """Acquire ``device`` every ``period_s`` of experiment time into stream ``stream``."""
+    """Acquire ``device`` into stream ``stream`` whenever one of ``rules`` fires."""
 
     device: object
-    period_s: float
+    rules: tuple[Rule, ...]
     stream: str
 
     def __post_init__(self):
-        if not self.period_s > 0:
-            raise ValueError(f"detector {self.stream}: period_s must be > 0 (got {self.period_s})")
+        if not self.rules:
+            raise ValueError(f"detector {self.stream}: a schedule needs at least one rule")
+
+    @classmethod
+    def every(cls, device, period_s: float, stream: str) -> "DetectorSchedule":
+        return cls(device, (EveryTime(every_s=period_s),), stream)
 
 
 @dataclass
@@ -42,7 +56,8 @@ class Progress:
     step: int
     total_steps: int
     samples: int
-    frames: dict[str, int]
+    frames: dict[str, int] = field(default_factory=dict)
+    held: bool = False
 
 
 def operando_cycling(
@@ -51,6 +66,7 @@ def operando_cycling(
     detectors: Sequence[DetectorSchedule],
     clock: Clock,
     *,
+    capacity_mAh: float | None = None,
     flush_period_s: float = 0.5,
     md: dict | None = None,
     progress: Callable[[Progress], None] | None = None,
@@ -61,16 +77,21 @@ def operando_cycling(
         raise ValueError(f"detector stream names must be unique and not {ECHEM_STREAM!r}: {streams}")
     # Limits are checked here, before the run opens or the cell is touched (and again by prepare).
     potentiostat.check(steps)
+    for d in detectors:  # fail now, not mid-run, on a schedule that cannot be evaluated
+        ScheduleEvaluator(list(d.rules), 0.0, capacity_mAh)
     yield from bps.prepare(potentiostat, list(steps), wait=True)
+    stamp = FrameStamp(name="frame")
+    yield from bps.wait_for([stamp.connect])
 
     run_md = {
         "plan_name": "operando_cycling",
         "detectors": [getattr(d.device, "name", str(d.device)) for d in detectors],
-        "schedules": {d.stream: {"period_s": d.period_s} for d in detectors},
+        "schedules": {d.stream: describe(list(d.rules)) for d in detectors},
         "echem_stream": ECHEM_STREAM,
         "total_steps": len(steps),
         "total_cycles": max((s.cycle for s in steps), default=0),
         "clock_speed": clock.speed,
+        "capacity_mAh": capacity_mAh,
         **(md or {}),
     }
     devices = [potentiostat, *[d.device for d in detectors]]
@@ -93,34 +114,76 @@ def operando_cycling(
         started = clock.time()
         group = short_uid("echem-complete")
         yield from bps.complete(potentiostat, group=group, wait=False)
-        due = {d.stream: started for d in detectors}
+        evaluators = {d.stream: ScheduleEvaluator(list(d.rules), started, capacity_mAh) for d in detectors}
         frames = {d.stream: 0 for d in detectors}
+        seen = 0  # echem samples already shown to the schedules
+        last_collect = time.monotonic()
         done = False
         while not done:
+            yield from bps.checkpoint()  # pause/resume rewinds to here, never mid-frame
+            seen, new = potentiostat.history.since(seen)
+            now = clock.time()
             for d in detectors:
-                now = clock.time()
-                if now >= due[d.stream]:
-                    yield from bps.trigger_and_read([d.device], name=d.stream)
+                fired = evaluators[d.stream].update(new, now)
+                if fired:
+                    yield from _frame(d, fired, evaluators[d.stream], potentiostat, stamp, capacity_mAh)
                     frames[d.stream] += 1
-                    # Keep the cadence anchored to the start; skip slots a slow frame overran.
-                    missed = math.floor((clock.time() - due[d.stream]) / d.period_s)
-                    due[d.stream] += (missed + 1) * d.period_s
-            yield from bps.collect(potentiostat, name=ECHEM_STREAM)
-            next_due = min(due.values(), default=math.inf)
-            wait_s = min(flush_period_s, clock.wall_seconds(max(0.0, next_due - clock.time())))
+            if time.monotonic() - last_collect >= flush_period_s:
+                yield from bps.collect(potentiostat, name=ECHEM_STREAM)
+                last_collect = time.monotonic()
+            next_due = min((e.next_due for e in evaluators.values()), default=float("inf"))
+            wait_s = min(POLL_WALL_S, clock.wall_seconds(max(0.0, next_due - clock.time())))
             done = yield from bps.wait(group=group, timeout=max(wait_s, 1e-3), error_on_timeout=False)
             if progress is not None:
                 yield from _report(progress, potentiostat, clock.time() - started, len(steps), frames)
+        # The sequence is over: frames the end of the last step or cycle asked for.
+        seen, new = potentiostat.history.since(seen)
+        for d in detectors:
+            ev = evaluators[d.stream]
+            # now=-inf: the last samples may still cross a threshold; no time rule fires any more.
+            fired = sorted(set(ev.update(new, float("-inf"))) | set(ev.finish()))
+            if fired:
+                yield from _frame(d, fired, ev, potentiostat, stamp, capacity_mAh)
         yield from bps.collect(potentiostat, name=ECHEM_STREAM)
 
     return (yield from inner())
+
+
+def _frame(d: DetectorSchedule, fired, evaluator, potentiostat, stamp, capacity_mAh):
+    """One detector frame, stamped with the echem state at its exposure midpoint."""
+    hold = evaluator.hold_for(fired) == "ocv"
+    why = f"{d.stream} acquisition"
+    if hold:
+        yield from bps.wait_for([lambda: potentiostat.hold(why)])
+    try:
+        yield from bps.trigger(d.device, wait=True)
+    finally:
+        if hold:
+            yield from bps.wait_for([lambda: potentiostat.release(why)])
+    start = yield from bps.rd(d.device.exposure_start)
+    end = yield from bps.rd(d.device.exposure_end)
+    midpoint = 0.5 * (start + end)
+    # The frame's state is interpolated from samples on both sides of its midpoint.
+    yield from bps.wait_for([lambda: potentiostat.wait_for_samples_until(midpoint)])
+    reason = ", ".join(_rule_text(evaluator.rules[i]) for i in fired)
+    stamp.stamp(potentiostat.state_at(midpoint), midpoint, reason, capacity_mAh)
+    yield from bps.create(name=d.stream)
+    yield from bps.read(d.device)
+    yield from bps.read(stamp)
+    yield from bps.save()
+
+
+def _rule_text(rule: Rule) -> str:
+    return " ".join(f"{k}={v}" for k, v in rule.model_dump(exclude_defaults=True).items()) or "rule"
 
 
 def _report(progress, potentiostat, elapsed, total_steps, frames):
     cycle = yield from bps.rd(potentiostat.cycle)
     step = yield from bps.rd(potentiostat.step)
     samples = yield from bps.rd(potentiostat.samples)
-    progress(Progress(elapsed, int(cycle or 0), int(step or 0), total_steps, int(samples or 0), dict(frames)))
+    progress(
+        Progress(elapsed, int(cycle or 0), int(step or 0), total_steps, int(samples or 0), dict(frames), potentiostat.held)
+    )
 
 
 def galvanostatic_cycling(potentiostat, steps: Sequence[ScheduledStep], clock: Clock, **kwargs):

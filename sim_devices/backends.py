@@ -40,6 +40,12 @@ class SimPotentiostatBackend:
         self.lab.sync()
         self.lab.potentiostat.open_circuit(reason)
 
+    async def hold(self) -> None:
+        self.lab.potentiostat.hold()
+
+    async def release(self) -> None:
+        self.lab.potentiostat.release()
+
 
 class SimMagnetometerBackend:
     def __init__(self, lab: SimLab, field_T: float = 1.0, temperature_K: float = 300.0):

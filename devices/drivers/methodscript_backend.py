@@ -95,6 +95,13 @@ class MethodScriptPotentiostatBackend:
         self._done = True
         self.stop_reason = reason
 
+    async def hold(self) -> None:
+        # A running MethodSCRIPT cannot be frozen and continued; the device falls back to a stop.
+        raise NotImplementedError(f"{self.driver.port}: MethodSCRIPT backend cannot hold a running script")
+
+    async def release(self) -> None:
+        raise NotImplementedError(f"{self.driver.port}: MethodSCRIPT backend cannot hold a running script")
+
     # ---- script flow -----------------------------------------------------------------------
     def _launch_next(self) -> None:
         self._chunk = self._chunks.pop(0)

@@ -1,0 +1,96 @@
+"""Recent electrochemical samples in memory: what schedules and frame stamps look at.
+
+The HDF5 file holds everything; this keeps the last ``capacity`` samples so that a detector
+frame can be given the echem state at its exposure midpoint (interpolated) and schedules can
+scan new samples for threshold crossings, without touching the disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .techniques import ECHEM_COLUMNS
+
+
+@dataclass(frozen=True)
+class EchemState:
+    """The cell at one instant of the experiment clock (interpolated between samples)."""
+
+    time: float
+    Ewe: float
+    I: float  # noqa: E741 - the column's name
+    charge: float
+    cycle: int
+    step: int
+
+
+class EchemHistory:
+    def __init__(self, capacity: int = 1_000_000):
+        self.capacity = capacity
+        # Storage of twice the capacity: appends are copies into free room, and only when it
+        # is full are the newest ``capacity`` samples moved to the front (amortised O(1)).
+        self._store = {k: np.empty(2 * capacity, dtype=dt) for k, (_, dt) in ECHEM_COLUMNS.items()}
+        self._fill = 0
+        self._first = 0  # global index of the first sample kept
+        self._count = 0  # samples ever added
+
+    @property
+    def _cols(self) -> dict[str, np.ndarray]:
+        return {k: v[: self._fill] for k, v in self._store.items()}
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    @property
+    def last_time(self) -> float | None:
+        t = self._cols["timestamp"]
+        return float(t[-1]) if t.size else None
+
+    def append(self, block: dict[str, np.ndarray]) -> None:
+        n = len(block["timestamp"])
+        if n == 0:
+            return
+        if n > self.capacity:  # keep only what fits
+            block = {k: np.asarray(v)[-self.capacity :] for k, v in block.items()}
+            self._first += n - self.capacity
+            self._count += n - self.capacity
+            n = self.capacity
+        if self._fill + n > 2 * self.capacity:
+            keep = self.capacity - n
+            for arr in self._store.values():
+                arr[:keep] = arr[self._fill - keep : self._fill]
+            self._first += self._fill - keep
+            self._fill = keep
+        for key, arr in self._store.items():
+            arr[self._fill : self._fill + n] = block[key]
+        self._fill += n
+        self._count += n
+
+    def since(self, index: int) -> tuple[int, dict[str, np.ndarray]]:
+        """Samples with global index >= ``index`` (as many as are still kept), and the next index."""
+        start = max(index - self._first, 0)
+        return self._count, {k: v[start:] for k, v in self._cols.items()}
+
+    def state_at(self, t: float) -> EchemState | None:
+        """Linear interpolation at ``t``; integers (cycle, step) from the sample at or before t.
+
+        Outside the kept samples the nearest sample is used; None when there are none.
+        """
+        ts = self._cols["timestamp"]
+        if ts.size == 0:
+            return None
+        i = int(np.clip(np.searchsorted(ts, t, side="right") - 1, 0, ts.size - 1))
+        interp = {k: float(np.interp(t, ts, self._cols[k])) for k in ("Ewe", "I", "charge")}
+        # Current is a step function: take the sample's own value, not a blend across a step.
+        interp["I"] = float(self._cols["I"][i])
+        return EchemState(
+            time=float(t),
+            Ewe=interp["Ewe"],
+            I=interp["I"],
+            charge=interp["charge"],
+            cycle=int(self._cols["cycle"][i]),
+            step=int(self._cols["step"][i]),
+        )

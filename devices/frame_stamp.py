@@ -1,0 +1,41 @@
+"""The echem state a detector frame belongs to, read into the frame's own event.
+
+Every detector frame carries the cell's state interpolated at its exposure midpoint on the one
+experiment clock, and why it was taken. Keys: ``frame-time`` (s, midpoint), ``frame-Ewe`` (V),
+``frame-I`` (A), ``frame-charge`` (mA*h), ``frame-soc`` (charge / theoretical capacity),
+``frame-cycle``, ``frame-step``, ``frame-trigger`` (the schedule rules that fired).
+"""
+
+from __future__ import annotations
+
+import math
+
+from ophyd_async.core import StandardReadable, soft_signal_r_and_setter
+
+from .echem_history import EchemState
+
+
+class FrameStamp(StandardReadable):
+    def __init__(self, name: str = "frame"):
+        with self.add_children_as_readables():
+            self.time, self._set_time = soft_signal_r_and_setter(float, units="s")
+            self.Ewe, self._set_ewe = soft_signal_r_and_setter(float, units="V")
+            self.I, self._set_i = soft_signal_r_and_setter(float, units="A")
+            self.charge, self._set_charge = soft_signal_r_and_setter(float, units="mA*h")
+            self.soc, self._set_soc = soft_signal_r_and_setter(float)
+            self.cycle, self._set_cycle = soft_signal_r_and_setter(int)
+            self.step, self._set_step = soft_signal_r_and_setter(int)
+            self.trigger_reason, self._set_reason = soft_signal_r_and_setter(str)
+        super().__init__(name=name)
+
+    def stamp(self, state: EchemState | None, midpoint: float, reason: str, capacity_mAh=None):
+        """Set the values the next read returns (NaN / -1 when no echem sample exists yet)."""
+        nan = math.nan
+        self._set_time(midpoint)
+        self._set_ewe(state.Ewe if state else nan)
+        self._set_i(state.I if state else nan)
+        self._set_charge(state.charge if state else nan)
+        self._set_soc(state.charge / capacity_mAh if state and capacity_mAh else nan)
+        self._set_cycle(state.cycle if state else -1)
+        self._set_step(state.step if state else -1)
+        self._set_reason(reason)
