@@ -44,9 +44,15 @@ class SphericalDiffusion:
             lap[k, k + 1] += g / self.volume_fraction[k]
             lap[k + 1, k + 1] -= g / self.volume_fraction[k + 1]
             lap[k + 1, k] += g / self.volume_fraction[k + 1]
-        self._lap = lap
         self._source = np.zeros(n)
         self._source[-1] = 1.0 / (capacity_C * self.volume_fraction[-1])  # per ampere
+        # W^1/2 L W^-1/2 is symmetric (W = shell volumes): its eigenvectors give M = (I - hL)^-1
+        # stably for any step, even h x rate ~ 1e13 where a direct inverse is singular.
+        w_half = np.sqrt(self.volume_fraction)
+        lam, q = np.linalg.eigh(lap * w_half[:, None] / w_half[None, :])
+        self._lam = np.minimum(lam, 0.0)  # L is negative semi-definite; clip rounding
+        self._left = q / w_half[:, None]  # W^-1/2 Q
+        self._right = q.T * w_half[None, :]  # Q^T W^1/2
         self._cache: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
 
     @staticmethod
@@ -59,8 +65,8 @@ class SphericalDiffusion:
         op = self._cache.get(k)
         if op is None:
             h = k * 1e-9
-            m = np.linalg.inv(np.eye(len(self._source)) - h * self._lap)
-            hmb = h * (m @ self._source)
+            m = (self._left / (1.0 - h * self._lam)[None, :]) @ self._right
+            hmb = (self._left * (h / (1.0 - h * self._lam))[None, :]) @ (self._right @ self._source)
             op = (m, hmb, float(hmb[-1]))
             if len(self._cache) < 64:  # bounded: irregular sample spacing must not leak memory
                 self._cache[k] = op

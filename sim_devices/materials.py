@@ -52,6 +52,21 @@ def _bulk(active_mass_g: float) -> CellParameters:
     )
 
 
+def _bulk_micron(active_mass_g: float) -> CellParameters:
+    # The bulk reference made of 10 um particles with slow solid-state diffusion (R^2/D ~ 7 h):
+    # the diffusion-limited case (CV peak current ~ v^1/2; low capacity at high C-rates).
+    return _bulk(active_mass_g).model_copy(
+        update={
+            "material": "bulk_micron",
+            "space_charge": _space_charge(160.0, 0.02, 1.7, 5e-9, 10.0, 10e-6),
+            "particle_radius_m": 5e-6,
+            "diffusion_m2_s": 1e-15,
+            "n_shells": 24,
+            "shell_grading": 1.3,
+        }
+    )
+
+
 def _composite(active_mass_g: float) -> CellParameters:
     # Nanocomposite (anatase-TiO2/graphene-like): an intercalation plateau near 1.85 V plus a
     # third of the capacity stored at the oxide/carbon interface.
@@ -94,6 +109,7 @@ def _fe_li2o(active_mass_g: float) -> CellParameters:
 
 PRESETS: dict[str, Callable[[float], CellParameters]] = {
     "bulk": _bulk,
+    "bulk_micron": _bulk_micron,
     "composite": _composite,
     "fe_li2o": _fe_li2o,
 }
