@@ -52,6 +52,26 @@ class JsonMetadataStore(MutableMapping):
         return len(self._data)
 
 
+class OperandoRunEngine(RunEngine):
+    """bluesky's RunEngine, keeping the reason of an abort requested while paused.
+
+    bluesky 1.15 clears ``_reason`` when it restarts a paused plan in order to abort it, so the
+    stop document lost the operator's reason; it is re-supplied to ``close_run`` here.
+    """
+
+    _abort_reason = ""
+
+    def abort(self, reason=""):
+        self._abort_reason = reason
+        return super().abort(reason)
+
+    async def _close_run(self, msg):
+        if self._exit_status == "abort" and not msg.kwargs.get("reason") and self._abort_reason:
+            msg = msg._replace(kwargs={**msg.kwargs, "reason": self._abort_reason})
+        self._abort_reason = ""
+        return await super()._close_run(msg)
+
+
 def make_run_engine(catalog: Catalog, *, call_returns_result: bool = False) -> RunEngine:
     """A RunEngine whose every document goes to the catalog, with persisted metadata.
 
@@ -59,7 +79,8 @@ def make_run_engine(catalog: Catalog, *, call_returns_result: bool = False) -> R
     before reading a run that just ended.
     """
     md = JsonMetadataStore(catalog.data_dir / "run_engine.json")
-    RE = RunEngine(md, call_returns_result=call_returns_result)
+    RE = OperandoRunEngine(md, call_returns_result=call_returns_result)
+    RE.record_interruptions = True  # pauses and suspensions become the `interruptions` stream
     RE.catalog_writer = BackgroundConsumer(TiledWriter(catalog.client))
     RE.subscribe(RE.catalog_writer)
     return RE

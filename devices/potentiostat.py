@@ -259,6 +259,17 @@ class Potentiostat(StandardReadable):
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    async def wait_done(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` (wall) for the sequence to end; True once it has.
+
+        Unlike a ``complete()`` status held across a RunEngine pause, this can be cancelled and
+        awaited again freely: the acquisition task itself is never cancelled by it.
+        """
+        if self._task is None:
+            return True
+        await asyncio.wait({self._task}, timeout=timeout_s)
+        return self._task.done()
+
     # -- bluesky verbs that end a run -------------------------------------------------------
     async def stop(self, success: bool = True) -> None:
         await self.open_circuit("stopped" if success else "aborted")

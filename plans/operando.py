@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
-from bluesky.utils import short_uid
 
 from operando.devices.clock import Clock
 from operando.devices.frame_stamp import FrameStamp
@@ -112,8 +111,6 @@ def operando_cycling(
         yield from bps.declare_stream(potentiostat, name=ECHEM_STREAM, collect=True)
         yield from bps.kickoff(potentiostat, wait=True)
         started = clock.time()
-        group = short_uid("echem-complete")
-        yield from bps.complete(potentiostat, group=group, wait=False)
         evaluators = {d.stream: ScheduleEvaluator(list(d.rules), started, capacity_mAh) for d in detectors}
         frames = {d.stream: 0 for d in detectors}
         seen = 0  # echem samples already shown to the schedules
@@ -133,7 +130,9 @@ def operando_cycling(
                 last_collect = time.monotonic()
             next_due = min((e.next_due for e in evaluators.values()), default=float("inf"))
             wait_s = min(POLL_WALL_S, clock.wall_seconds(max(0.0, next_due - clock.time())))
-            done = yield from bps.wait(group=group, timeout=max(wait_s, 1e-3), error_on_timeout=False)
+            # Not a complete() status: one held across a pause would be cancelled by the RunEngine.
+            yield from bps.wait_for([lambda: potentiostat.wait_done(max(wait_s, 1e-3))])
+            done = not potentiostat.running
             if progress is not None:
                 yield from _report(progress, potentiostat, clock.time() - started, len(steps), frames)
         # The sequence is over: frames the end of the last step or cycle asked for.
@@ -145,6 +144,7 @@ def operando_cycling(
             if fired:
                 yield from _frame(d, fired, ev, potentiostat, stamp, capacity_mAh)
         yield from bps.collect(potentiostat, name=ECHEM_STREAM)
+        yield from bps.complete(potentiostat, wait=True)  # raises if the sequence ended in a fault
 
     return (yield from inner())
 

@@ -100,6 +100,7 @@ class SimPotentiostatEngine:
         self._held_remaining = None if self._step_end is None else self._step_end - self._k
         self._step_end = None
         self._chunk_k0 = self._k
+        self._last_current = 0.0
 
     def release(self) -> None:
         """Continue the frozen step with the time it had left when the hold began."""
