@@ -1,0 +1,58 @@
+"""`operando gui`: the window, or a headless screenshot of a stored run."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def qt_app(offscreen: bool = False):
+    """The QApplication (created once); offscreen when asked or when there is no display."""
+    if offscreen or not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ.setdefault("MPLBACKEND", "Agg")  # matplotlib (reports) must never pick Qt here
+    from PySide6 import QtWidgets
+
+    from .plots import configure
+
+    configure()
+    return QtWidgets.QApplication.instance() or QtWidgets.QApplication(["operando"])
+
+
+def screenshot(window, path: Path) -> Path:
+    from PySide6 import QtWidgets
+
+    app = QtWidgets.QApplication.instance()
+    for _ in range(3):
+        app.processEvents()
+    window.refresh(force=True)
+    app.processEvents()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not window.grab().save(str(path)):
+        raise OSError(f"{path}: could not write the screenshot")
+    return path
+
+
+def run(data_dir: Path, replay: str | None = None, shot: Path | None = None, at: float | None = None,
+        size: tuple[int, int] = (1680, 1050)) -> int:
+    app = qt_app(offscreen=shot is not None)
+    from .window import MainWindow
+
+    window = MainWindow(data_dir)
+    window.resize(*size)
+    window.show()
+    if replay is not None:
+        window.open_run(replay)
+        if at is not None:
+            window.scrub(at)
+    if shot is not None:
+        print(screenshot(window, shot))
+        window.close()
+        return 0
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(run(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("data")))

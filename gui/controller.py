@@ -1,0 +1,194 @@
+"""Run control without Qt: a RunEngine in its own thread, documents handed over through a queue.
+
+``RunControl`` is what the GUI needs from any way of running plans: start, pause, resume, abort,
+and two things to poll — documents and state. ``InProcessRunControl`` implements it with a
+RunEngine on a worker thread; a queue-server implementation (later) would send the same commands
+over its API and receive documents from its 0MQ stream. Nothing the GUI does can block or end
+acquisition: the callbacks only append to a deque, the GUI drains it on its own timer, and the
+worker thread is not a daemon, so closing (or crashing) the window leaves a run to finish and
+store itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+IDLE, STARTING, RUNNING, PAUSING, PAUSED, ABORTING, FINISHED, FAILED = (
+    "idle", "starting", "running", "pausing", "paused", "aborting", "finished", "failed")
+
+
+@dataclass
+class RunStatus:
+    state: str = IDLE
+    message: str = ""
+    uid: str | None = None
+    exit_status: str | None = None  # from the stop document: success / abort / fail
+    progress: object | None = None  # the plan's latest Progress
+    total_s: float | None = None  # estimated experiment duration
+    speed: float = 1.0  # experiment seconds per wall second
+    instruments: dict | None = None  # name -> "connected" once built
+
+
+class RunControl:
+    """The interface the GUI drives; see ``InProcessRunControl``."""
+
+    status: RunStatus
+
+    def start(self, profile, protocol, data_dir: Path, speed: float | None = None) -> None: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def abort(self, reason: str = "aborted from the GUI") -> None: ...
+    def drain(self) -> list[tuple[str, dict]]: ...
+
+
+class InProcessRunControl(RunControl):
+    def __init__(self):
+        self.status = RunStatus()
+        self._docs: deque[tuple[str, dict]] = deque()
+        self._commands: queue.Queue[str] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self.RE = None
+
+    # -- GUI side ----------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, profile, protocol, data_dir, speed=None) -> None:
+        from operando.plans.protocol import compile_protocol, estimate_duration_s
+
+        if self.busy:
+            raise RuntimeError("a run is already in progress")
+        # Refuse bad input here, in the caller's thread, before anything is built.
+        steps = compile_protocol(protocol, profile.sample, profile.limits)
+        from operando.acquisition.instruments import check_buildable
+
+        check_buildable(profile)
+        self.status = RunStatus(STARTING, "building instruments",
+                                total_s=estimate_duration_s(steps, profile.sample.capacity_mAh))
+        self._commands = queue.Queue()
+        # Not a daemon: the interpreter waits for the run to end and be stored, GUI or not.
+        self._thread = threading.Thread(
+            target=self._work, args=(profile, protocol, steps, Path(data_dir), speed),
+            name="operando-run", daemon=False)
+        self._thread.start()
+
+    def pause(self) -> None:
+        if self.status.state == RUNNING and self.RE is not None:
+            self.status.state = PAUSING
+            try:
+                self.RE.request_pause(defer=False)  # thread-safe; returns once it is queued
+            except Exception as exc:  # e.g. the run ended in the meantime
+                self.status.message = f"cannot pause: {exc}"
+
+    def resume(self) -> None:
+        if self.status.state == PAUSED:
+            self._commands.put("resume")
+
+    def abort(self, reason: str = "aborted from the GUI") -> None:
+        if self.status.state in (RUNNING, PAUSING) and self.RE is not None:
+            self.status.state = ABORTING
+            try:
+                self.RE.abort(reason)  # the plan's cleanup opens the circuit; the worker sees the end
+            except Exception as exc:  # e.g. the run ended in the meantime
+                self.status.message = f"cannot abort: {exc}"
+        elif self.status.state == PAUSED:
+            self.status.state = ABORTING
+            self._commands.put("abort:" + reason)  # a paused RE is unwound by the thread owning it
+
+    def drain(self) -> list[tuple[str, dict]]:
+        out = []
+        while self._docs:
+            out.append(self._docs.popleft())
+        return out
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the worker to end (tests, shutdown); True if it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.busy
+
+    # -- worker thread -----------------------------------------------------------------------
+    def _on_document(self, name, doc):
+        self._docs.append((name, doc))  # the only work done in the acquisition thread
+        if name == "start":
+            self.status.uid = doc["uid"]
+        elif name == "stop":
+            self.status.exit_status = doc.get("exit_status")
+
+    def _on_progress(self, progress):
+        self.status.progress = progress
+
+    def _work(self, profile, protocol, steps, data_dir, speed):
+        os.environ.setdefault("MPLBACKEND", "Agg")
+        from bluesky.utils import DuringTask, RunEngineInterrupted
+
+        from operando.acquisition.catalog import open_catalog
+        from operando.acquisition.instruments import build_instruments
+        from operando.acquisition.session import make_run_engine
+        from operando.plans.operando import operando_cycling
+
+        try:
+            with open_catalog(data_dir) as catalog:
+                RE = make_run_engine(catalog)
+                RE.context_managers = []  # SIGINT handling only works in the main thread
+                RE._during_task = DuringTask()  # just wait: never drive Qt from this thread
+                RE.subscribe(self._on_document)
+                interval = protocol.sampling.interval_s if protocol.sampling else None
+                instruments = build_instruments(profile, data_dir, speed, interval)
+                self.status.speed = instruments.clock.speed
+                self.status.instruments = {d.name: "connected" for d in instruments.devices}
+                md = {
+                    "sample": profile.sample.model_dump(mode="json"),
+                    "profile": profile.name,
+                    "protocol": protocol.name,
+                    "protocol_file": str(getattr(protocol, "source", "") or ""),
+                    "instruments": {n: {"kind": i.kind, "backend": i.backend}
+                                    for n, i in profile.instruments.items() if i.enabled},
+                }
+                # The same plan and metadata as acquisition/experiment.py run_experiment.
+                plan = operando_cycling(instruments.potentiostat, steps, instruments.detectors,
+                                        instruments.clock, capacity_mAh=profile.sample.capacity_mAh,
+                                        md=md, progress=self._on_progress)
+                self.RE = RE
+                self.status.state, self.status.message = RUNNING, "running"
+                try:
+                    self._drive(RE, plan, RunEngineInterrupted)
+                finally:
+                    RE.catalog_writer.flush()  # everything stored before we say it ended
+                    self.RE = None
+            ok = self.status.exit_status == "success"
+            self.status.state = FINISHED if ok else FAILED
+            self.status.message = f"run ended: {self.status.exit_status or 'no stop document'}"
+        except Exception as exc:  # shown in the GUI; the plan's own cleanup already made the cell safe
+            log.exception("run failed")
+            self.status.state, self.status.message = FAILED, f"{type(exc).__name__}: {exc}"
+
+    def _drive(self, RE, plan, interrupted):
+        call = lambda: RE(plan)  # noqa: E731
+        while True:
+            try:
+                call()
+                return
+            except interrupted:
+                if RE.state != "paused":
+                    return  # aborted or stopped: the run is closed
+            self.status.state, self.status.message = PAUSED, "paused (cell at open circuit)"
+            command = self._commands.get()
+            if command == "resume":
+                self.status.state, self.status.message = RUNNING, "running"
+                call = RE.resume
+            else:
+                try:
+                    RE.abort(command.partition(":")[2])
+                except interrupted:
+                    pass
+                return

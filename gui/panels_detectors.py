@@ -1,0 +1,250 @@
+"""Detector panels: moment with E overlaid, Raman waterfall and spectrum, any 2-D map, status.
+
+Streams are found by their data keys, not by instrument names: a moment is any scalar key ending
+``-moment``, a spectrum any 1-D key ending ``-spectrum`` (its axis the configuration key ending
+``-raman_shift``), and a map any 2-D key of any stream — so an SKPM (or any imaging) device shows
+up without changes here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from .model import RunData, key_ending
+from .panels_echem import Panel, hours
+from .plots import COLOURS, cursor_line, curve, place_cursor, plot, right_axis
+
+
+def find_key(data: RunData, suffix: str, ndim: int):
+    """(stream, key) of the first detector stream with a ``ndim``-D key ending ``suffix``."""
+    for s in data.detector_streams():
+        key = key_ending([k for k in s.keys_of_ndim(ndim)], suffix)
+        if key:
+            return s, key
+    return None, None
+
+
+class MomentPanel(Panel):
+    def __init__(self):
+        super().__init__()
+        self.plot = plot("Magnetic moment (E overlaid)", "time", "moment", "h", "emu")
+        self.plot.getPlotItem().getAxis("left").setLabel("moment", units="emu", color=COLOURS["moment"])
+        self.m = curve(self.plot, COLOURS["moment"], 2)
+        self.m.setSymbol("o")
+        self.m.setSymbolSize(4)
+        self.m.setSymbolBrush(COLOURS["moment"])
+        self.m.setSymbolPen(None)
+        self.e_view = right_axis(self.plot, "E", "V", COLOURS["E"])
+        self.e = curve(self.e_view, COLOURS["E"], 1)
+        self.e.setOpacity(0.45)
+        self.cursor = cursor_line(self.plot)
+        self.value_at_cursor: float | None = None
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.plot)
+
+    def draw(self, data):
+        t0 = data.t0()
+        stream, key = find_key(data, "moment", 0)
+        e = data.echem
+        if t0 is None:
+            return
+        if e is not None and e.rows:
+            self.e.setData(hours(e["timestamp"], t0), e["Ewe"])
+        if stream is not None and stream.rows:
+            self.m.setData(hours(stream.experiment_time(), t0), stream[key])
+            i = data.row_at(stream, data.at())
+            self.value_at_cursor = None if i is None else float(stream[key][i])
+        place_cursor(self.cursor, None if data.cursor is None else (data.cursor - t0) / 3600)
+
+
+class RamanPanel(Panel):
+    def __init__(self):
+        super().__init__()
+        self.waterfall = plot("Raman waterfall", "time", "Raman shift", "h", "cm⁻¹")
+        self.image = pg.ImageItem()
+        self.image.setColorMap(pg.colormap.get("viridis"))
+        self.waterfall.addItem(self.image)
+        bar = pg.ColorBarItem(colorMap=pg.colormap.get("viridis"), interactive=False, width=10,
+                              label="counts")
+        bar.setImageItem(self.image, insert_in=self.waterfall.getPlotItem())
+        self.bar = bar
+        self.cursor = cursor_line(self.waterfall)
+        self.spectrum_plot = plot("Spectrum", "Raman shift", "intensity", "cm⁻¹", "counts")
+        self.spectrum = curve(self.spectrum_plot, "#5b2c83", 1.2)
+        self.shown_row: int | None = None
+        lay = QtWidgets.QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.waterfall, 3)
+        lay.addWidget(self.spectrum_plot, 2)
+
+    def draw(self, data):
+        stream, key = find_key(data, "spectrum", 1)
+        t0 = data.t0()
+        if stream is None or not stream.rows or t0 is None:
+            self.image.clear()
+            self.spectrum.setData([], [])
+            self.shown_row = None
+            return
+        spectra = stream[key]
+        shift_key = key_ending(stream.configuration, "raman_shift")
+        shift = np.asarray(stream.configuration[shift_key], float) if shift_key else np.arange(spectra.shape[1], dtype=float)
+        t = hours(stream.experiment_time(), t0)
+        self.image.setImage(spectra.T, autoLevels=False)  # rows: shift, columns: time
+        lo, hi = np.percentile(spectra, [1, 99.5]) if spectra.size else (0, 1)
+        self.bar.setLevels((lo, max(hi, lo + 1e-9)))
+        dt = (t[-1] - t[0]) / max(len(t) - 1, 1) if len(t) > 1 else 1 / 60
+        self.image.setRect(QtCore.QRectF(t[0] - dt / 2, shift.min(), max(t[-1] - t[0] + dt, 1e-9),
+                                         shift.max() - shift.min()))
+        if shift[0] > shift[-1]:  # image rows follow pixel order
+            self.image.setTransform(self.image.transform().scale(1, -1))
+        i = data.row_at(stream, data.at())
+        self.shown_row = i
+        if i is None:
+            self.spectrum.setData([], [])
+        else:
+            self.spectrum.setData(shift, spectra[i])
+            self.spectrum_plot.getPlotItem().setTitle(
+                f"<span style='font-size:10pt; font-weight:600'>Spectrum {i + 1} at "
+                f"{t[i]:.2f} h</span>")
+        place_cursor(self.cursor, None if data.cursor is None else (data.cursor - t0) / 3600)
+
+
+class MapPanel(Panel):
+    """The latest (or the cursor's) frame of any 2-D stream, with a draggable line profile."""
+
+    def __init__(self):
+        super().__init__()
+        self.choice = QtWidgets.QComboBox()
+        self.choice.currentIndexChanged.connect(lambda _: self._seen and self.redraw())
+        self.view = plot("Map", "x", "y", "px", "px")
+        self.view.getPlotItem().setAspectLocked(True)
+        self.image = pg.ImageItem()
+        self.image.setColorMap(pg.colormap.get("CET-D1A" if "CET-D1A" in pg.colormap.listMaps() else "viridis"))
+        self.view.addItem(self.image)
+        self.bar = pg.ColorBarItem(colorMap=self.image.getColorMap(), interactive=False, width=10)
+        self.bar.setImageItem(self.image, insert_in=self.view.getPlotItem())
+        self.row_line = pg.InfiniteLine(angle=0, movable=True, pen=pg.mkPen(COLOURS["cursor"], width=1.5))
+        self.row_line.sigPositionChanged.connect(lambda *_: self._draw_profile())
+        self.view.addItem(self.row_line)
+        self.profile_plot = plot("Line profile", "x", "value", "px", None)
+        self.profile = curve(self.profile_plot, COLOURS["cursor"], 1.5)
+        self.empty = QtWidgets.QLabel("No 2-D stream in this run (e.g. SKPM maps).")
+        self.empty.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.empty.setStyleSheet("color: #777")
+        self.frame: np.ndarray | None = None
+        self.frame_index: int | None = None
+        self._data = None
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.choice)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.view, 3)
+        row.addWidget(self.profile_plot, 2)
+        lay.addLayout(row)
+        lay.addWidget(self.empty)
+
+    def redraw(self):
+        if self._data is not None:
+            self.draw(self._data)
+
+    def draw(self, data):
+        self._data = data
+        options = [f"{s.name}: {k}" for s in data.detector_streams() for k in s.keys_of_ndim(2)]
+        if options != [self.choice.itemText(i) for i in range(self.choice.count())]:
+            self.choice.blockSignals(True)
+            self.choice.clear()
+            self.choice.addItems(options)
+            self.choice.blockSignals(False)
+        has = bool(options)
+        for w in (self.choice, self.view, self.profile_plot):
+            w.setVisible(has)
+        self.empty.setVisible(not has)
+        if not has:
+            self.frame = self.frame_index = None
+            return
+        name, key = self.choice.currentText().split(": ", 1)
+        stream = data.streams[name]
+        i = data.row_at(stream, data.at())
+        self.frame_index = i
+        if i is None:
+            self.image.clear()
+            self.frame = None
+            return
+        first = self.frame is None
+        self.frame = np.asarray(stream[key][i], float)
+        self.image.setImage(self.frame, autoLevels=False)
+        finite = self.frame[np.isfinite(self.frame)]
+        if finite.size:
+            self.bar.setLevels((float(finite.min()), float(max(finite.max(), finite.min() + 1e-12))))
+        units = stream.data_keys.get(key, {}).get("units")
+        self.profile_plot.getPlotItem().setLabel("left", key, units=units)
+        self.view.getPlotItem().setTitle(f"<span style='font-size:10pt; font-weight:600'>{key} — frame {i + 1}</span>")
+        if first:
+            self.row_line.setValue(self.frame.shape[0] / 2)
+        self._draw_profile()
+
+    def profile_row(self) -> int | None:
+        if self.frame is None:
+            return None
+        return int(np.clip(np.floor(self.row_line.value()), 0, self.frame.shape[0] - 1))
+
+    def _draw_profile(self):
+        row = self.profile_row()
+        if row is None:
+            self.profile.setData([], [])
+        else:
+            self.profile.setData(np.arange(self.frame.shape[1]), self.frame[row])
+
+
+class StatusPanel(Panel):
+    """One line per instrument: what it is, its state and its latest (or the cursor's) reading."""
+
+    COLUMNS = ["instrument", "kind", "backend", "state", "reading"]
+
+    def __init__(self):
+        super().__init__()
+        self.table = QtWidgets.QTableWidget(0, len(self.COLUMNS))
+        self.table.setHorizontalHeaderLabels(self.COLUMNS)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.states: dict[str, str] = {}  # set by the window from the run control
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.table)
+
+    def draw(self, data):
+        instruments = data.start.get("instruments") or {}
+        self.table.setRowCount(len(instruments))
+        for r, (name, info) in enumerate(instruments.items()):
+            state = self.states.get(name) or ("stored" if data.stop else "—")
+            values = [name, info.get("kind", ""), info.get("backend", ""), state, self.reading(data, name, info)]
+            for c, v in enumerate(values):
+                self.table.setItem(r, c, QtWidgets.QTableWidgetItem(v))
+        self.table.resizeColumnsToContents()
+
+    @staticmethod
+    def reading(data: RunData, name: str, info: dict) -> str:
+        t = data.at()
+        if info.get("kind") == "potentiostat":
+            e = data.echem
+            i = data.row_at(e, t) if e is not None else None
+            if i is None:
+                return ""
+            return (f"E = {e['Ewe'][i]:.4f} V   I = {e['I'][i] * 1e3:+.4f} mA   "
+                    f"cycle {int(e['cycle'][i])} step {int(e['step'][i])}")
+        stream = data.streams.get(name)
+        i = data.row_at(stream, t) if stream is not None else None
+        if i is None:
+            return ""
+        parts = []
+        for key, desc in stream.data_keys.items():
+            if key == "time" or "exposure" in key or desc.get("shape"):
+                continue
+            units = desc.get("units") or ""
+            parts.append(f"{key.removeprefix(name + '-')} = {stream[key][i]:.5g} {units}".strip())
+        parts.append(f"{stream.rows} frames")
+        return "   ".join(parts)

@@ -1,0 +1,120 @@
+"""Electrochemistry panels: E and I vs time, E vs capacity per cycle, dQ/dV per cycle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtWidgets
+
+from .curves import CycleCurves, capacity_curve, dqdv_curve
+from .model import RunData
+from .plots import COLOURS, CYCLE_COLOURS, cursor_line, curve, place_cursor, plot, right_axis
+
+
+class Panel(QtWidgets.QWidget):
+    """A panel redraws only when its run's data or the time cursor changed."""
+
+    def __init__(self):
+        super().__init__()
+        self._seen = None
+
+    def refresh(self, data: RunData, force: bool = False) -> bool:
+        key = (id(data), data.version, data.cursor)
+        if key == self._seen and not force:
+            return False
+        self._seen = key
+        self.draw(data)
+        return True
+
+    def draw(self, data: RunData) -> None:
+        raise NotImplementedError
+
+
+def hours(t: np.ndarray, t0: float) -> np.ndarray:
+    return (np.asarray(t, float) - t0) / 3600.0
+
+
+class EchemTimePanel(Panel):
+    def __init__(self):
+        super().__init__()
+        self.plot = plot("Potential and current", "time", "E", "h", "V")
+        self.plot.getPlotItem().getAxis("left").setLabel("E", units="V", color=COLOURS["E"])
+        self.e = curve(self.plot, COLOURS["E"])
+        self.i_view = right_axis(self.plot, "I", "A", COLOURS["I"])
+        self.i = curve(self.i_view, COLOURS["I"], width=1.2)
+        self.cursor = cursor_line(self.plot)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.plot)
+
+    def draw(self, data):
+        e = data.echem
+        if e is None or not e.rows:
+            self.e.setData([], [])
+            self.i.setData([], [])
+            return
+        t0 = data.t0()
+        t = hours(e["timestamp"], t0)
+        self.e.setData(t, e["Ewe"])
+        self.i.setData(t, e["I"])
+        place_cursor(self.cursor, None if data.cursor is None else (data.cursor - t0) / 3600)
+
+
+class CyclePanel(Panel):
+    """Curves of the last cycles, one colour each; the cursor's sample marked."""
+
+    def __init__(self, title, x_label, y_label, x_units, y_units, fn, last=8):
+        super().__init__()
+        self.plot = plot(title, x_label, y_label, x_units, y_units)
+        self.legend = self.plot.getPlotItem().addLegend(offset=(-5, 5), labelTextSize="8pt")
+        self.curves = CycleCurves(fn)
+        self.items = [curve(self.plot, CYCLE_COLOURS[k % len(CYCLE_COLOURS)], 1.3) for k in range(last)]
+        self.marker = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(COLOURS["cursor"]), pen=None)
+        self.marker.setZValue(60)
+        self.plot.addItem(self.marker)
+        self.shown: list[int] = []  # cycle numbers drawn, oldest first
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.plot)
+
+    def draw(self, data):
+        e = data.echem
+        found = self.curves.curves(e, data.active_mass_g, len(self.items)) if e is not None and e.rows else []
+        self.legend.clear()
+        for item, (cycle, x, y) in zip(self.items, found):
+            item.setData(x, y)
+            self.legend.addItem(item, f"cycle {cycle}")
+        for item in self.items[len(found):]:
+            item.setData([], [])
+        self.shown = [c for c, _, _ in found]
+        self.mark(data)
+
+    def mark(self, data):
+        self.marker.setData([], [])
+
+
+class CapacityPanel(CyclePanel):
+    def __init__(self):
+        super().__init__("E vs capacity", "capacity", "E", "mAh/g", "V", capacity_curve)
+
+    def draw(self, data):
+        unit = "mAh/g" if data.active_mass_g else "mAh"
+        self.plot.getPlotItem().setLabel("bottom", "capacity", units=unit)
+        super().draw(data)
+
+    def mark(self, data):
+        e = data.echem
+        i = data.row_at(e, data.cursor) if (e is not None and data.cursor is not None) else None
+        if i is None:
+            self.marker.setData([], [])
+            return
+        idx = self.curves.index
+        # the cursor's row: capacity since the start of its step, as the curves are drawn
+        start = max((s for s in idx.step_starts if s <= i), default=0)
+        scale = 1.0 / data.active_mass_g if data.active_mass_g else 1.0
+        self.marker.setData([abs(e["charge"][i] - e["charge"][start]) * scale], [e["Ewe"][i]])
+
+
+class DqDvPanel(CyclePanel):
+    def __init__(self):
+        super().__init__("dQ/dV", "E", "dQ/dV", "V", "mAh/g/V", dqdv_curve)

@@ -1,0 +1,251 @@
+"""The main window: set-up and run browser on the left, run control on top, live panels, time bar.
+
+One timer (10 Hz) moves documents from the run control into the ``DocumentHandler`` and redraws
+what changed; a stored run is shown through the same panels from its arrays (``stored.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6 import QtCore, QtWidgets
+
+from .browser import BrowserPanel
+from .controller import InProcessRunControl, RunControl
+from .documents import DocumentHandler
+from .model import RunData
+from .panels_detectors import MapPanel, MomentPanel, RamanPanel, StatusPanel
+from .panels_echem import CapacityPanel, DqDvPanel, EchemTimePanel
+from .plots import boxed
+from .run_panel import RunPanel
+from .setup_panel import SetupPanel
+from .stored import StoredRun, read_run
+from .timebar import TimeBar
+
+REFRESH_MS = 100
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    def __init__(self, data_dir: Path, control: RunControl | None = None):
+        super().__init__()
+        self.setWindowTitle("operando — in-situ acquisition")
+        self.data_dir = Path(data_dir)
+        self.control = control or InProcessRunControl()
+        self.handler = DocumentHandler(on_new_run=self._live_run_started)
+        self.data: RunData = RunData()
+        self.viewing_live = True
+        self.stored: StoredRun | None = None
+        self._catalog = None
+        self._replay_until: float | None = None
+        self._replay_wall: float | None = None
+
+        self.setup = SetupPanel()
+        self.browser = BrowserPanel(self.catalog_client)
+        self.browser.open_requested.connect(self.open_run)
+        side = QtWidgets.QTabWidget()
+        side.addTab(self.setup, "Set-up")
+        side.addTab(self.browser, "Runs")
+        side.setMinimumWidth(440)
+        self.side = side
+
+        self.echem = EchemTimePanel()
+        self.moment = MomentPanel()
+        self.capacity = CapacityPanel()
+        self.dqdv = DqDvPanel()
+        self.raman = RamanPanel()
+        self.map = MapPanel()
+        self.status = StatusPanel()
+        self.panels = [self.echem, self.moment, self.capacity, self.dqdv, self.raman, self.map, self.status]
+        grid = QtWidgets.QGridLayout()
+        grid.setSpacing(4)
+        grid.addWidget(self.echem, 0, 0)
+        grid.addWidget(self.moment, 0, 1)
+        grid.addWidget(self.capacity, 1, 0)
+        grid.addWidget(self.dqdv, 1, 1)
+        grid.addWidget(boxed("Raman", self.raman), 2, 0, 1, 2)
+        grid.addWidget(boxed("Map (any 2-D stream)", self.map), 3, 0)
+        grid.addWidget(boxed("Instruments", self.status), 3, 1)
+        for r, stretch in enumerate((3, 3, 3, 3)):
+            grid.setRowStretch(r, stretch)
+        dashboard = QtWidgets.QWidget()
+        dashboard.setLayout(grid)
+
+        self.run_panel = RunPanel()
+        self.run_panel.start_clicked.connect(self.start_run)
+        self.run_panel.pause_clicked.connect(self.control.pause)
+        self.run_panel.resume_clicked.connect(self.control.resume)
+        self.run_panel.abort_clicked.connect(self.abort_run)
+        self.setup.validity_changed.connect(self._set_ready)
+        self._set_ready(self.setup.steps is not None)
+        self.timebar = TimeBar()
+        self.timebar.scrubbed.connect(self.scrub)
+        self.timebar.play_toggled.connect(self.replay)
+        self.timebar.follow_latest.connect(self.follow_latest)
+        self.title = QtWidgets.QLabel()
+        self.title.setStyleSheet("font-size: 11pt; font-weight: 600; padding: 2px 6px")
+
+        right = QtWidgets.QWidget()
+        rl = QtWidgets.QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self.title)
+        rl.addWidget(dashboard, 1)
+        rl.addWidget(self.timebar)
+        split = QtWidgets.QSplitter()
+        split.addWidget(side)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        split.setSizes([460, 1200])
+        central = QtWidgets.QWidget()
+        cl = QtWidgets.QVBoxLayout(central)
+        cl.setContentsMargins(2, 2, 2, 2)
+        cl.addWidget(self.run_panel)
+        cl.addWidget(split, 1)
+        self.setCentralWidget(central)
+        self.statusBar().showMessage(f"data directory: {self.data_dir}")
+
+        self.timer = QtCore.QTimer(self, interval=REFRESH_MS)
+        self.timer.timeout.connect(self.tick)
+        self.timer.start()
+
+    # -- catalog -----------------------------------------------------------------------------
+    def catalog_client(self):
+        if self._catalog is None:
+            from operando.acquisition.catalog import open_catalog, resolve_data_dir
+
+            self._catalog = open_catalog(resolve_data_dir(self.data_dir))
+        return self._catalog.client
+
+    # -- live runs ---------------------------------------------------------------------------
+    def _set_ready(self, ok: bool):
+        self.run_panel.ready = ok
+        self.run_panel.show_status(self.control.status)
+
+    def start_run(self):
+        selection = self.setup.selection()
+        if selection is None:
+            return
+        profile, _ = selection
+        protocol = self.setup.protocol_for_run(self.data_dir)
+        self.timebar.play.setChecked(False)
+        self.viewing_live = True
+        self.data = self.handler.data = RunData()
+        self.control.start(profile, protocol, self.data_dir, self.setup.speed.value())
+        self.run_panel.show_status(self.control.status)
+
+    def abort_run(self):
+        self.control.abort("aborted from the GUI")
+
+    def _live_run_started(self, data: RunData):
+        if self.viewing_live:
+            self.data = data
+
+    # -- stored runs -------------------------------------------------------------------------
+    def open_run(self, ref: str):
+        from operando.acquisition.runs import find_run
+
+        self.timebar.play.setChecked(False)
+        run = find_run(self.catalog_client(), ref)
+        self.stored = read_run(run)
+        self.data = self.stored.new_data()
+        self.stored.feed(self.data, self.stored.t_end)
+        self.viewing_live = False
+        self.refresh(force=True)
+
+    def replay(self, on: bool):
+        if not on or self.stored is None:
+            self._replay_until = None
+            if on:
+                self.timebar.play.setChecked(False)
+            return
+        start = self.data.cursor if self.data.cursor is not None else self.stored.t0
+        if start >= self.stored.t_end:
+            start = self.stored.t0
+        self.data = self.stored.new_data()
+        self.stored.feed(self.data, start)
+        self._replay_until, self._replay_wall = start, time.monotonic()
+
+    def _replay_step(self):
+        now = time.monotonic()
+        self._replay_until += (now - self._replay_wall) * self.timebar.speed_value
+        self._replay_wall = now
+        if self.stored.feed(self.data, self._replay_until):
+            self.timebar.play.setChecked(False)
+
+    # -- time --------------------------------------------------------------------------------
+    def scrub(self, fraction: float):
+        """Show every panel at this moment of the run (a fraction of its time span)."""
+        if self.stored is not None and not self.viewing_live:
+            self.timebar.play.setChecked(False)
+            self.stored.feed(self.data, self.stored.t_end)  # the whole run, cursor inside it
+        t0, t1 = self.data.t0(), self.data.t_end()
+        if t0 is None:
+            return
+        self.data.cursor = t0 + fraction * (t1 - t0)
+        self.refresh()
+
+    def set_cursor(self, t: float | None):
+        self.data.cursor = t
+        self.refresh()
+
+    def follow_latest(self):
+        if not self.viewing_live and self.control.status.uid is not None:
+            self.viewing_live = True
+            self.data = self.handler.data
+        self.data.cursor = None
+        self.refresh()
+
+    # -- the clock ---------------------------------------------------------------------------
+    def tick(self):
+        for name, doc in self.control.drain():
+            self.handler(name, doc)
+        status = self.control.status
+        self.run_panel.show_status(status)
+        if status.instruments:
+            self.setup.set_connection(status.instruments)
+        self.status.states = status.instruments if self.viewing_live and status.instruments else {}
+        if self._replay_until is not None:
+            self._replay_step()
+        self.refresh()
+
+    def refresh(self, force: bool = False) -> int:
+        """Redraw panels whose data changed; returns how many redrew."""
+        n = sum(p.refresh(self.data, force) for p in self.panels)
+        self._show_position()
+        return n
+
+    def _show_position(self):
+        d = self.data
+        t0, t1 = d.t0(), d.t_end()
+        start = d.start
+        sample = (start.get("sample") or {}).get("name", "") if start else ""
+        source = "LIVE" if self.viewing_live and start else ("stored" if start else "")
+        self.title.setText(f"{source} run {start.get('scan_id', '')} · {start.get('uid', '')[:8]} · "
+                           f"{sample} · {start.get('protocol', '')}" if start else "No run — start one or open a stored run")
+        if t0 is None:
+            self.timebar.show_position(0, "no data")
+            return
+        at = d.at()
+        span = max(t1 - t0, 1e-9)
+        end = self.stored.t_end if (self.stored is not None and not self.viewing_live) else t1
+        frac = (at - t0) / max(end - t0, 1e-9)
+        e = d.echem
+        i = d.row_at(e, at) if e is not None else None
+        state = (f"E {e['Ewe'][i]:.3f} V · cycle {int(e['cycle'][i])} step {int(e['step'][i])}"
+                 if i is not None else "")
+        mode = "cursor" if d.cursor is not None else "latest"
+        self.timebar.show_position(frac, f"{mode} t = {(at - t0) / 3600:.3f} h of {span / 3600:.2f} h · {state}")
+
+    # -- closing -----------------------------------------------------------------------------
+    def closeEvent(self, event):
+        # Closing the window never stops a run: its thread keeps acquiring and storing; the
+        # process exits when the run has ended.
+        self.timer.stop()
+        if getattr(self.control, "busy", False):
+            print("operando gui: window closed; the run continues until its protocol ends "
+                  f"(uid {self.control.status.uid})", flush=True)
+        self.handler.close_files()
+        if self._catalog is not None:
+            self._catalog.close()
+            self._catalog = None
+        super().closeEvent(event)
