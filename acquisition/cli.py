@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     sim_serve.add_argument("--soc", type=float, default=0.0, help="initial state of charge")
     sim_serve.add_argument("--speed", type=float, default=1.0, help="simulated s per wall s")
     sim_serve.set_defaults(func=_cmd_sim_serve)
+
+    gui = sub.add_parser("gui", help="the lab GUI: set up, run, watch, browse and replay runs")
+    gui.add_argument("--data", help=data_help)
+    gui.add_argument("--replay", metavar="RUN", help="open this stored run (uid, partial uid, scan id, -1)")
+    gui.add_argument("--screenshot", metavar="FILE.png", help="render offscreen, save, exit")
+    gui.add_argument("--at", type=float, help="with --replay: place the time cursor at this fraction (0-1)")
+    gui.set_defaults(func=_cmd_gui)
     return p
 
 
@@ -155,6 +162,16 @@ def _cmd_sim_serve(args) -> int:
     )
     return 0
 
+
+def _cmd_gui(args) -> int:
+    from pathlib import Path
+
+    from operando.gui.app import run as run_gui
+
+    if args.at is not None and not 0 <= args.at <= 1:
+        raise ConfigError(f"--at must be between 0 and 1 (got {args.at})")
+    shot = Path(args.screenshot) if args.screenshot else None
+    return run_gui(resolve_data_dir(args.data), replay=args.replay, shot=shot, at=args.at)
 
 class ProgressBar:
     """One line on stderr: bar, cycle/step, samples, ETA (wall time)."""
