@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .cell import SimCell, preset
-from .clock import SimClock
+from .clock import Clock, make_clock
 from .magnetometer import SimMagnetometerPhysics
 from .potentiostat import SimPotentiostatEngine
 from .raman import SimRamanPhysics
+from .skpm import SimSkpmPhysics
 
 
 @dataclass
 class SimLab:
     cell: SimCell
-    clock: SimClock
+    clock: Clock  # SimClock (scaled wall time) or VirtualClock (deterministic)
     potentiostat: SimPotentiostatEngine
     magnetometer: SimMagnetometerPhysics
     raman: SimRamanPhysics
+    skpm: SimSkpmPhysics | None = field(default=None)
+
+    def __post_init__(self):
+        if self.skpm is None:
+            self.skpm = SimSkpmPhysics(self.cell)
 
     def sync(self) -> float:
         """Advance the cell to the clock's now, so every instrument reads one consistent state.
@@ -45,13 +51,21 @@ def build_sim_lab(
     seed: int = 0,
     soc: float = 0.0,
     start_time: float | None = None,
+    clock: str = "scaled",
+    tick_s: float | None = None,
 ) -> SimLab:
+    """One simulated sample and its instruments on one clock.
+
+    ``clock``: "scaled" (SimClock, wall time x speed) or "virtual" (VirtualClock: deterministic,
+    see ``clock.py``); ``tick_s`` is the virtual clock's idle step (default: the sample interval).
+    """
     cell = SimCell(preset(material, active_mass_g=active_mass_g), soc=soc)
-    clock = SimClock(speed=speed, start_time=start_time)
+    the_clock = make_clock(clock, speed, start_time, tick_s or sample_interval_s)
     return SimLab(
         cell=cell,
-        clock=clock,
-        potentiostat=SimPotentiostatEngine(cell, clock, sample_interval_s),
+        clock=the_clock,
+        potentiostat=SimPotentiostatEngine(cell, the_clock, sample_interval_s),
         magnetometer=SimMagnetometerPhysics(cell, seed=seed),
         raman=SimRamanPhysics(cell, seed=seed + 1),  # independent noise streams
+        skpm=SimSkpmPhysics(cell, seed=seed + 2),
     )

@@ -1,0 +1,112 @@
+"""SKPM device (scanning Kelvin probe microscopy): topography and CPD maps, one frame per trigger.
+
+The scan parameters are configuration signals; each trigger scans one frame line by line on
+the backend (Nanonis, simulated...) and publishes both maps with the experiment-clock times
+at which the scan started and ended.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from ophyd_async.core import AsyncStatus, StandardReadable, soft_signal_r_and_setter, soft_signal_rw
+from ophyd_async.core import StandardReadableFormat as Format
+
+
+@dataclass(frozen=True)
+class SkpmScan:
+    """One frame: ``lines`` x ``pixels`` over ``width_m`` x ``height_m``, ``line_rate_hz`` lines/s."""
+
+    pixels: int
+    lines: int
+    width_m: float
+    height_m: float
+    line_rate_hz: float  # trace + retrace (topography and lift/CPD pass) per line
+
+    def problems(self) -> list[str]:
+        out = []
+        if not 2 <= self.pixels <= 4096:
+            out.append(f"pixels must be 2..4096 (got {self.pixels})")
+        if not 1 <= self.lines <= 4096:
+            out.append(f"lines must be 1..4096 (got {self.lines})")
+        if not (self.width_m > 0 and self.height_m > 0):
+            out.append(f"scan size must be > 0 (got {self.width_m} x {self.height_m} m)")
+        if not self.line_rate_hz > 0:
+            out.append(f"line_rate must be > 0 Hz (got {self.line_rate_hz})")
+        return out
+
+    @property
+    def duration_s(self) -> float:
+        return self.lines / self.line_rate_hz
+
+
+@dataclass(frozen=True)
+class SkpmFrame:
+    scan_start: float  # experiment-clock seconds since the epoch
+    scan_end: float
+    topography_m: np.ndarray  # (lines, pixels), height in m
+    cpd_V: np.ndarray  # (lines, pixels), contact potential difference in V
+
+
+class SkpmBackend(Protocol):
+    description: str
+
+    async def scan(self, scan: SkpmScan) -> SkpmFrame:
+        """Scan one frame (experiment time: ``scan.duration_s``) and return both maps."""
+
+
+class Skpm(StandardReadable):
+    def __init__(
+        self,
+        backend: SkpmBackend,
+        pixels: int = 64,
+        lines: int = 64,
+        width_m: float = 200e-9,
+        height_m: float = 200e-9,
+        line_rate_hz: float = 1.0,
+        name: str = "",
+    ):
+        self._backend = backend
+        with self.add_children_as_readables(Format.HINTED_SIGNAL):
+            self.cpd, self._set_cpd = soft_signal_r_and_setter(np.ndarray, units="V")
+        with self.add_children_as_readables():
+            self.topography, self._set_topography = soft_signal_r_and_setter(np.ndarray, units="m")
+            self.scan_start, self._set_start = soft_signal_r_and_setter(float, units="s")
+            self.scan_end, self._set_end = soft_signal_r_and_setter(float, units="s")
+        with self.add_children_as_readables(Format.CONFIG_SIGNAL):
+            self.pixels = soft_signal_rw(int, pixels)
+            self.lines = soft_signal_rw(int, lines)
+            self.width = soft_signal_rw(float, width_m, units="m")
+            self.height = soft_signal_rw(float, height_m, units="m")
+            self.line_rate = soft_signal_rw(float, line_rate_hz, units="Hz")
+            self.backend_description, _ = soft_signal_r_and_setter(str, backend.description)
+        super().__init__(name=name)
+
+    async def scan_parameters(self) -> SkpmScan:
+        return SkpmScan(
+            pixels=await self.pixels.get_value(),
+            lines=await self.lines.get_value(),
+            width_m=await self.width.get_value(),
+            height_m=await self.height.get_value(),
+            line_rate_hz=await self.line_rate.get_value(),
+        )
+
+    @AsyncStatus.wrap
+    async def trigger(self) -> None:
+        scan = await self.scan_parameters()
+        problems = scan.problems()
+        if problems:
+            raise ValueError(f"{self.name}: " + "; ".join(problems))
+        frame = await self._backend.scan(scan)
+        shape = (scan.lines, scan.pixels)
+        for label, image in (("topography", frame.topography_m), ("cpd", frame.cpd_V)):
+            if np.shape(image) != shape:
+                raise RuntimeError(
+                    f"{self.name}: {label} map has shape {np.shape(image)}, expected {shape}"
+                )
+        self._set_start(frame.scan_start)
+        self._set_end(frame.scan_end)
+        self._set_topography(np.asarray(frame.topography_m, dtype=np.float64))
+        self._set_cpd(np.asarray(frame.cpd_V, dtype=np.float64))
