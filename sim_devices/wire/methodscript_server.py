@@ -55,6 +55,8 @@ class MethodScriptSimulator:
         self._runner: threading.Thread | None = None
         self._upload: list[str] | None = None  # script lines while an upload is in progress
         self._script_running = False
+        # fault hook (see operando.sim_devices.faults.WireFault): line -> line, or None to drop
+        self.wire_fault = None
 
     # ---- life cycle --------------------------------------------------------------------------
     def start(self) -> str:
@@ -91,7 +93,11 @@ class MethodScriptSimulator:
 
     # ---- wire --------------------------------------------------------------------------------
     def _write_line(self, text: str) -> None:
-        data = (text + "\n").encode("ascii")
+        if self.wire_fault is not None:
+            text = self.wire_fault(text)
+            if text is None:
+                return
+        data = (text + "\n").encode("ascii", errors="replace")
         with self._write_lock:
             while data and not self._stop.is_set():
                 _r, writable, _x = select.select([], [self._master], [], 0.1)
