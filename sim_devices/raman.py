@@ -3,8 +3,10 @@
 Bands (counts/s at the peak): a metal-oxygen-metal and a metal-oxygen-carbon interfacial bond
 whose intensity ratio follows how full the interfacial store is, a lattice band that shifts a
 few cm^-1 with state of charge, and the carbon D and G bands as a state-independent reference.
-On top: fluorescence background, dark current, Poisson shot noise, read noise per accumulation
-and occasional cosmic-ray spikes.
+On top: fluorescence background, the laser line leaking through the edge filter (a Rayleigh
+tail at the low-shift end), dark current, Poisson shot noise, read noise per accumulation and
+occasional cosmic-ray spikes. The pixel axis comes from a wavelength calibration polynomial
+(``raman_calibration``); ``lamp_spectrum`` is what a neon lamp gives, for calibrating it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .cell import SimCell
+from .raman_calibration import NEON_LINES_NM, WavelengthCalibration
 
 
 def _lorentzian(x: np.ndarray, centre: float, fwhm: float) -> np.ndarray:
@@ -35,8 +38,14 @@ class SimRamanPhysics:
         self._cell = cell
         self._rng = np.random.default_rng(seed)
         self.laser_nm = float(laser_nm)
-        self._shift = np.linspace(shift_range_cm1[0], shift_range_cm1[1], n_pixels)
+        self.calibration = WavelengthCalibration.for_shift_range(
+            self.laser_nm, shift_range_cm1[0], shift_range_cm1[1], n_pixels
+        )
+        self._pixels = np.arange(n_pixels, dtype=float)
+        self._shift = self.calibration.raman_shift_cm1(self._pixels, self.laser_nm)
         self._fluorescence = 250.0 * np.exp(-(self._shift - self._shift[0]) / 1500.0) + 80.0
+        # laser line: 1e9 counts/s at 0 cm^-1, 1 cm^-1 wide, behind an OD-6 edge filter
+        self._rayleigh = 1e3 * _lorentzian(self._shift, 0.0, 1.0) * 1e3
 
     @property
     def raman_shift_cm1(self) -> np.ndarray:
@@ -44,7 +53,7 @@ class SimRamanPhysics:
 
     @property
     def wavelength_nm(self) -> np.ndarray:
-        return 1e7 / (1e7 / self.laser_nm - self._shift)
+        return self.calibration.wavelength_nm(self._pixels)
 
     def interface_fill(self) -> float:
         """How full the interfacial store is, 0..1."""
@@ -65,7 +74,7 @@ class SimRamanPhysics:
 
     def clean_rate(self) -> np.ndarray:
         """Expected counts/s per pixel: bands plus fluorescence, without dark current."""
-        rate = self._fluorescence.copy()
+        rate = self._fluorescence + self._rayleigh
         for _name, centre, fwhm, peak in self.bands():
             rate += peak * _lorentzian(self._shift, centre, fwhm)
         return rate
@@ -85,3 +94,12 @@ class SimRamanPhysics:
             width = int(self._rng.integers(1, 4))
             counts[pixel : pixel + width] += self._rng.uniform(200.0, 3000.0)
         return counts
+
+    def lamp_spectrum(self, exposure_s: float = 0.1) -> np.ndarray:
+        """Counts from a neon calibration lamp (laser off): lines 0.15 nm wide, plus noise."""
+        wl = self.wavelength_nm
+        rate = np.full(wl.size, self.DARK_COUNTS_S)
+        for line in NEON_LINES_NM:
+            rate += 2e5 * _lorentzian(wl, line, 0.15)
+        counts = self._rng.poisson(rate * exposure_s).astype(np.float64)
+        return counts + self._rng.normal(0.0, self.READ_NOISE_COUNTS, counts.size)
