@@ -56,6 +56,7 @@ class InProcessRunControl(RunControl):
         self._commands: queue.Queue[str] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.RE = None
+        self.instruments = None  # the devices of the current run (tests look at the sim lab)
 
     # -- GUI side ----------------------------------------------------------------------------
     @property
@@ -144,6 +145,7 @@ class InProcessRunControl(RunControl):
                 RE.subscribe(self._on_document)
                 interval = protocol.sampling.interval_s if protocol.sampling else None
                 instruments = build_instruments(profile, data_dir, speed, interval)
+                self.instruments = instruments
                 self.status.speed = instruments.clock.speed
                 self.status.instruments = {d.name: "connected" for d in instruments.devices}
                 md = {

@@ -244,7 +244,10 @@ class StatusPanel(Panel):
         for key, desc in stream.data_keys.items():
             if key == "time" or "exposure" in key or desc.get("shape"):
                 continue
+            value = stream[key][i]
+            if not isinstance(value, (int, float, np.number)):
+                continue  # text keys (labels, states) are not readings
             units = desc.get("units") or ""
-            parts.append(f"{key.removeprefix(name + '-')} = {stream[key][i]:.5g} {units}".strip())
+            parts.append(f"{key.removeprefix(name + '-')} = {value:.5g} {units}".strip())
         parts.append(f"{stream.rows} frames")
         return "   ".join(parts)

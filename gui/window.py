@@ -6,6 +6,7 @@ what changed; a stored run is shown through the same panels from its arrays (``s
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from .stored import StoredRun, read_run
 from .timebar import TimeBar
 
 REFRESH_MS = 100
+log = logging.getLogger(__name__)
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -39,6 +41,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._catalog = None
         self._replay_until: float | None = None
         self._replay_wall: float | None = None
+        self._broken: set = set()  # panels whose drawing failed (logged once)
 
         self.setup = SetupPanel()
         self.browser = BrowserPanel(self.catalog_client)
@@ -125,12 +128,21 @@ class MainWindow(QtWidgets.QMainWindow):
         selection = self.setup.selection()
         if selection is None:
             return
+        from operando.acquisition.catalog import resolve_data_dir
+        from operando.acquisition.config import ConfigError
+
         profile, _ = selection
-        protocol = self.setup.protocol_for_run(self.data_dir)
+        try:
+            data_dir = resolve_data_dir(self.data_dir)
+            protocol = self.setup.protocol_for_run(data_dir)
+            self.control.start(profile, protocol, data_dir, self.setup.speed.value())
+        except (ConfigError, OSError, RuntimeError) as exc:  # nothing was started
+            self.statusBar().showMessage(f"not started: {exc}")
+            QtWidgets.QMessageBox.warning(self, "Run not started", str(exc))
+            return
         self.timebar.play.setChecked(False)
         self.viewing_live = True
         self.data = self.handler.data = RunData()
-        self.control.start(profile, protocol, self.data_dir, self.setup.speed.value())
         self.run_panel.show_status(self.control.status)
 
     def abort_run(self):
@@ -210,7 +222,14 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def refresh(self, force: bool = False) -> int:
         """Redraw panels whose data changed; returns how many redrew."""
-        n = sum(p.refresh(self.data, force) for p in self.panels)
+        n = 0
+        for panel in self.panels:
+            try:
+                n += panel.refresh(self.data, force)
+            except Exception:  # one panel's bug must not freeze the others (or the run)
+                if panel not in self._broken:
+                    log.exception("%s failed to draw", type(panel).__name__)
+                    self._broken.add(panel)
         self._show_position()
         return n
 
