@@ -2,7 +2,7 @@
 
 The scan parameters are configuration signals; each trigger scans one frame line by line on
 the backend (Nanonis, simulated...) and publishes both maps with the experiment-clock times
-at which the scan started and ended.
+at which the scan started and ended (``exposure_start``/``exposure_end``, as every detector).
 """
 
 from __future__ import annotations
@@ -73,8 +73,9 @@ class Skpm(StandardReadable):
             self.cpd, self._set_cpd = soft_signal_r_and_setter(np.ndarray, units="V")
         with self.add_children_as_readables():
             self.topography, self._set_topography = soft_signal_r_and_setter(np.ndarray, units="m")
-            self.scan_start, self._set_start = soft_signal_r_and_setter(float, units="s")
-            self.scan_end, self._set_end = soft_signal_r_and_setter(float, units="s")
+            # named like every detector's, so plans stamp frames the same way
+            self.exposure_start, self._set_start = soft_signal_r_and_setter(float, units="s")
+            self.exposure_end, self._set_end = soft_signal_r_and_setter(float, units="s")
         with self.add_children_as_readables(Format.CONFIG_SIGNAL):
             self.pixels = soft_signal_rw(int, pixels)
             self.lines = soft_signal_rw(int, lines)

@@ -84,7 +84,6 @@ class VirtualClock:
         self._seq = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._driver: asyncio.Task | None = None
-        self._demand: asyncio.Event | None = None
         self._last_seen = 0.0  # loop time of the last time()/sleep() from the loop
         self.events = 0  # how many times the clock has moved (for tests and benchmarks)
 
@@ -123,9 +122,7 @@ class VirtualClock:
         self._last_seen = loop.time()
         if self._driver is None or self._driver.done() or self._loop is not loop:
             self._loop = loop
-            self._demand = asyncio.Event()
             self._driver = loop.create_task(self._drive(), name="VirtualClock driver")
-        self._demand.set()
 
     async def _drive(self) -> None:
         loop = asyncio.get_running_loop()
@@ -137,10 +134,7 @@ class VirtualClock:
                 self._waiters = waiters
                 heapq.heapify(self._waiters)
             if not self._waiters and loop.time() - self._last_seen > self.IDLE_WALL_S:
-                self._demand.clear()  # nobody is watching: park until time() or sleep()
-                await self._demand.wait()
-                wall0, t0 = loop.time(), self._now
-                continue
+                return  # nobody is watching: stop; the next time()/sleep() starts a new driver
             target = self._start + (math.floor((self._now - self._start) / self._tick) + 1) * self._tick
             if self._waiters:
                 target = min(target, self._waiters[0][0])

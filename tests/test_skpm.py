@@ -136,5 +136,5 @@ def test_device_reads_both_maps_and_rejects_bad_parameters():
     reading, config, desc = asyncio.run(go())
     assert reading["skpm-cpd"]["value"].shape == (8, 32)
     assert reading["skpm-topography"]["value"].shape == (8, 32)
-    assert reading["skpm-scan_end"]["value"] - reading["skpm-scan_start"]["value"] == 8.0
+    assert reading["skpm-exposure_end"]["value"] - reading["skpm-exposure_start"]["value"] == 8.0
     assert config["skpm-pixels"]["value"] == 32 and desc["skpm-cpd"]["shape"] == [8, 32]
