@@ -130,7 +130,7 @@ class MapPanel(Panel):
         self.row_line.sigPositionChanged.connect(lambda *_: self._draw_profile())
         self.view.addItem(self.row_line)
         self.profile_plot = plot("Line profile", "x", "value", "px", None)
-        self.profile = curve(self.profile_plot, COLOURS["cursor"], 1.5)
+        self.profile = curve(self.profile_plot, COLOURS["cursor"], 1.5, gaps=True)
         self.empty = QtWidgets.QLabel("No 2-D stream in this run (e.g. SKPM maps).")
         self.empty.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.empty.setStyleSheet("color: #777")
@@ -242,7 +242,8 @@ class StatusPanel(Panel):
             return ""
         parts = []
         for key, desc in stream.data_keys.items():
-            if key == "time" or "exposure" in key or desc.get("shape"):
+            short = key.removeprefix(name + "-")
+            if key == "time" or "exposure" in short or short.startswith("frame") or desc.get("shape"):
                 continue
             value = stream[key][i]
             if not isinstance(value, (int, float, np.number)):

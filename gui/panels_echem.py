@@ -68,7 +68,9 @@ class CyclePanel(Panel):
         self.plot = plot(title, x_label, y_label, x_units, y_units)
         self.legend = self.plot.getPlotItem().addLegend(offset=(-5, 5), labelTextSize="8pt")
         self.curves = CycleCurves(fn)
-        self.items = [curve(self.plot, CYCLE_COLOURS[k % len(CYCLE_COLOURS)], 1.3) for k in range(last)]
+        self.items = [curve(self.plot, CYCLE_COLOURS[k % len(CYCLE_COLOURS)], 1.3, gaps=True)
+                      for k in range(last)]
+        self._drawn: list = [None] * last  # (cycle, x array) per item: only changed curves are set
         self.marker = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(COLOURS["cursor"]), pen=None)
         self.marker.setZValue(60)
         self.plot.addItem(self.marker)
@@ -80,13 +82,18 @@ class CyclePanel(Panel):
     def draw(self, data):
         e = data.echem
         found = self.curves.curves(e, data.active_mass_g, len(self.items)) if e is not None and e.rows else []
-        self.legend.clear()
-        for item, (cycle, x, y) in zip(self.items, found):
-            item.setData(x, y)
-            self.legend.addItem(item, f"cycle {cycle}")
-        for item in self.items[len(found):]:
-            item.setData([], [])
-        self.shown = [c for c, _, _ in found]
+        for k, item in enumerate(self.items):
+            cycle, x, y = found[k] if k < len(found) else (None, None, None)
+            drawn = self._drawn[k]
+            if drawn is None or drawn[0] != cycle or drawn[1] is not x:
+                item.setData([] if x is None else x, [] if y is None else y)
+                self._drawn[k] = (cycle, x)
+        shown = [c for c, _, _ in found]
+        if shown != self.shown:  # rebuilding a legend is slow: only when the cycles shown change
+            self.legend.clear()
+            for item, c in zip(self.items, shown):
+                self.legend.addItem(item, f"cycle {c}")
+        self.shown = shown
         self.mark(data)
 
     def mark(self, data):

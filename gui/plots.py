@@ -33,13 +33,18 @@ def plot(title: str, x_label: str, y_label: str, x_units=None, y_units=None) -> 
     return w
 
 
-def curve(target, colour: str, width: float = 1.5, name: str | None = None) -> pg.PlotDataItem:
-    """A curve that stays fast with millions of points: peak downsampling, clipped to the view."""
-    item = pg.PlotDataItem(pen=pg.mkPen(colour, width=width), name=name, connect="finite",
-                           skipFiniteCheck=False)
+def curve(target, colour: str, width: float = 1.5, name: str | None = None,
+          gaps: bool = False) -> pg.PlotDataItem:
+    """A curve that stays fast with millions of points: peak downsampling, clipped to the view.
+
+    ``gaps``: the data use NaN to separate pieces (skips the per-point finite check otherwise).
+    """
+    item = pg.PlotDataItem(pen=pg.mkPen(colour, width=width), name=name,
+                           connect="finite" if gaps else "all", skipFiniteCheck=not gaps)
+    target.addItem(item)
+    # After addItem: a PlotItem imposes its own (off) downsampling on the items it adopts.
     item.setDownsampling(auto=True, method="peak")
     item.setClipToView(True)
-    target.addItem(item)
     return item
 
 

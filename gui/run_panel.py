@@ -20,8 +20,8 @@ class RunPanel(QtWidgets.QWidget):
     def __init__(self):
         super().__init__()
         self.start = QtWidgets.QPushButton("▶ Start")
-        self.pause = QtWidgets.QPushButton("⏸ Pause")
-        self.resume = QtWidgets.QPushButton("⏵ Resume")
+        self.pause = QtWidgets.QPushButton("❚❚ Pause")
+        self.resume = QtWidgets.QPushButton("▶ Resume")
         self.abort = QtWidgets.QPushButton("■ Abort")
         self.abort.setStyleSheet("QPushButton:enabled { color: #c0392b; font-weight: 600 }")
         for button, signal in ((self.start, self.start_clicked), (self.pause, self.pause_clicked),

@@ -42,7 +42,7 @@ class TimeBar(QtWidgets.QWidget):
         return float(self.speed.currentData())
 
     def _toggled(self, on: bool):
-        self.play.setText("⏸ Pause replay" if on else "▶ Replay")
+        self.play.setText("❚❚ Pause replay" if on else "▶ Replay")
         self.play_toggled.emit(on)
 
     def show_position(self, fraction: float, text: str) -> None:

@@ -1,0 +1,173 @@
+"""GUI benchmark: panel refresh rate with 1,000,000 echem points, and time to open a 24-hour run.
+
+Run with ``python -m operando.benchmarks.gui`` (offscreen). Measured in one process:
+
+  (1) frames/s of the whole window (every panel redrawn and painted, 50 new rows per frame) with
+      1,000,000 echem points, first idle (baseline), then while a simulated run acquires in the
+      GUI's run-control thread; goal >= 30 frames/s;
+  (2) time to open a simulated 24-hour run (1 s sampling, moment every minute, a Raman spectrum
+      every 5 min) from the catalog into every panel, against the time to read its arrays alone;
+      goal <= 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+FPS_GOAL = 30.0
+OPEN_GOAL_S = 2.0
+DAY_PROTOCOL = textwrap.dedent(
+    """
+    name: one_day
+    steps:
+      - {kind: rest, duration_min: 10}
+      - kind: loop
+        repeat: 12
+        steps:
+          - {kind: cc, c_rate: -1, e_min_V: 0.01, max_duration_h: 1}
+          - {kind: cc, c_rate: 1, e_max_V: 3.0, max_duration_h: 1}
+    """
+)
+
+
+def million_points(n: int):
+    """A RunData holding ``n`` echem samples of the simulated cell (many cycles) and a few frames."""
+    from operando.acquisition.config import load_profile
+    from operando.devices.techniques import ConstantCurrent, Limits, ScheduledStep
+    from operando.gui.model import RunData
+    from operando.sim_devices.lab import build_sim_lab
+
+    profile = load_profile("sim")
+    lab = build_sim_lab(material="fe_li2o", active_mass_g=0.002, sample_interval_s=1.0)
+    amps = profile.sample.capacity_mAh / 1000
+    lim = Limits(e_min_V=0.01, e_max_V=3.0, i_max_A=0.01)
+    steps = []
+    for c in range(1, 400):
+        for sign in (-1, 1):
+            tech = ConstantCurrent(current_A=sign * amps, e_min_V=lim.e_min_V, e_max_V=lim.e_max_V,
+                                   max_duration_s=3600)
+            steps.append(ScheduledStep(technique=tech, cycle=c, step=len(steps) + 1))
+    pot = lab.potentiostat
+    pot.load(steps)
+    pot.start()
+    pot.advance_to(pot.start_time + n * 1.0)
+    block = pot.drain()
+    data = RunData()
+    data.set_start({"uid": "bench", "sample": profile.sample.model_dump(mode="json"),
+                    "instruments": {"potentiostat": {"kind": "potentiostat", "backend": "sim"}}})
+    keys = {k: {"dtype": "number", "shape": []} for k in block}
+    data.add_stream("echem", keys)
+    data.append("echem", {k: v[:n] for k, v in block.items()})
+    return data, {k: v[n:] for k, v in block.items()}
+
+
+def frames_per_second(app, data, extra: dict, seconds: float, draw) -> float:
+    """Append 50 rows, then ``draw()`` (refresh and paint synchronously), as often as possible."""
+    frames, k = 0, 0
+    t_end = time.perf_counter() + seconds
+    start = time.perf_counter()
+    while time.perf_counter() < t_end:
+        data.append("echem", {key: v[k:k + 50] for key, v in extra.items()})
+        k += 50
+        draw()
+        app.processEvents()
+        frames += 1
+    return frames / (time.perf_counter() - start), k
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m operando.benchmarks.gui", description=__doc__)
+    p.add_argument("--points", type=int, default=1_000_000)
+    p.add_argument("--seconds", type=float, default=5.0, help="per frame-rate measurement")
+    args = p.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from operando.acquisition.config import load_profile, load_protocol
+    from operando.acquisition.experiment import run_experiment
+    from operando.gui.app import qt_app
+    from operando.gui.stored import read_run
+    from operando.gui.window import MainWindow
+
+    app = qt_app(offscreen=True)
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="operando-gui-bench-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "data").mkdir()
+        window = MainWindow(tmp / "data")
+        window.resize(1680, 1050)
+        window.show()
+        app.processEvents()
+
+        # (2) open a 24-hour run
+        (tmp / "day.yaml").write_text(DAY_PROTOCOL)
+        result = run_experiment(load_profile("sim"), load_protocol(tmp / "day.yaml"), tmp / "data",
+                                speed=20_000, report=False)
+        window.catalog_client()  # the browser's catalog is open before the user clicks a run
+        t = time.perf_counter()
+        window.open_run(result.uid)
+        window.repaint()
+        app.processEvents()
+        open_s = time.perf_counter() - t
+        t = time.perf_counter()
+        stored = read_run(window.catalog_client()[result.uid])
+        read_s = time.perf_counter() - t
+        span_h = (stored.t_end - stored.t0) / 3600
+        counts = {name: len(v) for name, v in stored.times.items()}
+        print(f"open a {span_h:.1f} h run ({counts}): {open_s:.2f} s to every panel "
+              f"(reading its arrays alone, again: {read_s:.2f} s; goal <= {OPEN_GOAL_S:g} s)")
+        ok &= open_s <= OPEN_GOAL_S
+
+        # (1) refresh rate with a million points
+        data, extra = million_points(args.points)
+        window.viewing_live = False
+        window.data = data
+        window.refresh(force=True)
+
+        def panel():  # the 1,000,000-point panel: E and I vs time
+            window.echem.refresh(data)
+            window.echem.repaint()
+
+        def whole():  # all seven panels
+            window.refresh()
+            window.repaint()
+
+        rows = {}
+        offset = 0
+        for label, draw in (("panel", panel), ("window", whole)):
+            fps, used = frames_per_second(app, data, {k: v[offset:] for k, v in extra.items()},
+                                          args.seconds, draw)
+            offset += used
+            rows[label, "idle"] = fps
+        control = window.control
+        control.start(load_profile("sim"), load_protocol("galvanostatic_cycling"), tmp / "data", speed=2000)
+        while control.status.state in ("idle", "starting"):
+            time.sleep(0.05)
+        before = control.status.progress.samples if control.status.progress else 0
+        for label, draw in (("panel", panel), ("window", whole)):
+            fps, used = frames_per_second(app, data, {k: v[offset:] for k, v in extra.items()},
+                                          args.seconds, draw)
+            offset += used
+            rows[label, "busy"] = fps
+        after = control.status.progress.samples if control.status.progress else 0
+        control.abort("benchmark over")
+        control.wait(60)
+        print(f"refresh with {data.echem.rows:,} echem points (a simulated run acquired "
+              f"{after - before:,} samples meanwhile in the run-control thread):")
+        for label, what in (("panel", "E and I vs time panel"), ("window", "whole window, 7 panels")):
+            idle, busy = rows[label, "idle"], rows[label, "busy"]
+            print(f"  {what:24} {idle:6.1f} frames/s idle, {busy:6.1f} frames/s while acquiring "
+                  f"(ratio {busy / idle:.2f})")
+        print(f"  goal: >= {FPS_GOAL:g} frames/s for the 1,000,000-point panel while acquiring")
+        ok &= rows["panel", "busy"] >= FPS_GOAL
+        window.close()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
