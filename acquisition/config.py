@@ -33,6 +33,7 @@ from pydantic import (
 import operando
 from operando.devices.techniques import Limits
 from operando.plans.schedules import Rule
+from operando.plans.suspenders import SuspenderRule
 
 if TYPE_CHECKING:
     from operando.plans.protocol import Protocol
@@ -162,7 +163,22 @@ class Profile(_Model):
     instruments: dict[str, Instrument]
     sample: Sample
     sim: Optional[SimOptions] = None
+    # Conditions that suspend acquisition while they hold (plans/suspenders.py).
+    suspenders: list[SuspenderRule] = []
     _source: Optional[Path] = PrivateAttr(None)
+
+    @field_validator("suspenders")
+    @classmethod
+    def _suspenders_watch_instruments(cls, suspenders: list[SuspenderRule], info: ValidationInfo):
+        if "instruments" not in info.data:
+            return suspenders  # the instruments are wrong already; that is the error to show
+        names = set(info.data["instruments"])
+        for rule in suspenders:
+            if rule.instrument not in names:
+                raise ValueError(
+                    f"{rule.watch}: no instrument named {rule.instrument!r} (have {', '.join(sorted(names))})"
+                )
+        return suspenders
 
     @field_validator("instruments")
     @classmethod

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from operando.plans.operando import operando_cycling
 from operando.plans.protocol import compile_protocol, estimate_duration_s
+from operando.plans.suspenders import build_suspender
 
 from .catalog import open_catalog
 from .instruments import build_instruments, check_buildable
@@ -53,6 +54,11 @@ def run_experiment(
                 if i.enabled
             },
         }
+        by_name = {d.name: d for d in instruments.devices}
+        suspenders = [
+            build_suspender(rule, by_name, instruments.potentiostat, instruments.clock)
+            for rule in profile.suspenders
+        ]
         plan = operando_cycling(
             instruments.potentiostat,
             steps,
@@ -61,6 +67,7 @@ def run_experiment(
             capacity_mAh=profile.sample.capacity_mAh,
             md=md,
             progress=progress,
+            suspenders=suspenders,
         )
         try:
             (uid,) = RE(plan)

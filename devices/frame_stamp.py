@@ -39,3 +39,23 @@ class FrameStamp(StandardReadable):
         self._set_cycle(state.cycle if state else -1)
         self._set_step(state.step if state else -1)
         self._set_reason(reason)
+
+
+class FrameFailure(StandardReadable):
+    """A detector frame that failed (disconnection, timeout...): the run goes on, this records it.
+
+    Read into the ``frame_failures`` stream: ``failure-detector``, ``failure-error``,
+    ``failure-time`` (experiment clock).
+    """
+
+    def __init__(self, name: str = "failure"):
+        with self.add_children_as_readables():
+            self.detector, self._set_detector = soft_signal_r_and_setter(str)
+            self.error, self._set_error = soft_signal_r_and_setter(str)
+            self.time, self._set_time = soft_signal_r_and_setter(float, units="s")
+        super().__init__(name=name)
+
+    def record(self, detector: str, error: BaseException, t: float) -> None:
+        self._set_detector(detector)
+        self._set_error(f"{type(error).__name__}: {error}")
+        self._set_time(t)

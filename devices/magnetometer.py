@@ -8,6 +8,8 @@ from typing import Protocol
 from ophyd_async.core import AsyncStatus, StandardReadable, soft_signal_r_and_setter, soft_signal_rw
 from ophyd_async.core import StandardReadableFormat as Format
 
+from .status import StatusPoller
+
 
 @dataclass(frozen=True)
 class MomentReading:
@@ -24,6 +26,9 @@ class MagnetometerBackend(Protocol):
     async def measure(self, averaging_s: float) -> MomentReading:
         """Average the moment for ``averaging_s`` (experiment time) and return it."""
 
+    async def status(self) -> dict:
+        """{"connected", "field_T", "temperature_K", "field_stable"}: polled while staged."""
+
 
 class Magnetometer(StandardReadable):
     def __init__(self, backend: MagnetometerBackend, averaging_s: float = 1.0, name: str = ""):
@@ -38,7 +43,31 @@ class Magnetometer(StandardReadable):
         with self.add_children_as_readables(Format.CONFIG_SIGNAL):
             self.averaging_time = soft_signal_rw(float, averaging_s, units="s")
             self.backend_description, _ = soft_signal_r_and_setter(str, backend.description)
+        # Health, not data: watched by suspenders, not read into frames.
+        self.connected, set_connected = soft_signal_r_and_setter(bool, True)
+        self.field_stable, set_stable = soft_signal_r_and_setter(bool, True)
         super().__init__(name=name)
+        self.status_poller = StatusPoller(
+            self.name,
+            backend.status,
+            {
+                "connected": set_connected,
+                "field_stable": set_stable,
+                "field_T": self._set_field,
+                "temperature_K": self._set_temperature,
+            },
+        )
+
+    @AsyncStatus.wrap
+    async def stage(self) -> None:
+        await super().stage()
+        await self.status_poller.poll_once()
+        self.status_poller.start()
+
+    @AsyncStatus.wrap
+    async def unstage(self) -> None:
+        await self.status_poller.stop()
+        await super().unstage()
 
     @AsyncStatus.wrap
     async def trigger(self) -> None:

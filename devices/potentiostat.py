@@ -81,6 +81,7 @@ class Potentiostat(StandardReadable):
         self._holds: set[str] = set()  # why the cell is held (pause, a long acquisition...)
         self._new_samples = asyncio.Event()
         self._poll_now = asyncio.Event()  # set to poll before the period is up
+        self._pass_next_pause = False
         with self.add_children_as_readables(Format.HINTED_UNCACHED_SIGNAL):
             self.ewe, self._set_ewe = soft_signal_r_and_setter(float, units="V")
             self.current, self._set_current = soft_signal_r_and_setter(float, units="A")
@@ -221,11 +222,19 @@ class Potentiostat(StandardReadable):
         if not self._holds and self._task is not None and not self._task.done():
             await self._backend.release()
 
+    def let_next_pause_pass(self) -> None:
+        """The next pause() leaves the cell cycling (a suspension configured `echem: continue`)."""
+        self._pass_next_pause = True
+
     async def pause(self) -> None:
         """RunEngine pause (or suspension): the cell goes to open circuit, measured all along."""
+        if self._pass_next_pause:
+            self._pass_next_pause = False
+            return
         await self.hold("pause")
 
     async def resume(self) -> None:
+        self._pass_next_pause = False
         await self.release("pause")
 
     # -- the echem state the schedules and frame stamps see ----------------------------------

@@ -15,6 +15,8 @@ from ophyd_async.core import (
 )
 from ophyd_async.core import StandardReadableFormat as Format
 
+from .status import StatusPoller
+
 
 @dataclass(frozen=True)
 class SpectrumReading:
@@ -30,6 +32,9 @@ class RamanBackend(Protocol):
 
     async def acquire(self, exposure_s: float, accumulations: int) -> SpectrumReading:
         """Expose ``accumulations`` times for ``exposure_s`` each (experiment time); sum them."""
+
+    async def status(self) -> dict:
+        """{"connected", "interlock_closed"}: polled while staged."""
 
 
 class RamanSpectrometer(StandardReadable):
@@ -56,7 +61,24 @@ class RamanSpectrometer(StandardReadable):
             )
             self.laser_wavelength, _ = soft_signal_r_and_setter(float, backend.laser_nm, units="nm")
             self.backend_description, _ = soft_signal_r_and_setter(str, backend.description)
+        # Health, not data: watched by suspenders, not read into frames.
+        self.connected, set_connected = soft_signal_r_and_setter(bool, True)
+        self.interlock_closed, set_interlock = soft_signal_r_and_setter(bool, True)
         super().__init__(name=name)
+        self.status_poller = StatusPoller(
+            self.name, backend.status, {"connected": set_connected, "interlock_closed": set_interlock}
+        )
+
+    @AsyncStatus.wrap
+    async def stage(self) -> None:
+        await super().stage()
+        await self.status_poller.poll_once()
+        self.status_poller.start()
+
+    @AsyncStatus.wrap
+    async def unstage(self) -> None:
+        await self.status_poller.stop()
+        await super().unstage()
 
     @AsyncStatus.wrap
     async def trigger(self) -> None:

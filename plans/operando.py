@@ -14,6 +14,7 @@ reason.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,10 +23,12 @@ import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 
 from operando.devices.clock import Clock
-from operando.devices.frame_stamp import FrameStamp
+from operando.devices.frame_stamp import FrameFailure, FrameStamp
 from operando.devices.techniques import ScheduledStep
 
 from .schedules import EveryTime, Rule, ScheduleEvaluator, describe
+
+log = logging.getLogger(__name__)
 
 ECHEM_STREAM = "echem"
 POLL_WALL_S = 0.02  # how often the plan looks at new echem samples for state-based rules
@@ -69,8 +72,14 @@ def operando_cycling(
     flush_period_s: float = 0.5,
     md: dict | None = None,
     progress: Callable[[Progress], None] | None = None,
+    suspenders: Sequence = (),
 ):
-    """Run ``steps`` on ``potentiostat`` while each detector acquires on its schedule."""
+    """Run ``steps`` on ``potentiostat`` while each detector acquires on its schedule.
+
+    ``suspenders`` (bluesky suspenders, e.g. from ``plans/suspenders.py``) are installed once
+    the devices are staged — their health signals hold real values by then — and removed at the
+    end of the run.
+    """
     streams = [d.stream for d in detectors]
     if len(set(streams)) != len(streams) or ECHEM_STREAM in streams:
         raise ValueError(f"detector stream names must be unique and not {ECHEM_STREAM!r}: {streams}")
@@ -80,7 +89,8 @@ def operando_cycling(
         ScheduleEvaluator(list(d.rules), 0.0, capacity_mAh)
     yield from bps.prepare(potentiostat, list(steps), wait=True)
     stamp = FrameStamp(name="frame")
-    yield from bps.wait_for([stamp.connect])
+    failure = FrameFailure(name="failure")
+    yield from bps.wait_for([stamp.connect, failure.connect])
 
     run_md = {
         "plan_name": "operando_cycling",
@@ -105,7 +115,8 @@ def operando_cycling(
     @bpp.stage_decorator(devices)
     @bpp.run_decorator(md=run_md)
     def inner():
-        return (yield from bpp.contingency_wrapper(body(), except_plan=on_error))
+        guarded = bpp.suspend_wrapper(body(), list(suspenders)) if suspenders else body()
+        return (yield from bpp.contingency_wrapper(guarded, except_plan=on_error))
 
     def body():
         yield from bps.declare_stream(potentiostat, name=ECHEM_STREAM, collect=True)
@@ -123,8 +134,8 @@ def operando_cycling(
             for d in detectors:
                 fired = evaluators[d.stream].update(new, now)
                 if fired:
-                    yield from _frame(d, fired, evaluators[d.stream], potentiostat, stamp, capacity_mAh)
-                    frames[d.stream] += 1
+                    ok = yield from _frame(d, fired, evaluators[d.stream], potentiostat, stamp, capacity_mAh, failure, clock)
+                    frames[d.stream] += ok
             if time.monotonic() - last_collect >= flush_period_s:
                 yield from bps.collect(potentiostat, name=ECHEM_STREAM)
                 last_collect = time.monotonic()
@@ -142,21 +153,34 @@ def operando_cycling(
             # now=-inf: the last samples may still cross a threshold; no time rule fires any more.
             fired = sorted(set(ev.update(new, float("-inf"))) | set(ev.finish()))
             if fired:
-                yield from _frame(d, fired, ev, potentiostat, stamp, capacity_mAh)
+                yield from _frame(d, fired, ev, potentiostat, stamp, capacity_mAh, failure, clock)
         yield from bps.collect(potentiostat, name=ECHEM_STREAM)
         yield from bps.complete(potentiostat, wait=True)  # raises if the sequence ended in a fault
 
     return (yield from inner())
 
 
-def _frame(d: DetectorSchedule, fired, evaluator, potentiostat, stamp, capacity_mAh):
-    """One detector frame, stamped with the echem state at its exposure midpoint."""
+def _frame(d: DetectorSchedule, fired, evaluator, potentiostat, stamp, capacity_mAh, failure, clock):
+    """One detector frame, stamped with the echem state at its exposure midpoint.
+
+    A detector that fails (disconnected, timed out) costs its frame, not the run: the failure
+    is recorded in the ``frame_failures`` stream and cycling goes on. Returns 1 if a frame was
+    stored, else 0.
+    """
     hold = evaluator.hold_for(fired) == "ocv"
     why = f"{d.stream} acquisition"
     if hold:
         yield from bps.wait_for([lambda: potentiostat.hold(why)])
     try:
         yield from bps.trigger(d.device, wait=True)
+    except Exception as exc:  # FailedStatus wrapping the detector's own error
+        cause = exc.__cause__ or exc
+        log.warning("%s: frame failed: %s", d.stream, cause)
+        failure.record(d.stream, cause, clock.time())
+        yield from bps.create(name="frame_failures")
+        yield from bps.read(failure)
+        yield from bps.save()
+        return 0
     finally:
         if hold:
             yield from bps.wait_for([lambda: potentiostat.release(why)])
@@ -171,6 +195,7 @@ def _frame(d: DetectorSchedule, fired, evaluator, potentiostat, stamp, capacity_
     yield from bps.read(d.device)
     yield from bps.read(stamp)
     yield from bps.save()
+    return 1
 
 
 def _rule_text(rule: Rule) -> str:

@@ -53,8 +53,23 @@ class SimMagnetometerBackend:
         self.field_T = field_T
         self.temperature_K = temperature_K
         self.description = "simulated SQUID-VSM"
+        # Health a test or a fault schedule can change; read by status() and suspenders.
+        self.connected = True
+        self.field_stable = True
+
+    async def status(self) -> dict:
+        if not self.connected:
+            raise ConnectionError("simulated SQUID-VSM: no answer")
+        return {
+            "connected": True,
+            "field_T": self.field_T,
+            "temperature_K": self.temperature_K,
+            "field_stable": self.field_stable,
+        }
 
     async def measure(self, averaging_s: float) -> MomentReading:
+        if not self.connected:
+            raise ConnectionError("simulated SQUID-VSM: no answer")
         start = self.lab.clock.time()
         await self.lab.clock.sleep(averaging_s)
         self.lab.sync()
@@ -68,8 +83,19 @@ class SimRamanBackend:
         self.raman_shift_cm1 = np.asarray(lab.raman.raman_shift_cm1, dtype=float)
         self.laser_nm = float(lab.raman.laser_nm)
         self.description = f"simulated Raman spectrometer ({self.laser_nm:g} nm)"
+        self.connected = True
+        self.interlock_closed = True
+
+    async def status(self) -> dict:
+        if not self.connected:
+            raise ConnectionError("simulated Raman spectrometer: no answer")
+        return {"connected": True, "interlock_closed": self.interlock_closed}
 
     async def acquire(self, exposure_s: float, accumulations: int) -> SpectrumReading:
+        if not self.connected:
+            raise ConnectionError("simulated Raman spectrometer: no answer")
+        if not self.interlock_closed:
+            raise RuntimeError("simulated Raman spectrometer: laser interlock open, no exposure")
         start = self.lab.clock.time()
         await self.lab.clock.sleep(exposure_s * accumulations)
         self.lab.sync()

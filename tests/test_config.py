@@ -140,3 +140,11 @@ def test_top_level_must_be_mapping(tmp_path, text, got):
 def test_yaml_tags_are_not_executed(tmp_path):
     path = _write(tmp_path, "name: !!python/object/apply:os.system ['echo pwned']\n")
     assert "lab.yaml: line 1" in _error(load_profile, path)
+
+
+def test_a_suspender_must_watch_a_known_instrument_with_one_condition(tmp_path):
+    data = _sim_data()
+    data["suspenders"] = [{"watch": "squid.temperature", "outside": [290, 310]}]
+    assert "suspenders: squid.temperature: no instrument named 'squid'" in _error(load_profile, _write(tmp_path, data))
+    data["suspenders"] = [{"watch": "magnetometer.temperature", "outside": [290, 310], "when": False}]
+    assert "give exactly one condition" in _error(load_profile, _write(tmp_path, data))

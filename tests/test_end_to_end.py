@@ -52,7 +52,8 @@ def test_every_document_is_schema_valid(stored_run):
         schema_validators[DocumentNames[name]].validate(doc)
     names = [n for n, _ in docs]
     assert names[0] == "start" and names[-1] == "stop"
-    assert names.count("descriptor") == 3  # echem, magnetometer, raman
+    streams = sorted(d["name"] for n, d in docs if n == "descriptor")
+    assert streams == ["echem", "interruptions", "magnetometer", "raman"]
     assert "stream_resource" in names and "stream_datum" in names
 
 

@@ -148,3 +148,75 @@ def test_abort_leaves_open_circuit_and_closes_the_run_with_its_reason(tmp_path):
     ewe_res = next(d["uid"] for n, d in b.docs if n == "stream_resource" and d["data_key"] == "Ewe")
     announced = max(d["indices"]["stop"] for n, d in b.docs if n == "stream_datum" and d["stream_resource"] == ewe_res)
     assert announced == b.pstat.history.count
+
+
+@pytest.mark.parametrize(
+    "rule, trip, clear, echem_held",
+    [
+        ({"watch": "magnetometer.temperature", "outside": (295, 305), "echem": "continue"},
+         lambda b: setattr(b.mag_backend, "temperature_K", 320.0),
+         lambda b: setattr(b.mag_backend, "temperature_K", 300.0), False),
+        ({"watch": "magnetometer.field_stable", "when": False, "echem": "continue"},
+         lambda b: setattr(b.mag_backend, "field_stable", False),
+         lambda b: setattr(b.mag_backend, "field_stable", True), False),
+        ({"watch": "raman.interlock_closed", "when": False, "echem": "hold"},
+         lambda b: setattr(b.raman_backend, "interlock_closed", False),
+         lambda b: setattr(b.raman_backend, "interlock_closed", True), True),
+        ({"watch": "magnetometer.connected", "when": False, "echem": "hold"},
+         lambda b: setattr(b.mag_backend, "connected", False),
+         lambda b: setattr(b.mag_backend, "connected", True), True),
+    ],
+    ids=["temperature-out-of-band", "field-not-stable", "laser-interlock-open", "disconnected"],
+)
+def test_each_suspender_pauses_acquisition_and_resumes_when_cleared(tmp_path, rule, trip, clear, echem_held):
+    from operando.plans.suspenders import SuspenderRule, build_suspender
+
+    b = Bench(tmp_path, speed=1000.0)
+    b.mag_backend, b.raman_backend = b.mag._backend, b.raman._backend
+    suspender = build_suspender(
+        SuspenderRule(**rule), {"magnetometer": b.mag, "raman": b.raman}, b.pstat, b.lab.clock
+    )
+    detectors = [DetectorSchedule.every(b.mag, 30.0, "magnetometer"), DetectorSchedule.every(b.raman, 60.0, "raman")]
+    marks = {}
+
+    def fault():
+        time.sleep(1.0)
+        marks["trip"] = time.time()
+        trip(b)
+        time.sleep(0.6)
+        marks["clear"] = time.time()
+        clear(b)
+
+    threading.Thread(target=fault, daemon=True).start()
+    b.run(b.plan(cycle_steps(b, c_rate=1.0), detectors, suspenders=[suspender]))
+    assert b.docs[-1][1]["exit_status"] == "success"
+    # bluesky records the suspension (with its justification), not its end.
+    (suspension,) = b.events("interruptions")
+    assert rule["watch"] in suspension["data"]["interruption"]
+    suspended_at, resumed_at = suspension["time"], marks["clear"]
+    assert marks["trip"] <= suspended_at < marks["trip"] + 0.3  # noticed within a few polls
+    frames = [e["time"] for s in ("magnetometer", "raman") for e in b.events(s)]
+    assert not any(suspended_at < t < resumed_at for t in frames)  # nothing acquired meanwhile
+    assert any(t > resumed_at for t in frames)  # and acquisition came back
+    echem = b.echem()
+    in_current_step = echem["step"] >= 2
+    held = np.count_nonzero(in_current_step & (echem["I"] == 0))
+    if echem_held:
+        assert held >= 300  # ~0.6 s wall at 1000x: the cell waited at open circuit
+    else:
+        assert held == 0  # cycling went on through the suspension
+    assert set(np.unique(echem["step"])) == {1, 2, 3}
+
+
+def test_a_failing_detector_costs_frames_not_the_run(tmp_path):
+    b = Bench(tmp_path, speed=2000.0)
+    b.raman._backend.connected = False  # and no suspender to wait for it
+    detectors = [DetectorSchedule.every(b.raman, 600.0, "raman"), DetectorSchedule.every(b.mag, 300.0, "magnetometer")]
+    b.run(b.plan(cycle_steps(b), detectors))
+    assert b.docs[-1][1]["exit_status"] == "success"
+    failures = b.events("frame_failures")
+    assert len(failures) >= 3 and not b.events("raman")
+    assert all(f["data"]["failure-detector"] == "raman" for f in failures)
+    assert "ConnectionError" in failures[0]["data"]["failure-error"]
+    assert len(b.events("magnetometer")) >= 3  # the other detector went on
+    assert set(np.unique(b.echem()["step"])) == {1, 2, 3}

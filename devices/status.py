@@ -1,0 +1,61 @@
+"""Instrument health, polled while a device is staged: what suspenders watch.
+
+A backend reports ``await backend.status()`` as a mapping (e.g. ``{"connected": True,
+"temperature_K": 300.1, "field_stable": True}``); the device copies each value it knows into a
+soft signal, so bluesky suspenders (through ``plans/suspenders.py``) can react to it. A status
+call that raises counts as a disconnection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+
+class StatusPoller:
+    def __init__(
+        self,
+        name: str,
+        read_status: Callable[[], Awaitable[dict]],
+        setters: dict[str, Callable],
+        period_s: float = 0.05,
+    ):
+        self.name = name
+        self._read = read_status
+        self._setters = setters  # status key -> signal setter; "connected" is always one
+        self.period_s = period_s
+        self._task: asyncio.Task | None = None
+
+    async def poll_once(self) -> dict:
+        try:
+            status = dict(await self._read())
+            status.setdefault("connected", True)
+        except Exception as exc:  # the instrument did not answer: that is the status
+            log.warning("%s: status failed: %s", self.name, exc)
+            status = {"connected": False}
+        for key, value in status.items():
+            setter = self._setters.get(key)
+            if setter is not None:
+                setter(value)
+        return status
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self.poll_once()
+            await asyncio.sleep(self.period_s)
