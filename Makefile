@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SPEED ?= 2000
 export MPLBACKEND := Agg
 
-.PHONY: demo test bench clean-data venv
+.PHONY: demo test bench clean-data venv postgres postgres-stop
 
 venv: $(STAMP)
 
@@ -30,3 +30,26 @@ bench: $(STAMP)
 
 clean-data:
 	rm -rf data
+
+# A PostgreSQL server on loopback for development and the storage tests (CI runs this too):
+# installs Debian's postgresql if no server binaries exist, initialises a cluster in $(PG_DIR)
+# (trust authentication, listening on 127.0.0.1 only) and starts it. Then:
+#   export OPERANDO_TEST_POSTGRES_URI=$(PG_URI)
+PG_PORT ?= 55432
+PG_DIR ?= /tmp/operando-postgres
+PG_URI := postgresql://operando@127.0.0.1:$(PG_PORT)/postgres
+PG_AS = $$(if [ "$$(id -u)" = 0 ]; then echo "runuser -u postgres --"; fi)
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql)
+	@PGBIN=$$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); \
+	if $$PGBIN/pg_isready -q -h 127.0.0.1 -p $(PG_PORT); then echo "PostgreSQL already up"; else \
+	  mkdir -p $(PG_DIR) && if [ "$$(id -u)" = 0 ]; then chown postgres $(PG_DIR); fi; \
+	  test -f $(PG_DIR)/PG_VERSION || $(PG_AS) $$PGBIN/initdb --no-sync -D $(PG_DIR) -U operando -A trust >/dev/null; \
+	  $(PG_AS) $$PGBIN/pg_ctl -D $(PG_DIR) -l $(PG_DIR)/server.log -w \
+	    -o "-c listen_addresses=127.0.0.1 -p $(PG_PORT) -k $(PG_DIR)" start; fi
+	@echo "export OPERANDO_TEST_POSTGRES_URI=$(PG_URI)"
+
+postgres-stop:
+	@PGBIN=$$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); \
+	$(PG_AS) $$PGBIN/pg_ctl -D $(PG_DIR) -w stop

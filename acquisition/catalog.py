@@ -8,12 +8,21 @@ Layout of a data directory::
     run_engine.json   persisted RunEngine metadata (scan_id keeps counting across processes)
     reports/          PNG overviews written by the demo
 
+    journal/          every run's documents as JSON lines (crash recovery, replay)
+
 The root container carries the CatalogOfBlueskyRuns spec, so a stock Tiled client looks runs up
 by scan id, uid, partial uid or -1.
+
+Scale-out: ``$OPERANDO_CATALOG_URI`` (or ``open_catalog(..., uri=)``) moves the catalog off the
+data directory — ``postgresql://user@host/db`` keeps runs *and* event tables in PostgreSQL
+(opened in-process, as with SQLite), ``http://host:port/api/v1?api_key=…`` talks to a running
+Tiled server (e.g. ``tiled serve config config/tiled-postgres.yml``). The HDF5 files, journal and
+RunEngine metadata stay in the data directory, which the server must be able to read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
@@ -23,6 +32,7 @@ from pathlib import Path
 
 DATA_ENV = "OPERANDO_DATA"
 API_KEY_ENV = "OPERANDO_API_KEY"
+CATALOG_URI_ENV = "OPERANDO_CATALOG_URI"
 BLUESKY_SPECS = [{"name": "CatalogOfBlueskyRuns", "version": "3.0"}]
 
 
@@ -52,25 +62,47 @@ def files_dir(data_dir: Path) -> Path:
     return data_dir / "files"
 
 
-def catalog_adapter(data_dir: Path):
+def catalog_uri(data_dir: Path, uri: str | None = None) -> str:
+    """The catalog database: ``uri``, else $OPERANDO_CATALOG_URI, else SQLite in the data dir."""
+    return uri or os.environ.get(CATALOG_URI_ENV) or f"sqlite:///{data_dir / 'catalog.db'}"
+
+
+def is_server_uri(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def catalog_adapter(data_dir: Path, uri: str | None = None):
     """The Tiled catalog adapter over a data directory (created on first use)."""
     from tiled.catalog import from_uri
 
-    return from_uri(
-        f"sqlite:///{data_dir / 'catalog.db'}",
-        writable_storage=[files_dir(data_dir), f"duckdb:///{data_dir / 'storage.duckdb'}"],
+    # Absolute paths only: Tiled records storage locations as given and finds them by that text.
+    data_dir = Path(data_dir).absolute()
+    uri = catalog_uri(data_dir, uri)
+    if uri.startswith("postgresql"):
+        # Event tables in the same database: many writers and readers, nothing on local disk.
+        tables = "postgresql://" + uri.split("://", 1)[1]
+    else:
+        tables = f"duckdb:///{data_dir / 'storage.duckdb'}"
+    # Tiled initialises a database by running `python -m tiled catalog init` in a subprocess
+    # (~3 s of imports, on every open): do it once per database, remembered by a marker file.
+    marker = data_dir / f".catalog-initialized-{hashlib.sha1(uri.encode()).hexdigest()[:12]}"
+    adapter = from_uri(
+        uri,
+        writable_storage=[files_dir(data_dir), tables],
         readable_storage=[files_dir(data_dir)],
-        init_if_not_exists=True,
+        init_if_not_exists=not marker.exists(),
         specs=BLUESKY_SPECS,
     )
+    marker.touch()
+    return adapter
 
 
-def build_catalog_app(data_dir: Path, api_key: str):
+def build_catalog_app(data_dir: Path, api_key: str, uri: str | None = None):
     from tiled.config import Authentication
     from tiled.server.app import build_app
 
     return build_app(
-        catalog_adapter(data_dir), authentication=Authentication(single_user_api_key=api_key)
+        catalog_adapter(data_dir, uri), authentication=Authentication(single_user_api_key=api_key)
     )
 
 
@@ -93,9 +125,20 @@ class Catalog:
         self.close()
 
 
-def open_catalog(data_dir: Path) -> Catalog:
-    """Open the catalog in-process (no socket): Tiled's app behind an in-memory transport."""
+def open_catalog(data_dir: Path, uri: str | None = None) -> Catalog:
+    """Open the catalog in-process (no socket): Tiled's app behind an in-memory transport.
+
+    With a server uri (http…), connect to that Tiled server instead.
+    """
     from tiled.client import Context, from_context
+
+    data_dir = Path(data_dir).absolute()
+    uri = catalog_uri(data_dir, uri)
+    if is_server_uri(uri):
+        from tiled.client import from_uri
+
+        client = from_uri(uri)
+        return Catalog(data_dir=data_dir, client=client, _context=client.context)
 
     import tiled.server.app  # noqa: F401  (it sets its own logger to INFO on import)
 
@@ -104,5 +147,5 @@ def open_catalog(data_dir: Path) -> Catalog:
     api_key = secrets.token_hex(16)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # starlette's TestClient transport deprecation notice
-        context = Context.from_app(build_catalog_app(data_dir, api_key), api_key=api_key)
+        context = Context.from_app(build_catalog_app(data_dir, api_key, uri), api_key=api_key)
     return Catalog(data_dir=data_dir, client=from_context(context), _context=context)

@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        _recover_abandoned_runs(args)
         return args.func(args)
     except (ConfigError, DataDirectoryError) as exc:
         print(f"operando: error: {exc}", file=sys.stderr)
@@ -29,6 +30,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"operando: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+
+
+def _recover_abandoned_runs(args) -> None:
+    """Before any command on a data directory: close runs whose process died (see recovery.py)."""
+    if not hasattr(args, "data"):
+        return
+    from .recovery import recover_data_dir
+
+    for run in recover_data_dir(resolve_data_dir(args.data)):
+        if run is not None:
+            print(f"operando: {run.describe()}", file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:

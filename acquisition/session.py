@@ -8,10 +8,11 @@ from collections.abc import MutableMapping
 from pathlib import Path
 
 from bluesky import RunEngine
-from bluesky_tiled_plugins import TiledWriter
 
 from .background import BackgroundConsumer
 from .catalog import Catalog
+from .catalog_writer import FlushingTiledWriter
+from .journal import DocumentJournal
 
 
 class JsonMetadataStore(MutableMapping):
@@ -75,12 +76,16 @@ class OperandoRunEngine(RunEngine):
 def make_run_engine(catalog: Catalog, *, call_returns_result: bool = False) -> RunEngine:
     """A RunEngine whose every document goes to the catalog, with persisted metadata.
 
-    The catalog writer runs on its own thread (``RE.catalog_writer``); call its ``flush()``
+    Every document is first journaled (``RE.journal``: JSON lines in the data directory, written
+    at once and fsync'd every second), then handed to the catalog writer, which runs on its own
+    thread (``RE.catalog_writer``) and writes its caches out every second; call its ``flush()``
     before reading a run that just ended.
     """
     md = JsonMetadataStore(catalog.data_dir / "run_engine.json")
     RE = OperandoRunEngine(md, call_returns_result=call_returns_result)
     RE.record_interruptions = True  # pauses and suspensions become the `interruptions` stream
-    RE.catalog_writer = BackgroundConsumer(TiledWriter(catalog.client))
+    RE.journal = DocumentJournal(catalog.data_dir)
+    RE.subscribe(RE.journal)  # first: on disk before anything slower sees it
+    RE.catalog_writer = BackgroundConsumer(FlushingTiledWriter(catalog.client))
     RE.subscribe(RE.catalog_writer)
     return RE
