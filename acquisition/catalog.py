@@ -97,9 +97,19 @@ def catalog_adapter(data_dir: Path, uri: str | None = None):
     return adapter
 
 
+def register_exporters() -> None:
+    """Let a run export its documents (json-seq): what ``run.documents()`` and replay ask for."""
+    from bluesky_tiled_plugins.exporters import json_seq_exporter
+    from tiled.media_type_registration import default_serialization_registry as registry
+
+    registry.register("BlueskyRun", "application/json-seq", json_seq_exporter)
+
+
 def build_catalog_app(data_dir: Path, api_key: str, uri: str | None = None):
     from tiled.config import Authentication
     from tiled.server.app import build_app
+
+    register_exporters()
 
     return build_app(
         catalog_adapter(data_dir, uri), authentication=Authentication(single_user_api_key=api_key)

@@ -57,9 +57,29 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_cmd_run)
 
-    runs = sub.add_parser("runs", help="list stored runs")
+    runs = sub.add_parser("runs", help="list stored runs (optionally only those matching)")
     runs.add_argument("--data", help=data_help)
+    runs.add_argument("--sample", help="sample name contains this")
+    runs.add_argument("--material", help="sample material contains this")
+    runs.add_argument("--plan", help="plan name, e.g. operando_cycling, import_eclab")
+    runs.add_argument("--since", help="started on/after YYYY-MM-DD[ HH:MM[:SS]]")
+    runs.add_argument("--until", help="started before the end of YYYY-MM-DD (or before a time)")
+    runs.add_argument("--status", choices=["success", "abort", "fail", "incomplete"])
+    runs.add_argument("--tag", action="append", default=[], help="sample tag (repeat: all must match)")
     runs.set_defaults(func=_cmd_runs)
+
+    replay = sub.add_parser("replay", help="re-emit a stored run's documents with their timing")
+    replay.add_argument("run", help="uid, partial uid, scan id, or -1 for the latest")
+    replay.add_argument("--speed", type=float, default=1.0,
+                        help="times faster than the original (default 1; inf = no waiting)")
+    replay.add_argument("--data", help=data_help)
+    replay.set_defaults(func=_cmd_replay)
+
+    imp = sub.add_parser("import", help="import an EC-Lab .mpr/.mpt or MultiVu .dat file as a run")
+    imp.add_argument("file", help="BioLogic EC-Lab .mpr/.mpt or Quantum Design MultiVu .dat")
+    imp.add_argument("--sample", help="sample name (default: the file name)")
+    imp.add_argument("--data", help=data_help)
+    imp.set_defaults(func=_cmd_import)
 
     show = sub.add_parser("show", help="streams, rows, cycles and capacities of one run")
     show.add_argument("run", help="uid, partial uid, scan id, or -1 for the latest")
@@ -120,11 +140,58 @@ def _cmd_run(args) -> int:
 
 def _cmd_runs(args) -> int:
     from .catalog import open_catalog
-    from .runs import format_runs, list_runs
+    from .runs import format_runs, list_runs, search_runs
 
     with open_catalog(resolve_data_dir(args.data)) as cat:
-        rows = list_runs(cat.client)
-        print(format_runs(rows) if rows else f"no runs in {cat.data_dir}")
+        try:
+            found = search_runs(
+                cat.client, sample=args.sample, material=args.material, plan=args.plan,
+                since=args.since, until=args.until, status=args.status, tags=args.tag,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"operando runs: {exc}") from None
+        rows = list_runs(found)
+        filtered = found is not cat.client
+        print(format_runs(rows) if rows else f"no {'matching ' if filtered else ''}runs in {cat.data_dir}")
+    return 0
+
+
+def _cmd_replay(args) -> int:
+    from .catalog import open_catalog
+    from .replay import ReplayProgress, replay_run
+    from .runs import RunNotFound, find_run
+
+    if not args.speed > 0:
+        raise ConfigError(f"--speed must be > 0 (got {args.speed}); inf replays without waiting")
+    data_dir = resolve_data_dir(args.data)
+    with open_catalog(data_dir) as cat:
+        try:
+            run = find_run(cat.client, args.run)
+        except RunNotFound as exc:
+            print(f"operando: error: {exc}", file=sys.stderr)
+            return 2
+        progress = ReplayProgress(print)
+        count = replay_run(run, [progress], data_dir=data_dir, speed=args.speed)
+        print(f"replayed {count} documents of run {run.metadata['start']['uid']}: {progress.summary()}")
+    return 0
+
+
+def _cmd_import(args) -> int:
+    from pathlib import Path
+
+    from .catalog import open_catalog
+    from .importers import ImportFormatError, import_file
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    data_dir = resolve_data_dir(args.data)
+    with open_catalog(data_dir) as cat:
+        try:
+            run = import_file(path, cat.client, data_dir, {"name": args.sample} if args.sample else None)
+        except ImportFormatError as exc:
+            raise ConfigError(str(exc)) from None
+    print(f"imported {path} as run {run.uid} (scan {run.scan_id}): {run.rows} rows in stream {run.stream!r}")
     return 0
 
 

@@ -65,6 +65,58 @@ def list_runs(client) -> list[RunRow]:
     return [run_row(run) for run in client.values()]
 
 
+def parse_date(text: str, *, end: bool = False) -> float:
+    """``YYYY-MM-DD[ HH:MM[:SS]]`` (local time) → epoch seconds; a bare date with ``end`` means
+    the end of that day, so ``--until 2026-11-25`` includes the 25th."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"date {text!r}: expected YYYY-MM-DD or 'YYYY-MM-DD HH:MM[:SS]'") from None
+    if end and len(text.strip()) == 10:
+        value += dt.timedelta(days=1)
+    return value.timestamp()
+
+
+def search_runs(
+    client,
+    *,
+    sample: str | None = None,
+    material: str | None = None,
+    plan: str | None = None,
+    since: str | float | None = None,
+    until: str | float | None = None,
+    status: str | None = None,
+    tags: list[str] | tuple[str, ...] = (),
+):
+    """The catalog narrowed by each given criterion (all must hold), as Tiled queries run by the
+    catalog database itself (SQLite or PostgreSQL), so it scales to many runs.
+
+    ``sample`` and ``material`` match a substring of the start document's sample name/material;
+    ``plan`` and ``status`` (success, abort, fail, incomplete) match exactly; ``since``/``until``
+    bound the start time (epoch seconds or dates, see ``parse_date``); every tag must be present.
+    """
+    from tiled.queries import Comparison, Contains, Eq, Like
+
+    results = client
+    if sample:
+        results = results.search(Like("start.sample.name", f"%{sample}%"))
+    if material:
+        results = results.search(Like("start.sample.material", f"%{material}%"))
+    if plan:
+        results = results.search(Eq("start.plan_name", plan))
+    if status:
+        results = results.search(Eq("stop.exit_status", status))
+    for tag in tags:
+        results = results.search(Contains("start.sample.tags", tag))
+    if since is not None:
+        t = parse_date(since) if isinstance(since, str) else float(since)
+        results = results.search(Comparison("ge", "start.time", t))
+    if until is not None:
+        t = parse_date(until, end=True) if isinstance(until, str) else float(until)
+        results = results.search(Comparison("lt", "start.time", t))
+    return results
+
+
 def format_time(t: float) -> str:
     return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
 
