@@ -174,3 +174,27 @@ def test_sigkill_mid_run_loses_at_most_a_second_and_is_closed_incomplete(
         # A second command finds nothing more to recover.
         assert cli_main(["runs", "--data", str(data)]) == 0
         assert "recovered" not in capsys.readouterr().err
+
+
+def test_a_torn_last_journal_line_is_skipped(tmp_path):
+    from operando.acquisition.journal import encode
+
+    path = tmp_path / "x.open.jsonl"
+    good = [("start", {"uid": "u", "time": 1.0}), ("descriptor", {"uid": "d", "run_start": "u", "time": 2.0})]
+    path.write_bytes(b"".join(encode(n, d) for n, d in good) + encode("event", {"time": 3.0})[:-7])
+    assert list(read_journal(path)) == good
+
+
+def test_swmr_flags_cleared_only_on_a_matching_superblock(tmp_path):
+    from operando.acquisition.hdf5_recovery import clear_swmr_flags, lookup3
+
+    assert lookup3(b"") == 0xDEADBEEF  # HDF5's H5_checksum_lookup3 of nothing
+    path = tmp_path / "a.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        f["x"] = np.arange(5)
+    before = path.read_bytes()
+    assert clear_swmr_flags(path) is False and path.read_bytes() == before  # closed cleanly
+    corrupt = bytearray(before)
+    corrupt[11] = 5  # flags set, checksum now wrong: must be left alone
+    path.write_bytes(bytes(corrupt))
+    assert clear_swmr_flags(path) is False and path.read_bytes() == bytes(corrupt)
