@@ -16,13 +16,14 @@ from operando.devices.clock import Clock, WallClock
 from operando.devices.magnetometer import Magnetometer
 from operando.devices.potentiostat import Potentiostat
 from operando.devices.raman import RamanSpectrometer
+from operando.devices.skpm import Skpm
 from operando.plans.operando import DetectorSchedule
 
 from .catalog import files_dir
 from .config import ConfigError, Profile
 
 # Default acquisition periods (experiment seconds) when a profile gives no period_s.
-DEFAULT_PERIOD_S = {"magnetometer": 10.0, "raman": 60.0}
+DEFAULT_PERIOD_S = {"magnetometer": 10.0, "raman": 60.0, "skpm": 900.0}
 
 
 DEFAULT_SIM_MATERIAL = "fe_li2o"
@@ -75,40 +76,55 @@ def build_instruments(
     ``sample_interval_s`` (from a protocol's ``sampling``) overrides the profile's setting.
     Must be called after a RunEngine exists (devices connect in its event loop).
     """
+    from operando.sim_devices.backends import (
+        SimMagnetometerBackend,
+        SimPotentiostatBackend,
+        SimRamanBackend,
+    )
+    from operando.sim_devices.skpm_backend import SimSkpmBackend
+
     check_buildable(profile)
     lab = _sim_lab(profile, speed, sample_interval_s)
     clock: Clock = lab.clock if lab is not None else WallClock()
-    potentiostat = None
+    pstat_name = profile.potentiostat_name
+    pstat_settings = dict(profile.potentiostat.settings or {})
+    pstat_backend = SimPotentiostatBackend(lab, _instrument_clock(pstat_settings))
+    potentiostat = Potentiostat(
+        pstat_backend, profile.limits, lambda: files_dir(data_dir), name=pstat_name, clock=clock
+    )
     detectors: list[DetectorSchedule] = []
     for name, inst in profile.instruments.items():
-        if not inst.enabled:
+        if not inst.enabled or inst.kind == "potentiostat":
             continue
         settings = dict(inst.settings or {})
-        if inst.kind == "potentiostat":
-            from operando.sim_devices.backends import SimPotentiostatBackend
-
-            potentiostat = Potentiostat(
-                SimPotentiostatBackend(lab), inst.limits, lambda: files_dir(data_dir), name=name
-            )
-        elif inst.kind == "magnetometer":
-            from operando.sim_devices.backends import SimMagnetometerBackend
-
+        # `trigger: hardware`: exposures start on the potentiostat's trigger output (TTL).
+        trigger = pstat_backend if settings.get("trigger", "software") == "hardware" else None
+        if inst.kind == "magnetometer":
             backend = SimMagnetometerBackend(
-                lab, float(settings.get("field_T", 1.0)), float(settings.get("temperature_K", 300.0))
+                lab,
+                float(settings.get("field_T", 1.0)),
+                float(settings.get("temperature_K", 300.0)),
+                trigger_source=trigger,
             )
             device = Magnetometer(backend, float(settings.get("averaging_s", 1.0)), name=name)
-            detectors.append(_schedule(device, inst, name, settings))
         elif inst.kind == "raman":
-            from operando.sim_devices.backends import SimRamanBackend
-
             device = RamanSpectrometer(
-                SimRamanBackend(lab),
+                SimRamanBackend(lab, trigger_source=trigger),
                 float(settings.get("exposure_s", 10.0)),
                 int(settings.get("accumulations", 1)),
                 name=name,
             )
-            detectors.append(_schedule(device, inst, name, settings))
-        # SKPM devices arrive with their issue; a profile may list one already (it is skipped).
+        elif inst.kind == "skpm":
+            device = Skpm(
+                SimSkpmBackend(lab),
+                pixels=int(settings.get("pixels", 64)),
+                lines=int(settings.get("lines", 64)),
+                line_rate_hz=float(settings.get("line_rate_hz", 1.0)),
+                name=name,
+            )
+        else:  # pragma: no cover - the profile schema admits only these kinds
+            raise ConfigError(f"instruments.{name}.kind: unsupported {inst.kind!r}")
+        detectors.append(_schedule(device, inst, name, settings))
     instruments = Instruments(clock, potentiostat, detectors, lab)
     call_in_bluesky_event_loop(_connect_all(instruments.devices))
     return instruments
@@ -116,6 +132,14 @@ def build_instruments(
 
 async def _connect_all(devices) -> None:
     await asyncio.gather(*(d.connect() for d in devices))
+
+
+def _instrument_clock(settings: dict) -> tuple[float, float] | None:
+    """Simulated potentiostat only: give it its own clock, {offset_s, drift_ppm}."""
+    clock = settings.get("instrument_clock")
+    if not clock:
+        return None
+    return float(clock.get("offset_s", 0.0)), float(clock.get("drift_ppm", 0.0))
 
 
 def _schedule(device, inst, name: str, settings: dict) -> DetectorSchedule:

@@ -24,14 +24,15 @@ class EchemState:
     charge: float
     cycle: int
     step: int
+    instrument_time: float = float("nan")  # the potentiostat's own clock at this instant
 
 
 class EchemHistory:
-    def __init__(self, capacity: int = 1_000_000):
+    def __init__(self, capacity: int = 1_000_000, columns: dict = ECHEM_COLUMNS):
         self.capacity = capacity
         # Storage of twice the capacity: appends are copies into free room, and only when it
         # is full are the newest ``capacity`` samples moved to the front (amortised O(1)).
-        self._store = {k: np.empty(2 * capacity, dtype=dt) for k, (_, dt) in ECHEM_COLUMNS.items()}
+        self._store = {k: np.empty(2 * capacity, dtype=dt) for k, (_, dt) in columns.items()}
         self._fill = 0
         self._first = 0  # global index of the first sample kept
         self._count = 0  # samples ever added
@@ -74,19 +75,22 @@ class EchemHistory:
         start = max(index - self._first, 0)
         return self._count, {k: v[start:] for k, v in self._cols.items()}
 
-    def state_at(self, t: float) -> EchemState | None:
-        """Linear interpolation at ``t``; integers (cycle, step) from the sample at or before t.
+    def state_at(self, t: float, time_column: str = "timestamp") -> EchemState | None:
+        """Linear interpolation at ``t`` of ``time_column``; integers (cycle, step) from the
+        sample at or before t.
 
         Outside the kept samples the nearest sample is used; None when there are none.
         """
-        ts = self._cols["timestamp"]
+        ts = self._cols[time_column]
         if ts.size == 0:
             return None
         i = int(np.clip(np.searchsorted(ts, t, side="right") - 1, 0, ts.size - 1))
         interp = {k: float(np.interp(t, ts, self._cols[k])) for k in ("Ewe", "I", "charge")}
         # Current is a step function: take the sample's own value, not a blend across a step.
         interp["I"] = float(self._cols["I"][i])
+        inst = self._cols.get("instrument_time")
         return EchemState(
+            instrument_time=float(np.interp(t, ts, inst)) if inst is not None else float("nan"),
             time=float(t),
             Ewe=interp["Ewe"],
             I=interp["I"],

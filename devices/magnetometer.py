@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +20,8 @@ class MomentReading:
     moment_emu: float
     field_T: float
     temperature_K: float
+    # Hardware-triggered: the potentiostat's own time of the trigger edge that started it.
+    trigger_instrument_time: float = math.nan
 
 
 class MagnetometerBackend(Protocol):
@@ -40,6 +44,9 @@ class Magnetometer(StandardReadable):
             self.temperature, self._set_temperature = soft_signal_r_and_setter(float, units="K")
             self.exposure_start, self._set_start = soft_signal_r_and_setter(float, units="s")
             self.exposure_end, self._set_end = soft_signal_r_and_setter(float, units="s")
+            self.trigger_instrument_time, self._set_trigger_time = soft_signal_r_and_setter(
+                float, math.nan, units="s"
+            )
         with self.add_children_as_readables(Format.CONFIG_SIGNAL):
             self.averaging_time = soft_signal_rw(float, averaging_s, units="s")
             self.backend_description, _ = soft_signal_r_and_setter(str, backend.description)
@@ -73,6 +80,7 @@ class Magnetometer(StandardReadable):
     async def trigger(self) -> None:
         # Values are set here, not by a getter: a staged signal reads from its cache in a scan.
         r = await self._backend.measure(await self.averaging_time.get_value())
+        self._set_trigger_time(r.trigger_instrument_time)
         self._set_start(r.exposure_start)
         self._set_end(r.exposure_end)
         self._set_moment(r.moment_emu)

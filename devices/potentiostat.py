@@ -9,6 +9,7 @@ completion, abort, excursion, fault — leaves the cell at open circuit.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -23,10 +24,18 @@ from ophyd_async.core import (
 )
 from ophyd_async.core import StandardReadableFormat as Format
 
+from .clock import Clock, WallClock
 from .echem_history import EchemHistory, EchemState
 from .safety import LimitError, check_steps, excursion
 from .stream_writer import HDF5StreamWriter
 from .techniques import ECHEM_COLUMNS, Limits, ScheduledStep
+from .timebase import TimebaseMapper
+
+# What the device stores: the backend's columns, with ``timestamp`` on the experiment clock, plus
+# the instrument's own time of each sample (equal to ``timestamp`` for host-clocked backends), so
+# the mapping can be checked or redone later.
+STREAM_COLUMNS = {**ECHEM_COLUMNS, "instrument_time": ("s", "<f8")}
+FAST_POLL_S = 0.002
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +48,9 @@ class PotentiostatBackend(Protocol):
     """What a potentiostat must do; one implementation per instrument family."""
 
     description: str
+    # "host": sample times are already on the experiment clock; "instrument": they come from the
+    # instrument's own clock and are mapped (offset and drift estimated from arrival times).
+    timebase: str
 
     async def start(self, steps: Sequence[ScheduledStep]) -> None: ...
 
@@ -68,8 +80,11 @@ class Potentiostat(StandardReadable):
         files_dir: Callable[[], Path] | Path,
         poll_period_s: float = 0.02,
         name: str = "",
+        clock: Clock | None = None,
     ) -> None:
         self._backend = backend
+        self._clock = clock or WallClock()
+        self.timebase = TimebaseMapper()
         self.limits = limits
         self._files_dir = files_dir
         self._poll_period_s = poll_period_s
@@ -77,7 +92,7 @@ class Potentiostat(StandardReadable):
         self._writer: HDF5StreamWriter | None = None
         self._task: asyncio.Task | None = None
         self.stop_reason: str | None = None
-        self.history = EchemHistory()
+        self.history = EchemHistory(columns=STREAM_COLUMNS)
         self._holds: set[str] = set()  # why the cell is held (pause, a long acquisition...)
         self._new_samples = asyncio.Event()
         self._poll_now = asyncio.Event()  # set to poll before the period is up
@@ -108,7 +123,7 @@ class Potentiostat(StandardReadable):
         self._steps = list(steps)
         files_dir = self._files_dir() if callable(self._files_dir) else self._files_dir
         path = Path(files_dir) / f"{self.name or 'potentiostat'}-{uuid.uuid4().hex[:12]}.h5"
-        self._writer = HDF5StreamWriter(path, ECHEM_COLUMNS)
+        self._writer = HDF5StreamWriter(path, STREAM_COLUMNS)
 
     @property
     def steps(self) -> list[ScheduledStep]:
@@ -134,18 +149,22 @@ class Potentiostat(StandardReadable):
         await asyncio.shield(task)
 
     async def _acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             while True:
-                block = await self._backend.poll()
-                self._ingest(block)
+                await self._poll_and_ingest()
                 if self._backend.done:
                     # One last poll: samples measured between the previous poll and the end.
-                    self._ingest(await self._backend.poll())
+                    await self._poll_and_ingest()
                     self.stop_reason = self.stop_reason or "completed"
                     break
                 self._poll_now.clear()
+                # Poll fast for the first half second: an instrument clock's mapping is only as
+                # good as its earliest arrivals, and frames are stamped from the start.
+                period = self._poll_period_s if loop.time() - started > 0.5 else FAST_POLL_S
                 try:
-                    await asyncio.wait_for(self._poll_now.wait(), self._poll_period_s)
+                    await asyncio.wait_for(self._poll_now.wait(), period)
                 except asyncio.TimeoutError:
                     pass
         except asyncio.CancelledError:
@@ -158,10 +177,20 @@ class Potentiostat(StandardReadable):
             if self._writer is not None:
                 self._writer.flush()
 
-    def _ingest(self, block: dict[str, np.ndarray], check_limits: bool = True) -> None:
+    async def _poll_and_ingest(self) -> None:
+        # The arrival time is read before the poll, so our own processing never inflates it.
+        arrived = self._clock.time()
+        self._ingest(await self._backend.poll(), arrived=arrived)
+
+    def _ingest(self, block: dict[str, np.ndarray], check_limits: bool = True, arrived=None) -> None:
         n = len(block.get("Ewe", ()))
         if n == 0:
             return
+        block = dict(block)
+        block["instrument_time"] = inst = np.asarray(block["timestamp"], dtype=float)
+        if self.timebase_source == "instrument":
+            self.timebase.observe(float(inst[-1]), self._clock.time() if arrived is None else arrived)
+            block["timestamp"] = self.timebase.to_host(inst)
         problem = excursion(block["Ewe"], block["I"], self.limits) if check_limits else None
         self._writer.append(block)
         self.history.append(block)
@@ -261,8 +290,20 @@ class Potentiostat(StandardReadable):
             except asyncio.TimeoutError:
                 pass
 
-    def state_at(self, t: float) -> EchemState | None:
-        return self.history.state_at(t)
+    def state_at(self, t: float, instrument_time: float | None = None) -> EchemState | None:
+        """The cell at experiment time ``t``. For an instrument-clocked backend the lookup goes
+        through the newest clock mapping, on the instrument's own time stamps — or directly at
+        ``instrument_time`` when that is known (a frame started by this instrument's trigger)."""
+        if self.timebase_source != "instrument":
+            return self.history.state_at(t)
+        if instrument_time is None:
+            instrument_time = float(self.timebase.to_instrument(t))
+        state = self.history.state_at(instrument_time, "instrument_time")
+        return None if state is None else dataclasses.replace(state, time=float(t))
+
+    @property
+    def timebase_source(self) -> str:
+        return getattr(self._backend, "timebase", "host")
 
     @property
     def running(self) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,6 +25,8 @@ class SpectrumReading:
     exposure_start: float  # experiment-clock seconds since the epoch
     exposure_end: float
     counts: np.ndarray
+    # Hardware-triggered: the potentiostat's own time of the trigger edge that started it.
+    trigger_instrument_time: float = math.nan
 
 
 class RamanBackend(Protocol):
@@ -53,6 +57,9 @@ class RamanSpectrometer(StandardReadable):
         with self.add_children_as_readables():
             self.exposure_start, self._set_start = soft_signal_r_and_setter(float, units="s")
             self.exposure_end, self._set_end = soft_signal_r_and_setter(float, units="s")
+            self.trigger_instrument_time, self._set_trigger_time = soft_signal_r_and_setter(
+                float, math.nan, units="s"
+            )
         with self.add_children_as_readables(Format.CONFIG_SIGNAL):
             self.exposure_time = soft_signal_rw(float, exposure_s, units="s")
             self.accumulations = soft_signal_rw(int, accumulations)
@@ -90,6 +97,7 @@ class RamanSpectrometer(StandardReadable):
                 f"(got {exposure} s, {accumulations})"
             )
         r = await self._backend.acquire(exposure, accumulations)
+        self._set_trigger_time(r.trigger_instrument_time)
         self._set_start(r.exposure_start)
         self._set_end(r.exposure_end)
         self._set_spectrum(np.asarray(r.counts, dtype=np.float64))

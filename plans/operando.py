@@ -15,6 +15,7 @@ reason.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 
 from operando.devices.clock import Clock
-from operando.devices.frame_stamp import FrameFailure, FrameStamp
+from operando.devices.frame_stamp import FrameFailure, FrameStamp, TimebaseRecord
 from operando.devices.techniques import ScheduledStep
 
 from .schedules import EveryTime, Rule, ScheduleEvaluator, describe
@@ -90,7 +91,8 @@ def operando_cycling(
     yield from bps.prepare(potentiostat, list(steps), wait=True)
     stamp = FrameStamp(name="frame")
     failure = FrameFailure(name="failure")
-    yield from bps.wait_for([stamp.connect, failure.connect])
+    timebase = TimebaseRecord(name="timebase")
+    yield from bps.wait_for([stamp.connect, failure.connect, timebase.connect])
 
     run_md = {
         "plan_name": "operando_cycling",
@@ -156,6 +158,10 @@ def operando_cycling(
                 yield from _frame(d, fired, ev, potentiostat, stamp, capacity_mAh, failure, clock)
         yield from bps.collect(potentiostat, name=ECHEM_STREAM)
         yield from bps.complete(potentiostat, wait=True)  # raises if the sequence ended in a fault
+        timebase.record(potentiostat.timebase.as_dict(), potentiostat.timebase_source)
+        yield from bps.create(name="timebase")
+        yield from bps.read(timebase)
+        yield from bps.save()
 
     return (yield from inner())
 
@@ -187,15 +193,30 @@ def _frame(d: DetectorSchedule, fired, evaluator, potentiostat, stamp, capacity_
     start = yield from bps.rd(d.device.exposure_start)
     end = yield from bps.rd(d.device.exposure_end)
     midpoint = 0.5 * (start + end)
+    edge = yield from _read_if_present(d.device, "trigger_instrument_time")
+    mid_instrument = None
+    if edge is not None and math.isfinite(edge):
+        # Hardware-triggered: the exposure began at the potentiostat's own trigger edge, an
+        # instant of the echem record itself; its state is looked up there, and its place on
+        # the experiment clock comes through the same mapping as the echem samples.
+        mid_instrument = edge + 0.5 * (end - start) / (1.0 + potentiostat.timebase.drift)
+        midpoint = float(potentiostat.timebase.to_host(mid_instrument))
     # The frame's state is interpolated from samples on both sides of its midpoint.
     yield from bps.wait_for([lambda: potentiostat.wait_for_samples_until(midpoint)])
     reason = ", ".join(_rule_text(evaluator.rules[i]) for i in fired)
-    stamp.stamp(potentiostat.state_at(midpoint), midpoint, reason, capacity_mAh)
+    stamp.stamp(potentiostat.state_at(midpoint, mid_instrument), midpoint, reason, capacity_mAh)
     yield from bps.create(name=d.stream)
     yield from bps.read(d.device)
     yield from bps.read(stamp)
     yield from bps.save()
     return 1
+
+
+def _read_if_present(device, signal_name: str):
+    signal = getattr(device, signal_name, None)
+    if signal is None:
+        return None
+    return (yield from bps.rd(signal))
 
 
 def _rule_text(rule: Rule) -> str:

@@ -18,9 +18,36 @@ from .lab import SimLab
 
 
 class SimPotentiostatBackend:
-    def __init__(self, lab: SimLab):
+    """The simulated potentiostat. With ``instrument_clock=(offset_s, drift_ppm)`` it stamps its
+    samples with its own clock (offset and drifting from the experiment clock, as real firmware
+    does), so the device layer must map them; without, it shares the experiment clock."""
+
+    def __init__(self, lab: SimLab, instrument_clock: tuple[float, float] | None = None):
         self.lab = lab
         self.description = f"simulated potentiostat ({lab.cell_description})"
+        self.timebase = "host" if instrument_clock is None else "instrument"
+        self._offset_s, drift_ppm = instrument_clock or (0.0, 0.0)
+        self._drift = drift_ppm * 1e-6
+        self._t_ref = lab.clock.time()
+
+    def instrument_time(self, t):
+        """The instrument's clock reading at experiment time ``t`` (the simulator's truth)."""
+        return np.asarray(t) + self._offset_s + self._drift * (np.asarray(t) - self._t_ref)
+
+    async def trigger_output(self) -> tuple[float, float]:
+        """Fire the TTL trigger output at the next sample instant; returns when it fired.
+
+        Returns (experiment time, instrument time) of the edge. The edge sits on the sample grid,
+        so a frame started by it is aligned with the echem samples exactly, in either time base.
+        """
+        engine = self.lab.potentiostat
+        now = self.lab.clock.time()
+        edge = now
+        if engine.running and engine.start_time is not None:
+            dt = engine.sample_interval_s
+            edge = engine.start_time + np.ceil((now - engine.start_time) / dt - 1e-9) * dt
+        await self.lab.clock.sleep(max(0.0, edge - now))
+        return float(edge), float(self.instrument_time(edge))
 
     async def start(self, steps: Sequence[ScheduledStep]) -> None:
         self.lab.sync()  # the cell relaxes up to now before the sequence starts
@@ -30,7 +57,10 @@ class SimPotentiostatBackend:
 
     async def poll(self) -> dict[str, np.ndarray]:
         self.lab.sync()
-        return self.lab.potentiostat.drain()
+        block = self.lab.potentiostat.drain()
+        if self.timebase == "instrument":
+            block["timestamp"] = self.instrument_time(block["timestamp"])
+        return block
 
     @property
     def done(self) -> bool:
@@ -47,9 +77,27 @@ class SimPotentiostatBackend:
         self.lab.potentiostat.release()
 
 
+async def _exposure(lab: SimLab, seconds: float, trigger_source) -> tuple[float, float, float]:
+    """(start, end, trigger instrument time) of one exposure on the experiment clock.
+
+    Software-timed, it starts now; hardware-triggered, it starts on the potentiostat's next
+    trigger edge and lasts exactly ``seconds`` (the detector times itself from the edge).
+    """
+    if trigger_source is None:
+        start = lab.clock.time()
+        await lab.clock.sleep(seconds)
+        return start, lab.clock.time(), float("nan")
+    edge, edge_inst = await trigger_source.trigger_output()
+    await lab.clock.sleep(edge + seconds - lab.clock.time())
+    return edge, edge + seconds, edge_inst
+
+
 class SimMagnetometerBackend:
-    def __init__(self, lab: SimLab, field_T: float = 1.0, temperature_K: float = 300.0):
+    def __init__(
+        self, lab: SimLab, field_T: float = 1.0, temperature_K: float = 300.0, trigger_source=None
+    ):
         self.lab = lab
+        self.trigger_source = trigger_source  # a SimPotentiostatBackend: hardware-triggered
         self.field_T = field_T
         self.temperature_K = temperature_K
         self.description = "simulated SQUID-VSM"
@@ -70,16 +118,16 @@ class SimMagnetometerBackend:
     async def measure(self, averaging_s: float) -> MomentReading:
         if not self.connected:
             raise ConnectionError("simulated SQUID-VSM: no answer")
-        start = self.lab.clock.time()
-        await self.lab.clock.sleep(averaging_s)
+        start, end, edge_inst = await _exposure(self.lab, averaging_s, self.trigger_source)
         self.lab.sync()
         moment = self.lab.magnetometer.moment_emu(self.field_T, self.temperature_K, averaging_s)
-        return MomentReading(start, self.lab.clock.time(), moment, self.field_T, self.temperature_K)
+        return MomentReading(start, end, moment, self.field_T, self.temperature_K, edge_inst)
 
 
 class SimRamanBackend:
-    def __init__(self, lab: SimLab):
+    def __init__(self, lab: SimLab, trigger_source=None):
         self.lab = lab
+        self.trigger_source = trigger_source  # a SimPotentiostatBackend: hardware-triggered
         self.raman_shift_cm1 = np.asarray(lab.raman.raman_shift_cm1, dtype=float)
         self.laser_nm = float(lab.raman.laser_nm)
         self.description = f"simulated Raman spectrometer ({self.laser_nm:g} nm)"
@@ -96,8 +144,7 @@ class SimRamanBackend:
             raise ConnectionError("simulated Raman spectrometer: no answer")
         if not self.interlock_closed:
             raise RuntimeError("simulated Raman spectrometer: laser interlock open, no exposure")
-        start = self.lab.clock.time()
-        await self.lab.clock.sleep(exposure_s * accumulations)
+        start, end, edge_inst = await _exposure(self.lab, exposure_s * accumulations, self.trigger_source)
         self.lab.sync()
         counts = self.lab.raman.spectrum(exposure_s, accumulations)
-        return SpectrumReading(start, self.lab.clock.time(), counts)
+        return SpectrumReading(start, end, counts, edge_inst)

@@ -53,7 +53,7 @@ def test_every_document_is_schema_valid(stored_run):
     names = [n for n, _ in docs]
     assert names[0] == "start" and names[-1] == "stop"
     streams = sorted(d["name"] for n, d in docs if n == "descriptor")
-    assert streams == ["echem", "interruptions", "magnetometer", "raman"]
+    assert streams == ["echem", "interruptions", "magnetometer", "raman", "timebase"]
     assert "stream_resource" in names and "stream_datum" in names
 
 

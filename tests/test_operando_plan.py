@@ -53,7 +53,7 @@ class Bench:
 
 def cycle_steps(bench, c_rate=2.0, cycles=1):
     i = bench.lab.cell.params.c_rate_current_A(c_rate)
-    steps, n = [ScheduledStep(technique=OpenCircuit(duration_s=60), cycle=0, step=1)], 2
+    steps, n = [ScheduledStep(technique=OpenCircuit(duration_s=300), cycle=0, step=1)], 2
     for c in range(1, cycles + 1):
         for current, cut in ((i, {"e_max_V": 3.0}), (-i, {"e_min_V": 0.01})):
             tech = ConstantCurrent(current_A=current, max_duration_s=3 * 3600 / c_rate, **cut)

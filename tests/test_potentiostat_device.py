@@ -68,8 +68,12 @@ def test_sequence_streams_every_sample_and_ends_at_open_circuit(RE, tmp_path):
     assert rows == call_in_bluesky_event_loop(dev.get_index()) > 1000
     assert lab.potentiostat.done and lab.potentiostat.last_current == 0.0
     assert dev.stop_reason == "completed"
-    # No event per sample: the echem stream has no events at all.
-    assert "event" not in names
+    # No event per sample: the echem stream has no events at all (the one event is the
+    # end-of-run timebase record).
+    echem_desc = next(d["uid"] for n, d in docs if n == "descriptor" and d["name"] == "echem")
+    assert not [d for n, d in docs if n == "event" and d["descriptor"] == echem_desc]
+    timebase = [d for n, d in docs if n == "event"]
+    assert len(timebase) == 1 and timebase[0]["data"]["timebase-source"] == "host"
 
 
 def test_excursion_opens_the_circuit_and_fails_the_run(RE, tmp_path):
