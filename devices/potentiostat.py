@@ -267,6 +267,10 @@ class Potentiostat(StandardReadable):
         await self.release("pause")
 
     # -- the echem state the schedules and frame stamps see ----------------------------------
+    def has_samples_until(self, t: float) -> bool:
+        last = self.history.last_time
+        return last is not None and last >= t
+
     async def wait_for_samples_until(self, t: float, timeout_s: float = 2.0) -> bool:
         """Wait (wall time) until a sample at or after experiment time ``t`` has been ingested.
 

@@ -142,9 +142,11 @@ def operando_cycling(
                 yield from bps.collect(potentiostat, name=ECHEM_STREAM)
                 last_collect = time.monotonic()
             next_due = min((e.next_due for e in evaluators.values()), default=float("inf"))
-            wait_s = min(POLL_WALL_S, clock.wall_seconds(max(0.0, next_due - clock.time())))
-            # Not a complete() status: one held across a pause would be cancelled by the RunEngine.
-            yield from bps.wait_for([lambda: potentiostat.wait_done(max(wait_s, 1e-3))])
+            wait_s = min(POLL_WALL_S, clock.wall_seconds(next_due - clock.time()))
+            if wait_s > 0:  # a frame already due goes next, without a round trip
+                # Not a complete() status: one held across a pause would be cancelled by the
+                # RunEngine.
+                yield from bps.wait_for([lambda: potentiostat.wait_done(wait_s)])
             done = not potentiostat.running
             if progress is not None:
                 yield from _report(progress, potentiostat, clock.time() - started, len(steps), frames)
@@ -190,10 +192,12 @@ def _frame(d: DetectorSchedule, fired, evaluator, potentiostat, stamp, capacity_
     finally:
         if hold:
             yield from bps.wait_for([lambda: potentiostat.release(why)])
-    start = yield from bps.rd(d.device.exposure_start)
-    end = yield from bps.rd(d.device.exposure_end)
+    # One read of the device gives the frame and its exposure window (no extra round trips).
+    yield from bps.create(name=d.stream)
+    reading = yield from bps.read(d.device)
+    start, end = _value(reading, "exposure_start"), _value(reading, "exposure_end")
     midpoint = 0.5 * (start + end)
-    edge = yield from _read_if_present(d.device, "trigger_instrument_time")
+    edge = _value(reading, "trigger_instrument_time")
     mid_instrument = None
     if edge is not None and math.isfinite(edge):
         # Hardware-triggered: the exposure began at the potentiostat's own trigger edge, an
@@ -202,21 +206,21 @@ def _frame(d: DetectorSchedule, fired, evaluator, potentiostat, stamp, capacity_
         mid_instrument = edge + 0.5 * (end - start) / (1.0 + potentiostat.timebase.drift)
         midpoint = float(potentiostat.timebase.to_host(mid_instrument))
     # The frame's state is interpolated from samples on both sides of its midpoint.
-    yield from bps.wait_for([lambda: potentiostat.wait_for_samples_until(midpoint)])
+    if not potentiostat.has_samples_until(midpoint):
+        yield from bps.wait_for([lambda: potentiostat.wait_for_samples_until(midpoint)])
     reason = ", ".join(_rule_text(evaluator.rules[i]) for i in fired)
     stamp.stamp(potentiostat.state_at(midpoint, mid_instrument), midpoint, reason, capacity_mAh)
-    yield from bps.create(name=d.stream)
-    yield from bps.read(d.device)
     yield from bps.read(stamp)
     yield from bps.save()
     return 1
 
 
-def _read_if_present(device, signal_name: str):
-    signal = getattr(device, signal_name, None)
-    if signal is None:
-        return None
-    return (yield from bps.rd(signal))
+def _value(reading: dict, suffix: str):
+    """The value of the reading key ending in ``-suffix`` (device-name prefix), or None."""
+    for key, r in reading.items():
+        if key.endswith("-" + suffix):
+            return r["value"]
+    return None
 
 
 def _rule_text(rule: Rule) -> str:
