@@ -1,0 +1,98 @@
+"""The queue server worker's session: a RunEngine writing to the data directory's catalog and
+publishing documents over 0MQ, and the plans a queue item may name.
+
+A queue item is data: ``operando_protocol(protocol="galvanostatic_cycling", profile="sim",
+speed=20000)`` — names (or paths) of configuration files and numbers, never objects. Devices are
+built per item by ``build_instruments`` from the named profile, because the protocol's sampling
+interval and the clock speed are fixed when the (simulated) instruments are made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
+
+from operando.acquisition.catalog import open_catalog, resolve_data_dir
+from operando.acquisition.config import load_profile, load_protocol
+from operando.acquisition.instruments import build_instruments, check_buildable
+from operando.acquisition.session import make_run_engine
+from operando.plans.operando import operando_cycling
+from operando.plans.protocol import compile_protocol
+from operando.plans.suspenders import build_suspender
+
+from .documents import docs_addresses, make_publisher, start_proxy
+
+_session: dict = {}
+
+
+def start_session():
+    """Open the catalog ($OPERANDO_DATA), make the RunEngine, start the 0MQ document proxy.
+
+    Returns the RunEngine; the queue server finds it as ``RE`` in the startup namespace.
+    """
+    data_dir = resolve_data_dir()
+    catalog = open_catalog(data_dir)
+    RE = make_run_engine(catalog)
+    in_address, out_address = docs_addresses()
+    start_proxy(in_address, out_address)
+    RE.subscribe(make_publisher(in_address))
+    _session.update(RE=RE, catalog=catalog, data_dir=data_dir)
+    return RE
+
+
+def operando_protocol(protocol: str, profile: str = "sim", speed: float | None = None, md: dict | None = None):
+    """Run ``protocol`` (name in config/protocols or a path) on ``profile``'s instruments.
+
+    The same experiment as ``operando run PROTOCOL --profile P --speed X``; ``speed`` applies to
+    simulated instruments only. The run is in the catalog when the plan ends.
+    """
+    RE, data_dir = _session["RE"], _session["data_dir"]
+    prof = load_profile(profile)
+    proto = load_protocol(protocol)
+    # Checked before anything is built or touched: limits, currents, backends.
+    steps = compile_protocol(proto, prof.sample, prof.limits)
+    check_buildable(prof)
+    interval = proto.sampling.interval_s if proto.sampling else None
+
+    # build_instruments connects devices in the RunEngine's loop, which runs this plan: build
+    # in a worker thread while the RunEngine awaits it, instead of blocking its loop.
+    (built,) = yield from bps.wait_for(
+        [lambda: asyncio.to_thread(build_instruments, prof, data_dir, speed, interval)]
+    )
+    instruments = built.result()  # re-raises a build error (e.g. an instrument not answering)
+
+    run_md = {
+        "sample": prof.sample.model_dump(mode="json"),
+        "profile": prof.name,
+        "protocol": proto.name,
+        "protocol_file": str(getattr(proto, "source", "") or ""),
+        "instruments": {
+            name: {"kind": i.kind, "backend": i.backend}
+            for name, i in prof.instruments.items()
+            if i.enabled
+        },
+        "queued": True,
+        **(md or {}),
+    }
+    by_name = {d.name: d for d in instruments.devices}
+    suspenders = [
+        build_suspender(rule, by_name, instruments.potentiostat, instruments.clock)
+        for rule in prof.suspenders
+    ]
+    plan = operando_cycling(
+        instruments.potentiostat,
+        steps,
+        instruments.detectors,
+        instruments.clock,
+        capacity_mAh=prof.sample.capacity_mAh,
+        md=run_md,
+        suspenders=suspenders,
+    )
+
+    def flush():
+        # Whatever happened, the catalog holds every document before the queue moves on.
+        yield from bps.wait_for([lambda: asyncio.to_thread(RE.catalog_writer.flush)])
+
+    return (yield from bpp.finalize_wrapper(plan, flush()))
