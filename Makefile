@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SPEED ?= 2000
 export MPLBACKEND := Agg
 
-.PHONY: demo test bench clean-data venv postgres postgres-stop
+.PHONY: demo test bench clean-data venv postgres postgres-stop redis redis-stop queue-server
 
 venv: $(STAMP)
 
@@ -53,3 +53,25 @@ postgres:
 postgres-stop:
 	@PGBIN=$$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); \
 	$(PG_AS) $$PGBIN/pg_ctl -D $(PG_DIR) -w stop
+
+# Redis on loopback for bluesky-queueserver (development and tests; CI runs this too): installs
+# Debian's redis-server if missing and starts it on 127.0.0.1:$(REDIS_PORT) only, once.
+REDIS_PORT ?= 6379
+REDIS_DIR ?= /tmp/operando-redis
+redis:
+	@command -v redis-server >/dev/null || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server)
+	@if redis-cli -h 127.0.0.1 -p $(REDIS_PORT) ping >/dev/null 2>&1; then echo "Redis already up on 127.0.0.1:$(REDIS_PORT)"; else \
+	  mkdir -p $(REDIS_DIR) && redis-server --bind 127.0.0.1 --port $(REDIS_PORT) --protected-mode yes \
+	    --dir $(REDIS_DIR) --logfile $(REDIS_DIR)/redis.log --pidfile $(REDIS_DIR)/redis.pid --daemonize yes && \
+	  for i in 1 2 3 4 5 6 7 8 9 10; do redis-cli -h 127.0.0.1 -p $(REDIS_PORT) ping >/dev/null 2>&1 && break; sleep 0.5; done && \
+	  echo "Redis up on 127.0.0.1:$(REDIS_PORT) (data in $(REDIS_DIR))"; fi
+
+redis-stop:
+	redis-cli -h 127.0.0.1 -p $(REDIS_PORT) shutdown nosave
+
+# bluesky-queueserver's RE manager running operando's plans, sockets on 127.0.0.1 (see README,
+# "Remote and queued runs"). Runs in the foreground; runs go to DATA's catalog.
+DATA ?= data
+queue-server: $(STAMP) redis
+	$(BIN)/python -m operando.acquisition.queue.server --data $(DATA) --redis 127.0.0.1:$(REDIS_PORT)

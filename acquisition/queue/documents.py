@@ -7,6 +7,7 @@ default (publishers connect to ``in``, subscribers to ``out``).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 
@@ -54,14 +55,20 @@ class DocumentSubscription:
         self._dispatcher.loop.call_soon(self._ready.set)
         try:
             self._dispatcher.start()
-        except RuntimeError:  # "Event loop stopped before Future completed": our own stop()
+        except asyncio.CancelledError:  # our own stop()
             pass
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop receiving; the socket and its context are closed by the dispatcher."""
         loop = self._dispatcher.loop
         if not loop.is_closed():
-            loop.call_soon_threadsafe(loop.stop)
+            loop.call_soon_threadsafe(self._cancel)
         self._thread.join(timeout)
+
+    def _cancel(self) -> None:
+        task = self._dispatcher._task  # the receive loop RemoteDispatcher.start() runs
+        if task is not None:
+            task.cancel()
 
     def __enter__(self) -> "DocumentSubscription":
         return self

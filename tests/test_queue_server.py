@@ -1,0 +1,204 @@
+"""A queued operando plan through a real bluesky-queueserver and a real Redis.
+
+Starts the RE manager (its own process, loopback sockets, encrypted control channel with a
+fresh key pair, a throw-away Redis key prefix), queues ``operando_protocol`` with
+bluesky-queueserver-api, and checks the catalog, the 0MQ document stream, the bound addresses
+and that a client without the key is ignored. Redis: the one `.ci/run` / `make redis` started on
+127.0.0.1:6379, else a private redis-server on a free port; skipped only if neither exists.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+
+import numpy as np
+import psutil
+import pytest
+
+redis = pytest.importorskip("redis")
+
+from bluesky_queueserver import generate_zmq_keys  # noqa: E402
+from bluesky_queueserver_api import BPlan  # noqa: E402
+from bluesky_queueserver_api.comm_base import RequestTimeoutError  # noqa: E402
+from bluesky_queueserver_api.zmq import REManagerAPI  # noqa: E402
+
+from operando.acquisition.catalog import open_catalog  # noqa: E402
+from operando.acquisition.queue.documents import subscribe_documents  # noqa: E402
+from operando.acquisition.queue.server import KEY_ENV, manager_command  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ping(port: int) -> bool:
+    try:
+        return bool(redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.5).ping())
+    except redis.exceptions.RedisError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def redis_port(tmp_path_factory):
+    if _ping(6379):
+        yield 6379
+        return
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("no Redis on 127.0.0.1:6379 and no redis-server to start (run `make redis`)")
+    port = _free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not _ping(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.skip(f"redis-server did not start (exit {proc.poll()})")
+            time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _family(proc: subprocess.Popen) -> list[psutil.Process]:
+    try:
+        return [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """The manager, its worker and anything else it started: terminate, then kill."""
+    family = _family(proc)
+    for p in reversed(family):
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(family, timeout=10)
+    for p in alive:
+        p.kill()
+    psutil.wait_procs(alive, timeout=5)
+    proc.wait(5)
+
+
+def _listening(family: list[psutil.Process]) -> list[tuple[str, int]]:
+    return [
+        (c.laddr.ip, c.laddr.port)
+        for p in family
+        for c in p.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    ]
+
+
+def test_queued_operando_plan_runs_through_queue_server(tmp_path, redis_port):
+    public_key, private_key = generate_zmq_keys()
+    ports = {k: _free_port() for k in ("control", "info", "docs_in", "docs_out")}
+    addr = {k: f"tcp://127.0.0.1:{p}" for k, p in ports.items()}
+    prefix = f"operando_test_{uuid.uuid4().hex[:8]}"
+    data_dir = tmp_path / "data"
+    argv, env = manager_command(
+        data_dir, **addr, redis=f"127.0.0.1:{redis_port}", redis_prefix=prefix,
+        env={**os.environ, KEY_ENV: private_key},
+    )
+    log = open(tmp_path / "manager.log", "w")
+    manager = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    received: list[tuple[str, dict]] = []
+    subscription = subscribe_documents(addr["docs_out"], lambda name, doc: received.append((name, doc)))
+    api = REManagerAPI(zmq_control_addr=addr["control"], zmq_public_key=public_key)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                api.status()
+                break
+            except RequestTimeoutError:
+                assert manager.poll() is None, (tmp_path / "manager.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "RE manager did not answer"
+                time.sleep(0.2)
+
+        # Without the key, the encrypted control socket ignores the client: no reply, no control.
+        stranger = REManagerAPI(zmq_control_addr=addr["control"], timeout_recv=1, timeout_send=1)
+        try:
+            with pytest.raises(RequestTimeoutError):
+                stranger.environment_open()
+        finally:
+            stranger.close()
+        assert api.status()["worker_environment_exists"] is False
+
+        assert api.environment_open()["success"]
+        api.wait_for_idle(timeout=45)
+        assert api.status()["worker_environment_exists"] is True
+
+        plan = BPlan("operando_protocol", protocol="galvanostatic_cycling", profile="sim", speed=20000)
+        assert api.item_add(plan)["success"]
+        assert api.queue_start()["success"]
+        api.wait_for_idle(timeout=45)
+        result = api.history_get()["items"][-1]["result"]
+        assert result["exit_status"] == "completed", result
+        (uid,) = result["run_uids"]
+
+        # Every socket the manager and its worker listen on is bound to 127.0.0.1.
+        family = _family(manager)
+        assert len(family) >= 2  # the manager and its worker process
+        listening = _listening(family)
+        assert ("127.0.0.1", ports["control"]) in listening
+        assert ("127.0.0.1", ports["docs_out"]) in listening
+        assert {ip for ip, _ in listening} == {"127.0.0.1"}, listening
+
+        api.environment_close()
+        api.wait_for_idle(timeout=20)
+    finally:
+        api.close()
+        subscription.stop()
+        _stop(manager)
+        log.close()
+        store = redis.Redis(host="127.0.0.1", port=redis_port)
+        leftovers = store.keys(f"{prefix}*")
+        if leftovers:
+            store.delete(*leftovers)
+        store.close()
+    # No process left behind.
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in family)
+
+    # The run is in the data directory's catalog, with the echem and detector streams.
+    with open_catalog(data_dir) as catalog:
+        run = catalog.client[uid]
+        assert run.metadata["start"]["protocol"] == "galvanostatic_cycling"
+        assert run.metadata["start"]["queued"] is True
+        assert run.metadata["stop"]["exit_status"] == "success"
+        streams = set(run)
+        assert {"echem", "magnetometer", "raman"} <= streams, streams
+        assert len(run["echem"]["Ewe"].read()) > 1000
+        assert len(run["magnetometer"]["magnetometer-moment"].read()) > 10
+
+    # The same documents arrived over 0MQ, decoded by the msgpack deserializer.
+    names = [name for name, _ in received]
+    starts = [doc for name, doc in received if name == "start"]
+    assert [d["uid"] for d in starts] == [uid]
+    assert names[-1] == "stop" and received[-1][1]["run_start"] == uid
+    assert "stream_resource" in names and "stream_datum" in names
+    spectra = [
+        doc["data"]["raman-spectrum"]
+        for name, doc in received
+        if name == "event" and "raman-spectrum" in doc.get("data", {})
+    ]
+    spectra += [
+        row
+        for name, doc in received
+        if name == "event_page" and "raman-spectrum" in doc.get("data", {})
+        for row in doc["data"]["raman-spectrum"]
+    ]
+    assert spectra and isinstance(spectra[0], np.ndarray) and spectra[0].size > 100
