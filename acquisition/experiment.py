@@ -78,10 +78,13 @@ def run_experiment(
         summary = describe_run(run)
         report_path = None
         if report:
-            from .report import write_overview
+            from .report import write_operando_figure, write_overview
 
             report_path = write_overview(run, data_dir / "reports")
             summary += f"\nOverview: {report_path}"
+            operando_path = write_operando_figure(run, data_dir / "reports")
+            if operando_path is not None:
+                summary += f"\nOperando figure: {operando_path}"
         return ExperimentResult(
             uid, run.metadata["start"]["scan_id"], stop.get("exit_status", "?"), summary, report_path
         )

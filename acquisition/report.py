@@ -75,3 +75,84 @@ def _raman_shift(run, stream_name: str, n: int) -> np.ndarray:
             if key.endswith("raman_shift") and len(value) == n:
                 return np.asarray(value, dtype=float)
     return np.arange(n, dtype=float)
+
+
+def band_centre(shift: np.ndarray, spectra: np.ndarray, lo: float, hi: float, iterations: int = 4) -> np.ndarray:
+    """Centre of a band between ``lo`` and ``hi`` (cm⁻¹): a baseline-corrected centroid, taken
+    again in a window centred on the previous estimate so the tails no longer pull it."""
+    spectra = np.atleast_2d(spectra)
+    half = 0.5 * (hi - lo)
+    centres = np.full(spectra.shape[0], 0.5 * (lo + hi))
+    for _ in range(iterations):
+        for row, c in enumerate(centres):
+            sel = (shift >= c - half) & (shift <= c + half)
+            x, y = shift[sel], spectra[row, sel]
+            base = y[0] + (y[-1] - y[0]) * (x - x[0]) / (x[-1] - x[0])
+            w = np.clip(y - base, 0.0, None)
+            centres[row] = (w * x).sum() / max(w.sum(), 1e-12)
+    return centres
+
+
+def band_area(shift: np.ndarray, spectra: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    sel = (shift >= lo) & (shift <= hi)
+    x = shift[sel]
+    y = np.atleast_2d(spectra)[:, sel]
+    base = y[:, :1] + (y[:, -1:] - y[:, :1]) * (x - x[0]) / (x[-1] - x[0])
+    return np.clip(y - base, 0.0, None).sum(axis=1) * (x[1] - x[0])
+
+
+def write_operando_figure(run, reports_dir: Path, cycle: int = 1) -> Path | None:
+    """Moment and Raman band position / intensity ratio against the cell potential over one
+    cycle, charge and discharge in two colours: the review's operando figures, from the frames'
+    own echem state (``frame-Ewe``, ``frame-I``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    start = run.metadata["start"]
+    kinds = start.get("instruments", {})
+    mag = next((n for n, i in kinds.items() if i["kind"] == "magnetometer" and n in run), None)
+    raman = next((n for n, i in kinds.items() if i["kind"] == "raman" and n in run), None)
+    if mag is None and raman is None:
+        return None
+    panels = [p for p in ("mag", "band", "ratio") if (p == "mag" and mag) or (p != "mag" and raman)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    axes = dict(zip(panels, axes[0]))
+
+    def branches(stream):
+        s = run[stream]
+        e, i, c = (np.asarray(s[k].read()) for k in ("frame-Ewe", "frame-I", "frame-cycle"))
+        keep = c == cycle
+        return s, e, i, keep
+
+    if mag:
+        s, e, i, keep = branches(mag)
+        m = np.asarray(_find(s, "moment")) * 1e3
+        for sign, colour, label in ((1, "tab:red", "charge"), (-1, "tab:blue", "discharge")):
+            sel = keep & (np.sign(i) == sign)
+            axes["mag"].plot(e[sel], m[sel], ".", ms=4, color=colour, label=label)
+        axes["mag"].set_xlabel("Ewe / V")
+        axes["mag"].set_ylabel("moment / memu")
+        axes["mag"].legend(frameon=False)
+    if raman:
+        s, e, i, keep = branches(raman)
+        spectra = np.asarray(_find(s, "spectrum"))
+        shift = _raman_shift(run, raman, spectra.shape[1])
+        centre = band_centre(shift, spectra, 470.0, 540.0)
+        ratio = band_area(shift, spectra, 985.0, 1035.0) / np.maximum(band_area(shift, spectra, 855.0, 905.0), 1e-12)
+        for sign, colour in ((1, "tab:red"), (-1, "tab:blue")):
+            sel = keep & (np.sign(i) == sign)
+            axes["band"].plot(e[sel], centre[sel], "o", ms=4, color=colour)
+            axes["ratio"].plot(e[sel], ratio[sel], "s", ms=4, color=colour)
+        axes["band"].set_xlabel("Ewe / V")
+        axes["band"].set_ylabel("lattice band centre / cm⁻¹")
+        axes["ratio"].set_xlabel("Ewe / V")
+        axes["ratio"].set_ylabel("I(1010) / I(880)  (M–O–C / M–O–M)")
+    fig.suptitle(f"scan {start.get('scan_id')} · cycle {cycle} · frames at their own echem state")
+    fig.tight_layout()
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    path = reports_dir / f"scan{start.get('scan_id', 0):05d}-{start['uid'][:8]}-operando.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

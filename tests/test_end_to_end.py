@@ -61,6 +61,20 @@ def test_report_is_written(stored_run):
     _, result, _ = stored_run
     assert result.report.exists() and result.report.stat().st_size > 20_000
     assert result.report.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    operando = list(result.report.parent.glob("*-operando.png"))
+    assert len(operando) == 1 and operando[0].stat().st_size > 20_000
+
+
+def test_band_centre_finds_a_shifted_band():
+    from operando.acquisition.report import band_area, band_centre
+
+    shift = np.linspace(100, 1800, 1024)
+    spectra = np.array([100 + 0.02 * shift + 500 / (1 + ((shift - c) / 7.0) ** 2) for c in (499.0, 503.5)])
+    centres = band_centre(shift, spectra, 470, 540)
+    assert centres == pytest.approx([499.0, 503.5], abs=0.3)
+    assert centres[1] - centres[0] == pytest.approx(4.5, abs=0.3)
+    areas = band_area(shift, spectra, 470, 540)
+    assert areas[0] == pytest.approx(areas[1], rel=0.02) and areas[0] > 0
 
 
 def test_stock_tiled_client_reads_the_run_through_operando_serve(stored_run):
