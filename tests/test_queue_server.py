@@ -103,7 +103,7 @@ def _listening(family: list[psutil.Process]) -> list[tuple[str, int]]:
     ]
 
 
-def test_queued_operando_plan_runs_through_queue_server(tmp_path, redis_port):
+def test_queued_operando_plan_runs_through_queue_server(tmp_path, redis_port, capsys):
     public_key, private_key = generate_zmq_keys()
     ports = {k: _free_port() for k in ("control", "info", "docs_in", "docs_out")}
     addr = {k: f"tcp://127.0.0.1:{p}" for k, p in ports.items()}
@@ -183,6 +183,14 @@ def test_queued_operando_plan_runs_through_queue_server(tmp_path, redis_port):
         assert {"echem", "magnetometer", "raman"} <= streams, streams
         assert len(run["echem"]["Ewe"].read()) > 1000
         assert len(run["magnetometer"]["magnetometer-moment"].read()) > 10
+
+    # `operando runs --data DIR` lists it.
+    from operando.acquisition.cli import main as operando
+
+    capsys.readouterr()
+    assert operando(["runs", "--data", str(data_dir)]) in (0, None)
+    listing = capsys.readouterr().out
+    assert uid[:8] in listing and "success" in listing, listing
 
     # The same documents arrived over 0MQ, decoded by the msgpack deserializer.
     names = [name for name, _ in received]
