@@ -195,6 +195,10 @@ def _frame(d: DetectorSchedule, fired, evaluator, potentiostat, stamp, capacity_
     # One read of the device gives the frame and its exposure window (no extra round trips).
     yield from bps.create(name=d.stream)
     reading = yield from bps.read(d.device)
+    while not reading:
+        # A suspension while the read was in flight: the RunEngine replays the bundle's
+        # messages itself and answers this one with None; ask the signals directly.
+        reading = yield from _exposure_values(d.device)
     start, end = _value(reading, "exposure_start"), _value(reading, "exposure_end")
     midpoint = 0.5 * (start + end)
     edge = _value(reading, "trigger_instrument_time")
@@ -213,6 +217,14 @@ def _frame(d: DetectorSchedule, fired, evaluator, potentiostat, stamp, capacity_
     yield from bps.read(stamp)
     yield from bps.save()
     return 1
+
+
+def _exposure_values(device):
+    names = [n for n in ("exposure_start", "exposure_end", "trigger_instrument_time") if hasattr(device, n)]
+    tasks = yield from bps.wait_for([getattr(device, n).get_value for n in names])
+    if not tasks:
+        return None
+    return {f"{device.name}-{n}": {"value": t.result()} for n, t in zip(names, tasks)}
 
 
 def _value(reading: dict, suffix: str):
