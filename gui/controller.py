@@ -56,6 +56,7 @@ class InProcessRunControl(RunControl):
         self._commands: queue.Queue[str] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.RE = None
+        self._abort_reason: str | None = None  # an abort waiting for the RunEngine to pause
         self.instruments = None  # the devices of the current run (tests look at the sim lab)
 
     # -- GUI side ----------------------------------------------------------------------------
@@ -76,6 +77,7 @@ class InProcessRunControl(RunControl):
         self.status = RunStatus(STARTING, "building instruments",
                                 total_s=estimate_duration_s(steps, profile.sample.capacity_mAh))
         self._commands = queue.Queue()
+        self._abort_reason = None
         # Not a daemon: the interpreter waits for the run to end and be stored, GUI or not.
         self._thread = threading.Thread(
             target=self._work, args=(profile, protocol, steps, Path(data_dir), speed),
@@ -86,7 +88,7 @@ class InProcessRunControl(RunControl):
         if self.status.state == RUNNING and self.RE is not None:
             self.status.state = PAUSING
             try:
-                self.RE.request_pause(defer=False)  # thread-safe; returns once it is queued
+                self._pause_at_checkpoint()
             except Exception as exc:  # e.g. the run ended in the meantime
                 self.status.message = f"cannot pause: {exc}"
 
@@ -96,14 +98,34 @@ class InProcessRunControl(RunControl):
 
     def abort(self, reason: str = "aborted from the GUI") -> None:
         if self.status.state in (RUNNING, PAUSING) and self.RE is not None:
+            # Stopped at the plan's next checkpoint, then aborted from there (see
+            # _pause_at_checkpoint); the plan's cleanup opens the circuit.
+            was = self.status.state
+            self._abort_reason = reason
             self.status.state = ABORTING
-            try:
-                self.RE.abort(reason)  # the plan's cleanup opens the circuit; the worker sees the end
-            except Exception as exc:  # e.g. the run ended in the meantime
-                self.status.message = f"cannot abort: {exc}"
+            self._commands.put("abort:" + reason)  # in case the worker is already paused
+            if was == RUNNING:
+                try:
+                    self._pause_at_checkpoint()
+                except Exception:  # no checkpoint any more (the run is ending): abort outright
+                    try:
+                        self.RE.abort(reason)
+                    except Exception as exc:  # the run ended in the meantime
+                        self.status.message = f"cannot abort: {exc}"
         elif self.status.state == PAUSED:
             self.status.state = ABORTING
             self._commands.put("abort:" + reason)  # a paused RE is unwound by the thread owning it
+
+    def _pause_at_checkpoint(self) -> None:
+        """Ask the RunEngine to pause at the plan's next checkpoint (thread-safe).
+
+        Not an immediate pause or abort: those cancel the RunEngine's task wherever it is
+        awaiting, and that cancellation was seen lost now and then (the run went on to finish
+        with 'success' after a Pause or Abort click). At a checkpoint the RunEngine cancels
+        itself at a known point, every time; the operando plan reaches one each poll (20 ms
+        wall) plus bluesky's fixed 0.5 s grace.
+        """
+        self.RE.request_pause(defer=True)
 
     def drain(self) -> list[tuple[str, dict]]:
         out = []
@@ -183,8 +205,11 @@ class InProcessRunControl(RunControl):
             except interrupted:
                 if RE.state != "paused":
                     return  # aborted or stopped: the run is closed
-            self.status.state, self.status.message = PAUSED, "paused (cell at open circuit)"
-            command = self._commands.get()
+            if self._abort_reason is not None:  # paused on the way to an abort
+                command = "abort:" + self._abort_reason
+            else:
+                self.status.state, self.status.message = PAUSED, "paused (cell at open circuit)"
+                command = self._commands.get()
             if command == "resume":
                 self.status.state, self.status.message = RUNNING, "running"
                 call = RE.resume

@@ -14,7 +14,7 @@ from PySide6 import QtCore, QtWidgets
 
 from .model import RunData, key_ending
 from .panels_echem import Panel, hours
-from .plots import COLOURS, cursor_line, curve, place_cursor, plot, right_axis
+from .plots import COLOURS, SeriesCurve, cursor_line, curve, place_cursor, plot, right_axis
 
 
 def find_key(data: RunData, suffix: str, ndim: int):
@@ -37,22 +37,32 @@ class MomentPanel(Panel):
         self.m.setSymbolBrush(COLOURS["moment"])
         self.m.setSymbolPen(None)
         self.e_view = right_axis(self.plot, "E", "V", COLOURS["E"])
-        self.e = curve(self.e_view, COLOURS["E"], 1)
+        self.e_series = SeriesCurve(self.e_view, self.plot.getPlotItem().vb, COLOURS["E"], 1)
+        self.e = self.e_series.item
         self.e.setOpacity(0.45)
+        self._data: RunData | None = None
+        self.plot.getPlotItem().vb.sigXRangeChanged.connect(self._range_changed)
         self.cursor = cursor_line(self.plot)
         self.value_at_cursor: float | None = None
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.plot)
 
+    def _range_changed(self, *_):
+        if self._data is not None:
+            t0, e = self._data.t0(), self._data.echem
+            if t0 is not None and e is not None:
+                self.e_series.show(e["timestamp"], e["Ewe"], t0, e)
+
     def draw(self, data):
+        self._data = data
         t0 = data.t0()
         stream, key = find_key(data, "moment", 0)
         e = data.echem
         if t0 is None:
             return
         if e is not None and e.rows:
-            self.e.setData(hours(e["timestamp"], t0), e["Ewe"])
+            self.e_series.show(e["timestamp"], e["Ewe"], t0, e)
         if stream is not None and stream.rows:
             self.m.setData(hours(stream.experiment_time(), t0), stream[key])
             i = data.row_at(stream, data.at())

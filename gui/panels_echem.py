@@ -8,7 +8,7 @@ from PySide6 import QtWidgets
 
 from .curves import CycleCurves, capacity_curve, dqdv_curve
 from .model import RunData
-from .plots import COLOURS, CYCLE_COLOURS, cursor_line, curve, place_cursor, plot, right_axis
+from .plots import COLOURS, CYCLE_COLOURS, SeriesCurve, cursor_line, curve, place_cursor, plot, right_axis
 
 
 class Panel(QtWidgets.QWidget):
@@ -22,6 +22,8 @@ class Panel(QtWidgets.QWidget):
         key = (id(data), data.version, data.cursor)
         if key == self._seen and not force:
             return False
+        if not self.isVisible() and not force:
+            return False  # hidden: drawn once shown again (the key is still unseen)
         self._seen = key
         self.draw(data)
         return True
@@ -39,24 +41,33 @@ class EchemTimePanel(Panel):
         super().__init__()
         self.plot = plot("Potential and current", "time", "E", "h", "V")
         self.plot.getPlotItem().getAxis("left").setLabel("E", units="V", color=COLOURS["E"])
-        self.e = curve(self.plot, COLOURS["E"])
+        vb = self.plot.getPlotItem().vb
+        self.e_series = SeriesCurve(self.plot, vb, COLOURS["E"])
         self.i_view = right_axis(self.plot, "I", "A", COLOURS["I"])
-        self.i = curve(self.i_view, COLOURS["I"], width=1.2)
+        self.i_series = SeriesCurve(self.i_view, vb, COLOURS["I"], width=1.2)
+        self.e, self.i = self.e_series.item, self.i_series.item
         self.cursor = cursor_line(self.plot)
+        self._data: RunData | None = None
+        vb.sigXRangeChanged.connect(self._range_changed)  # zoom/pan: redraw the visible rows
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.plot)
 
+    def _range_changed(self, *_):
+        if self._data is not None:
+            self.draw(self._data)
+
     def draw(self, data):
+        self._data = data
         e = data.echem
         if e is None or not e.rows:
-            self.e.setData([], [])
-            self.i.setData([], [])
+            for s in (self.e_series, self.i_series):
+                s.show(np.empty(0), np.empty(0), 0.0)
             return
         t0 = data.t0()
-        t = hours(e["timestamp"], t0)
-        self.e.setData(t, e["Ewe"])
-        self.i.setData(t, e["I"])
+        t = e["timestamp"]
+        self.e_series.show(t, e["Ewe"], t0, e)
+        self.i_series.show(t, e["I"], t0, e)
         place_cursor(self.cursor, None if data.cursor is None else (data.cursor - t0) / 3600)
 
 

@@ -6,6 +6,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from .envelope import Envelope
+
 # One colour per quantity, the same in every panel.
 COLOURS = {"E": "#1f4e9c", "I": "#d9730d", "moment": "#2a8a3e", "cursor": "#c0392b", "grey": "#9aa0a6"}
 CYCLE_COLOURS = ["#1f4e9c", "#d9730d", "#2a8a3e", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d",
@@ -46,6 +48,48 @@ def curve(target, colour: str, width: float = 1.5, name: str | None = None,
     item.setDownsampling(auto=True, method="peak")
     item.setClipToView(True)
     return item
+
+
+class SeriesCurve:
+    """A long time series (seconds) drawn in hours since ``t0`` from its min/max envelope.
+
+    pyqtgraph gets at most two points per pixel column of the visible range, so a frame costs
+    O(new rows + pixels) instead of O(all rows); the curve is not set again when neither the
+    rows nor the visible range nor the plot's width changed.
+    """
+
+    def __init__(self, target, range_view: pg.ViewBox, colour: str, width: float = 1.5):
+        self.item = pg.PlotDataItem(pen=pg.mkPen(colour, width=width), skipFiniteCheck=True)
+        target.addItem(self.item)
+        self.item.setDownsampling(auto=False)  # already decimated, and exactly
+        self.range_view = range_view  # whose x range and width decide the rows drawn
+        self.envelope = Envelope()
+        self._shown = None
+        self._source = None
+
+    def show(self, t: np.ndarray, y: np.ndarray, t0: float, source=None) -> bool:
+        """Draw ``y`` against ``t``; ``source`` (the stream) changing means another series."""
+        if source is not self._source:
+            self.envelope, self._source, self._shown = Envelope(), source, None
+        n = len(y)
+        vb = self.range_view
+        if vb.autoRangeEnabled()[0] or n == 0:
+            i0, i1 = 0, n  # following the data: all of it
+        else:  # zoomed: the visible rows and one beyond each edge
+            lo, hi = vb.viewRange()[0]
+            i0 = int(np.searchsorted(t, t0 + lo * 3600.0, "left")) - 1
+            i1 = int(np.searchsorted(t, t0 + hi * 3600.0, "right")) + 1
+        columns = max(int(vb.width()), 100)
+        key = (n, i0, i1, columns, t0)
+        if key == self._shown:
+            return False
+        self._shown = key
+        if n == 0:
+            self.item.setData([], [])
+            return True
+        x, yy = self.envelope.window(t, y, i0, i1, 2 * columns)
+        self.item.setData((x - t0) / 3600.0, yy)
+        return True
 
 
 def right_axis(widget: pg.PlotWidget, label: str, units: str | None, colour: str) -> pg.ViewBox:

@@ -119,3 +119,31 @@ def test_problems_land_on_their_yaml_line():
     problems = locate(["f.yaml: steps[1].steps[0].c_rate: 40C is 0.07 A, above the limit (got 40)"], "f.yaml", text)
     assert problems[0].line == 7 and problems[0].field == "steps[1].steps[0].c_rate"
     assert "above the limit" in problems[0].message
+
+
+def test_envelope_keeps_every_extreme_and_grows_incrementally():
+    from operando.gui.envelope import Envelope
+
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=200_003).cumsum()
+    x = np.arange(len(y), dtype=float)
+    grown, k = Envelope(), 0
+    for step in rng.integers(1, 3000, size=150):  # rows arrive in uneven blocks
+        k = min(len(y), k + int(step))
+        grown.update(y[:k])
+    grown.update(y)
+    whole = Envelope()
+    whole.update(y)
+    assert len(grown.levels) == len(whole.levels) > 3
+    for (a, b), (c, d) in zip(grown.levels, whole.levels):
+        np.testing.assert_array_equal(a.values, c.values)
+        np.testing.assert_array_equal(b.values, d.values)
+    for i0, i1 in [(0, len(y)), (1234, 187_654), (5, 9000), (100, 200)]:
+        xs, ys = whole.window(x, y, i0, i1, 2000)
+        assert len(xs) <= 2000 + 6 and np.all(np.diff(xs) >= 0)
+        assert xs[0] == x[i0] and (xs[-1], ys[-1]) == (x[i1 - 1], y[i1 - 1])
+        assert ys.max() == y[i0:i1].max() and ys.min() == y[i0:i1].min()
+    shorter = Envelope()
+    shorter.update(y)
+    shorter.update(y[:50])  # a new series: started again
+    assert shorter.n == 50 and shorter.levels[0][0].n == 50 // 8
