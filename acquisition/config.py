@@ -34,6 +34,7 @@ import operando
 from operando.devices.techniques import Limits
 from operando.plans.schedules import Rule
 from operando.plans.suspenders import SuspenderRule
+from operando.sim_devices.faults import Fault
 
 if TYPE_CHECKING:
     from operando.plans.protocol import Protocol
@@ -153,6 +154,11 @@ class SimOptions(_Model):
     material: Optional[str] = None  # simulator preset; defaults to sample.sim_preset
     speed: PositiveFloat = 1.0  # simulated seconds per wall-clock second
     seed: Optional[int] = 0  # fixed by default so a demo run is reproducible
+    # "scaled": wall time x speed; "virtual": discrete-event, a stalled host skips no time.
+    clock: Literal["scaled", "virtual"] = "scaled"
+    # Injected instrument faults (sim_devices/faults.py), e.g.
+    #   {instrument: raman, kind: disconnect, at_s: 3600, duration_s: 600}
+    faults: list[Fault] = []  # instrument names are checked against the profile's
 
 
 class Profile(_Model):
@@ -166,6 +172,20 @@ class Profile(_Model):
     # Conditions that suspend acquisition while they hold (plans/suspenders.py).
     suspenders: list[SuspenderRule] = []
     _source: Optional[Path] = PrivateAttr(None)
+
+    @field_validator("sim")
+    @classmethod
+    def _faults_name_instruments(cls, sim: Optional[SimOptions], info: ValidationInfo):
+        if sim is None or "instruments" not in info.data:
+            return sim
+        names = set(info.data["instruments"])
+        for fault in sim.faults:
+            if fault.instrument not in names:
+                raise ValueError(
+                    f"faults: {fault.kind} on unknown instrument {fault.instrument!r} "
+                    f"(have {', '.join(sorted(names))})"
+                )
+        return sim
 
     @field_validator("suspenders")
     @classmethod

@@ -9,7 +9,7 @@ from operando.plans.operando import operando_cycling
 from operando.plans.protocol import compile_protocol, estimate_duration_s
 from operando.plans.suspenders import build_suspender
 
-from .catalog import open_catalog
+from .catalog import open_catalog, resolve_data_dir
 from .instruments import build_instruments, check_buildable
 from .runs import describe_run
 from .session import make_run_engine
@@ -34,6 +34,7 @@ def run_experiment(
     # Compiling checks currents and cut-offs against the profile's limits: nothing is touched yet.
     steps = compile_protocol(protocol, profile.sample, profile.limits)
     check_buildable(profile)
+    data_dir = resolve_data_dir(data_dir)  # created and checked writable, or a clear error
     with open_catalog(data_dir) as catalog:
         RE = make_run_engine(catalog)
         for callback in callbacks:

@@ -81,6 +81,7 @@ def build_instruments(
         SimPotentiostatBackend,
         SimRamanBackend,
     )
+    from operando.sim_devices.faults import FaultSchedule, inject_faults
     from operando.sim_devices.skpm_backend import SimSkpmBackend
 
     check_buildable(profile)
@@ -88,7 +89,10 @@ def build_instruments(
     clock: Clock = lab.clock if lab is not None else WallClock()
     pstat_name = profile.potentiostat_name
     pstat_settings = dict(profile.potentiostat.settings or {})
-    pstat_backend = SimPotentiostatBackend(lab, _instrument_clock(pstat_settings))
+    faults = FaultSchedule(faults=list(profile.sim.faults)) if profile.sim else FaultSchedule()
+    pstat_backend = inject_faults(
+        SimPotentiostatBackend(lab, _instrument_clock(pstat_settings)), pstat_name, faults, clock
+    )
     potentiostat = Potentiostat(
         pstat_backend, profile.limits, lambda: files_dir(data_dir), name=pstat_name, clock=clock
     )
@@ -100,23 +104,28 @@ def build_instruments(
         # `trigger: hardware`: exposures start on the potentiostat's trigger output (TTL).
         trigger = pstat_backend if settings.get("trigger", "software") == "hardware" else None
         if inst.kind == "magnetometer":
-            backend = SimMagnetometerBackend(
-                lab,
-                float(settings.get("field_T", 1.0)),
-                float(settings.get("temperature_K", 300.0)),
-                trigger_source=trigger,
+            backend = inject_faults(
+                SimMagnetometerBackend(
+                    lab,
+                    float(settings.get("field_T", 1.0)),
+                    float(settings.get("temperature_K", 300.0)),
+                    trigger_source=trigger,
+                ),
+                name,
+                faults,
+                clock,
             )
             device = Magnetometer(backend, float(settings.get("averaging_s", 1.0)), name=name)
         elif inst.kind == "raman":
             device = RamanSpectrometer(
-                SimRamanBackend(lab, trigger_source=trigger),
+                inject_faults(SimRamanBackend(lab, trigger_source=trigger), name, faults, clock),
                 float(settings.get("exposure_s", 10.0)),
                 int(settings.get("accumulations", 1)),
                 name=name,
             )
         elif inst.kind == "skpm":
             device = Skpm(
-                SimSkpmBackend(lab),
+                inject_faults(SimSkpmBackend(lab), name, faults, clock),
                 pixels=int(settings.get("pixels", 64)),
                 lines=int(settings.get("lines", 64)),
                 line_rate_hz=float(settings.get("line_rate_hz", 1.0)),
@@ -159,4 +168,5 @@ def _sim_lab(profile: Profile, speed: float | None, sample_interval_s: float | N
         speed=speed if speed is not None else (sim.speed if sim else 1.0),
         sample_interval_s=sample_interval_s or float(settings.get("sample_interval_s", 1.0)),
         seed=sim.seed if sim else 0,
+        clock=sim.clock if sim else "scaled",
     )

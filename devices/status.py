@@ -28,14 +28,19 @@ class StatusPoller:
         self._setters = setters  # status key -> signal setter; "connected" is always one
         self.period_s = period_s
         self._task: asyncio.Task | None = None
+        self._connected = True  # to log changes, not every failed poll
 
     async def poll_once(self) -> dict:
         try:
             status = dict(await self._read())
             status.setdefault("connected", True)
         except Exception as exc:  # the instrument did not answer: that is the status
-            log.warning("%s: status failed: %s", self.name, exc)
+            if self._connected:
+                log.warning("%s: status failed, counted as disconnected: %s", self.name, exc)
             status = {"connected": False}
+        if status["connected"] and not self._connected:
+            log.warning("%s: answering again", self.name)
+        self._connected = bool(status["connected"])
         for key, value in status.items():
             setter = self._setters.get(key)
             if setter is not None:
