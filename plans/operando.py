@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
+from bluesky.utils import FailedStatus
 
 from operando.devices.clock import Clock
 from operando.devices.frame_stamp import FrameFailure, FrameStamp, TimebaseRecord
@@ -181,7 +182,7 @@ def _frame(d: DetectorSchedule, fired, evaluator, potentiostat, stamp, capacity_
         yield from bps.wait_for([lambda: potentiostat.hold(why)])
     try:
         yield from bps.trigger(d.device, wait=True)
-    except Exception as exc:  # FailedStatus wrapping the detector's own error
+    except FailedStatus as exc:  # the detector's own error; never a RunEngine abort/stop
         cause = exc.__cause__ or exc
         log.warning("%s: frame failed: %s", d.stream, cause)
         failure.record(d.stream, cause, clock.time())

@@ -220,3 +220,18 @@ def test_a_failing_detector_costs_frames_not_the_run(tmp_path):
     assert "ConnectionError" in failures[0]["data"]["failure-error"]
     assert len(b.events("magnetometer")) >= 3  # the other detector went on
     assert set(np.unique(b.echem()["step"])) == {1, 2, 3}
+
+
+def test_abort_during_a_detector_frame_is_not_taken_for_a_frame_failure(tmp_path):
+    # Frames back to back, so the abort lands while a trigger is in flight: it must end the run,
+    # not be recorded as a failed frame while cycling goes on.
+    b = Bench(tmp_path, speed=1000.0)
+    b.raman = RamanSpectrometer(SimRamanBackend(b.lab), exposure_s=300.0, name="raman")
+    call_in_bluesky_event_loop(b.raman.connect())
+    threading.Timer(1.0, b.RE.request_pause).start()
+    with pytest.raises(RunEngineInterrupted):
+        b.run(b.plan(cycle_steps(b, c_rate=1.0), [DetectorSchedule.every(b.raman, 300.0, "raman")]))
+    b.RE.abort(reason="stop now")
+    assert b.docs[-1][0] == "stop" and b.docs[-1][1]["exit_status"] == "abort"
+    assert not b.events("frame_failures")
+    assert b.lab.potentiostat.done and b.lab.potentiostat.last_current == 0.0
