@@ -44,32 +44,7 @@ def run_experiment(
         if progress is not None:
             progress.total_s = estimate_duration_s(steps, profile.sample.capacity_mAh)
             progress.speed = instruments.clock.speed
-        md = {
-            "sample": profile.sample.model_dump(mode="json"),
-            "profile": profile.name,
-            "protocol": protocol.name,
-            "protocol_file": str(getattr(protocol, "source", "") or ""),
-            "instruments": {
-                name: {"kind": i.kind, "backend": i.backend}
-                for name, i in profile.instruments.items()
-                if i.enabled
-            },
-        }
-        by_name = {d.name: d for d in instruments.devices}
-        suspenders = [
-            build_suspender(rule, by_name, instruments.potentiostat, instruments.clock)
-            for rule in profile.suspenders
-        ]
-        plan = operando_cycling(
-            instruments.potentiostat,
-            steps,
-            instruments.detectors,
-            instruments.clock,
-            capacity_mAh=profile.sample.capacity_mAh,
-            md=md,
-            progress=progress,
-            suspenders=suspenders,
-        )
+        plan = operando_plan(profile, protocol, steps, instruments, progress=progress)
         try:
             (uid,) = RE(plan)
         finally:
@@ -89,3 +64,35 @@ def run_experiment(
         return ExperimentResult(
             uid, run.metadata["start"]["scan_id"], stop.get("exit_status", "?"), summary, report_path
         )
+
+
+def operando_plan(profile, protocol, steps, instruments, *, md=None, progress=None):
+    """The operando plan for ``protocol`` on built ``instruments``, with the run's metadata and
+    the profile's suspenders (shared by ``run_experiment`` and the queue server's worker)."""
+    run_md = {
+        "sample": profile.sample.model_dump(mode="json"),
+        "profile": profile.name,
+        "protocol": protocol.name,
+        "protocol_file": str(getattr(protocol, "source", "") or ""),
+        "instruments": {
+            name: {"kind": i.kind, "backend": i.backend}
+            for name, i in profile.instruments.items()
+            if i.enabled
+        },
+        **(md or {}),
+    }
+    by_name = {d.name: d for d in instruments.devices}
+    suspenders = [
+        build_suspender(rule, by_name, instruments.potentiostat, instruments.clock)
+        for rule in profile.suspenders
+    ]
+    return operando_cycling(
+        instruments.potentiostat,
+        steps,
+        instruments.detectors,
+        instruments.clock,
+        capacity_mAh=profile.sample.capacity_mAh,
+        md=run_md,
+        progress=progress,
+        suspenders=suspenders,
+    )

@@ -10,7 +10,7 @@ from typing import Protocol
 from ophyd_async.core import AsyncStatus, StandardReadable, soft_signal_r_and_setter, soft_signal_rw
 from ophyd_async.core import StandardReadableFormat as Format
 
-from .status import StatusPoller
+from .status import PolledStatus, StatusPoller
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class MagnetometerBackend(Protocol):
         """{"connected", "field_T", "temperature_K", "field_stable"}: polled while staged."""
 
 
-class Magnetometer(StandardReadable):
+class Magnetometer(PolledStatus, StandardReadable):
     def __init__(self, backend: MagnetometerBackend, averaging_s: float = 1.0, name: str = ""):
         self._backend = backend
         with self.add_children_as_readables(Format.HINTED_SIGNAL):
@@ -65,16 +65,6 @@ class Magnetometer(StandardReadable):
             },
         )
 
-    @AsyncStatus.wrap
-    async def stage(self) -> None:
-        await super().stage()
-        await self.status_poller.poll_once()
-        self.status_poller.start()
-
-    @AsyncStatus.wrap
-    async def unstage(self) -> None:
-        await self.status_poller.stop()
-        await super().unstage()
 
     @AsyncStatus.wrap
     async def trigger(self) -> None:

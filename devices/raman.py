@@ -17,7 +17,7 @@ from ophyd_async.core import (
 )
 from ophyd_async.core import StandardReadableFormat as Format
 
-from .status import StatusPoller
+from .status import PolledStatus, StatusPoller
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class RamanBackend(Protocol):
         """{"connected", "interlock_closed"}: polled while staged."""
 
 
-class RamanSpectrometer(StandardReadable):
+class RamanSpectrometer(PolledStatus, StandardReadable):
     def __init__(
         self,
         backend: RamanBackend,
@@ -76,16 +76,6 @@ class RamanSpectrometer(StandardReadable):
             self.name, backend.status, {"connected": set_connected, "interlock_closed": set_interlock}
         )
 
-    @AsyncStatus.wrap
-    async def stage(self) -> None:
-        await super().stage()
-        await self.status_poller.poll_once()
-        self.status_poller.start()
-
-    @AsyncStatus.wrap
-    async def unstage(self) -> None:
-        await self.status_poller.stop()
-        await super().unstage()
 
     @AsyncStatus.wrap
     async def trigger(self) -> None:

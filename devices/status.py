@@ -12,6 +12,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from ophyd_async.core import AsyncStatus
+
 log = logging.getLogger(__name__)
 
 
@@ -64,3 +66,22 @@ class StatusPoller:
         while True:
             await self.poll_once()
             await asyncio.sleep(self.period_s)
+
+
+class PolledStatus:
+    """Mixin for a device with a ``status_poller``: health is polled while the device is staged.
+
+    Put it before ``StandardReadable`` in the bases."""
+
+    status_poller: StatusPoller
+
+    @AsyncStatus.wrap
+    async def stage(self) -> None:
+        await super().stage()
+        await self.status_poller.poll_once()  # real values before any suspender looks
+        self.status_poller.start()
+
+    @AsyncStatus.wrap
+    async def unstage(self) -> None:
+        await self.status_poller.stop()
+        await super().unstage()

@@ -16,11 +16,10 @@ import bluesky.preprocessors as bpp
 
 from operando.acquisition.catalog import open_catalog, resolve_data_dir
 from operando.acquisition.config import load_profile, load_protocol
+from operando.acquisition.experiment import operando_plan
 from operando.acquisition.instruments import build_instruments, check_buildable
 from operando.acquisition.session import make_run_engine
-from operando.plans.operando import operando_cycling
 from operando.plans.protocol import compile_protocol
-from operando.plans.suspenders import build_suspender
 
 from .documents import docs_addresses, make_publisher, start_proxy
 
@@ -63,33 +62,7 @@ def operando_protocol(protocol: str, profile: str = "sim", speed: float | None =
     )
     instruments = built.result()  # re-raises a build error (e.g. an instrument not answering)
 
-    run_md = {
-        "sample": prof.sample.model_dump(mode="json"),
-        "profile": prof.name,
-        "protocol": proto.name,
-        "protocol_file": str(getattr(proto, "source", "") or ""),
-        "instruments": {
-            name: {"kind": i.kind, "backend": i.backend}
-            for name, i in prof.instruments.items()
-            if i.enabled
-        },
-        "queued": True,
-        **(md or {}),
-    }
-    by_name = {d.name: d for d in instruments.devices}
-    suspenders = [
-        build_suspender(rule, by_name, instruments.potentiostat, instruments.clock)
-        for rule in prof.suspenders
-    ]
-    plan = operando_cycling(
-        instruments.potentiostat,
-        steps,
-        instruments.detectors,
-        instruments.clock,
-        capacity_mAh=prof.sample.capacity_mAh,
-        md=run_md,
-        suspenders=suspenders,
-    )
+    plan = operando_plan(prof, proto, steps, instruments, md={"queued": True, **(md or {})})
 
     def flush():
         # Whatever happened, the catalog holds every document before the queue moves on.
