@@ -26,7 +26,7 @@ from typing import Annotated, Iterable, Literal, Optional, Union
 
 from pydantic import Field, PositiveFloat, PositiveInt, PrivateAttr
 
-from operando.acquisition.config import _NOTHING, ConfigError, Sample, _Model
+from .sample import _NOTHING, ConfigError, Sample, _Model
 from operando.devices.techniques import (
     ConstantCurrent,
     Limits,
