@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -114,6 +115,12 @@ def recover_run(path: Path, client) -> RecoveredRun | None:
             clear_swmr_flags(_local_path(doc["uri"]))
     if uid in client:
         client[uid].delete(recursive=True, external_only=False)  # rewritten whole below
+    # Arrays Tiled had begun writing for this run but not yet registered (a kill between the
+    # two) survive the delete and would block the rewrite: they are rewritten from the journal
+    # too. (The run's HDF5 files live beside, not under, files/<uid>/.)
+    leftover = path.parent.parent / "files" / uid
+    if leftover.is_dir():
+        shutil.rmtree(leftover)
     writer = FlushingTiledWriter(client)
     for name, doc in docs:
         writer(name, doc)
