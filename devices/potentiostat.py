@@ -26,15 +26,16 @@ from ophyd_async.core import StandardReadableFormat as Format
 
 from .clock import Clock, WallClock
 from .echem_history import EchemHistory, EchemState
-from .safety import LimitError, check_steps, excursion
+from .safety import ExcursionWatch, LimitError, check_steps
 from .stream_writer import HDF5StreamWriter
-from .techniques import ECHEM_COLUMNS, Limits, ScheduledStep
+from .techniques import ECHEM_COLUMNS, IMPEDANCE_COLUMNS, TECHNIQUE_CODES, Limits, ScheduledStep
 from .timebase import TimebaseMapper
 
 # What the device stores: the backend's columns, with ``timestamp`` on the experiment clock, plus
 # the instrument's own time of each sample (equal to ``timestamp`` for host-clocked backends), so
-# the mapping can be checked or redone later.
-STREAM_COLUMNS = {**ECHEM_COLUMNS, "instrument_time": ("s", "<f8")}
+# the mapping can be checked or redone later; and the technique of each sample's step (an integer
+# code, TECHNIQUE_CODES; the descriptor lists the names as ``choices``).
+STREAM_COLUMNS = {**ECHEM_COLUMNS, "instrument_time": ("s", "<f8"), "technique": ("", "<i8")}
 FAST_POLL_S = 0.002
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,11 @@ class PotentiostatBackend(Protocol):
     async def release(self) -> None:
         """Continue the frozen step where it stopped."""
 
+    # Optional, for instruments that cannot run every technique or that measure impedance:
+    #   def check(self, steps) -> None: raise UnsupportedTechnique naming the instrument and step.
+    #   async def poll_impedance(self) -> dict[str, np.ndarray]: PEIS/GEIS rows measured since
+    #       the last call, keyed as IMPEDANCE_COLUMNS (timestamps on the backend's timebase).
+
 
 class Potentiostat(StandardReadable):
     """Flyable, stream-writing potentiostat. ``prepare(steps)``, ``kickoff()``, ``complete()``."""
@@ -97,6 +103,9 @@ class Potentiostat(StandardReadable):
         self._new_samples = asyncio.Event()
         self._poll_now = asyncio.Event()  # set to poll before the period is up
         self._pass_next_pause = False
+        self._watch = ExcursionWatch(limits)
+        self._technique_of_step = np.array([-1])
+        self._impedance_pending: list[dict[str, np.ndarray]] = []
         with self.add_children_as_readables(Format.HINTED_UNCACHED_SIGNAL):
             self.ewe, self._set_ewe = soft_signal_r_and_setter(float, units="V")
             self.current, self._set_current = soft_signal_r_and_setter(float, units="A")
@@ -115,6 +124,9 @@ class Potentiostat(StandardReadable):
     def check(self, steps: Sequence[ScheduledStep]) -> None:
         """Raise LimitError if any step leaves this instrument's limits. Touches nothing."""
         check_steps(self.name or "potentiostat", steps, self.limits)
+        backend_check = getattr(self._backend, "check", None)
+        if backend_check is not None:
+            backend_check(steps)
 
     @AsyncStatus.wrap
     async def prepare(self, steps: Sequence[ScheduledStep]) -> None:
@@ -123,7 +135,7 @@ class Potentiostat(StandardReadable):
         self._steps = list(steps)
         files_dir = self._files_dir() if callable(self._files_dir) else self._files_dir
         path = Path(files_dir) / f"{self.name or 'potentiostat'}-{uuid.uuid4().hex[:12]}.h5"
-        self._writer = HDF5StreamWriter(path, STREAM_COLUMNS)
+        self._writer = HDF5StreamWriter(path, STREAM_COLUMNS, choices={"technique": list(TECHNIQUE_CODES)})
 
     @property
     def steps(self) -> list[ScheduledStep]:
@@ -136,6 +148,10 @@ class Potentiostat(StandardReadable):
             raise LimitError(f"{self.name}: kickoff without prepare(steps)")
         self._writer.open()
         self.stop_reason = None
+        self._watch = ExcursionWatch(self.limits)
+        self._technique_of_step = np.array(
+            [-1] + [TECHNIQUE_CODES[s.technique.kind] for s in sorted(self._steps, key=lambda s: s.step)]
+        )
         await self._backend.start(self._steps)
         self._task = asyncio.create_task(self._acquire())
 
@@ -181,6 +197,25 @@ class Potentiostat(StandardReadable):
         # The arrival time is read before the poll, so our own processing never inflates it.
         arrived = self._clock.time()
         self._ingest(await self._backend.poll(), arrived=arrived)
+        await self._poll_impedance()
+
+    async def _poll_impedance(self) -> None:
+        poll = getattr(self._backend, "poll_impedance", None)
+        if poll is None:
+            return
+        rows = await poll()
+        if len(rows.get("frequency", ())) == 0:
+            return
+        rows = {k: np.asarray(rows[k], dtype=IMPEDANCE_COLUMNS[k][1]) for k in IMPEDANCE_COLUMNS}
+        if self.timebase_source == "instrument":
+            rows["timestamp"] = self.timebase.to_host(rows["timestamp"])
+        self._impedance_pending.append(rows)
+
+    def drain_impedance(self) -> dict[str, np.ndarray]:
+        """Impedance rows (IMPEDANCE_COLUMNS) measured since the last drain, for the plan to emit."""
+        chunks, self._impedance_pending = self._impedance_pending, []
+        return {k: np.concatenate([c[k] for c in chunks]) if chunks else np.empty(0, dtype)
+                for k, (_u, dtype) in IMPEDANCE_COLUMNS.items()}
 
     def _ingest(self, block: dict[str, np.ndarray], check_limits: bool = True, arrived=None) -> None:
         n = len(block.get("Ewe", ()))
@@ -191,7 +226,10 @@ class Potentiostat(StandardReadable):
         if self.timebase_source == "instrument":
             self.timebase.observe(float(inst[-1]), self._clock.time() if arrived is None else arrived)
             block["timestamp"] = self.timebase.to_host(inst)
-        problem = excursion(block["Ewe"], block["I"], self.limits) if check_limits else None
+        steps = np.asarray(block["step"], dtype=np.int64)
+        codes = self._technique_of_step
+        block["technique"] = codes[np.clip(steps, 0, len(codes) - 1)]
+        problem = self._watch.feed(inst, block["Ewe"], block["I"]) if check_limits else None
         self._writer.append(block)
         self.history.append(block)
         self._new_samples.set()

@@ -26,9 +26,11 @@ class HDF5StreamWriter:
     ``columns`` maps a data key to ``(units, numpy dtype string)``.
     """
 
-    def __init__(self, path: Path, columns: Mapping[str, tuple[str, str]], group: str = "/entry"):
+    def __init__(self, path: Path, columns: Mapping[str, tuple[str, str]], group: str = "/entry",
+                 choices: Mapping[str, list[str]] | None = None):
         self.path = Path(path)
         self.columns = dict(columns)
+        self.choices = dict(choices or {})  # names of an integer column's codes (an enum)
         self.group = group
         self._file: h5py.File | None = None
         self._datasets: dict[str, h5py.Dataset] = {}
@@ -96,6 +98,7 @@ class HDF5StreamWriter:
                 "units": units,
                 "external": "STREAM:",
             }
+            | ({"choices": list(self.choices[key])} if key in self.choices else {})
             for key, (units, dtype) in self.columns.items()
         }
 

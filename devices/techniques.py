@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
 
 class _Technique(BaseModel):
@@ -36,7 +36,172 @@ class ConstantCurrent(_Technique):
     max_duration_s: Optional[PositiveFloat] = None
 
 
-Technique = Annotated[Union[OpenCircuit, ConstantCurrent], Field(discriminator="kind")]
+class ConstantCurrentConstantVoltage(_Technique):
+    """CCCV: ``current_A`` until Ewe reaches ``e_hold_V``, then hold ``e_hold_V`` until |I| falls
+    to ``i_cutoff_A`` (or the whole step reaches ``max_duration_s``). The sign of ``current_A``
+    sets the direction: > 0 charges up to e_hold_V, < 0 discharges down to it."""
+
+    kind: Literal["cccv"] = "cccv"
+    current_A: float
+    e_hold_V: float
+    i_cutoff_A: PositiveFloat
+    max_duration_s: Optional[PositiveFloat] = None
+
+    @model_validator(mode="after")
+    def _cutoff_below_current(self):
+        if self.current_A == 0:
+            raise ValueError("current_A must not be 0 (a rest is kind: ocv)")
+        if self.i_cutoff_A >= abs(self.current_A):
+            raise ValueError("i_cutoff_A must be below |current_A|, or the CV phase ends at once")
+        return self
+
+
+class LinearSweep(_Technique):
+    """LSV: Ewe swept linearly from ``e_start_V`` to ``e_end_V`` at ``scan_rate_V_s``, as a
+    staircase of ``e_step_V`` (how digital potentiostats sweep); ends at e_end_V."""
+
+    kind: Literal["lsv"] = "lsv"
+    e_start_V: float
+    e_end_V: float
+    scan_rate_V_s: PositiveFloat
+    e_step_V: PositiveFloat = 0.001
+
+    @model_validator(mode="after")
+    def _moves(self):
+        if self.e_start_V == self.e_end_V:
+            raise ValueError("e_start_V and e_end_V must differ")
+        return self
+
+    @property
+    def duration_s(self) -> float:
+        return abs(self.e_end_V - self.e_start_V) / self.scan_rate_V_s
+
+
+class CyclicVoltammetry(_Technique):
+    """CV: each of ``cycles`` scans goes e_start -> e_vertex1 -> e_vertex2 -> e_start at
+    ``scan_rate_V_s`` (staircase of ``e_step_V``). The cycle column keeps the protocol's cycle;
+    the scan number is the time since the step began divided by ``scan_duration_s``."""
+
+    kind: Literal["cv"] = "cv"
+    e_start_V: float
+    e_vertex1_V: float
+    e_vertex2_V: float
+    scan_rate_V_s: PositiveFloat
+    cycles: PositiveInt = 1
+    e_step_V: PositiveFloat = 0.001
+
+    @model_validator(mode="after")
+    def _vertices(self):
+        if self.e_vertex1_V == self.e_vertex2_V:
+            raise ValueError("e_vertex1_V and e_vertex2_V must differ")
+        lo, hi = sorted((self.e_vertex1_V, self.e_vertex2_V))
+        if not lo <= self.e_start_V <= hi:
+            raise ValueError("e_start_V must lie between the two vertices")
+        return self
+
+    @property
+    def scan_duration_s(self) -> float:
+        path = (abs(self.e_vertex1_V - self.e_start_V) + abs(self.e_vertex2_V - self.e_vertex1_V)
+                + abs(self.e_start_V - self.e_vertex2_V))
+        return path / self.scan_rate_V_s
+
+    @property
+    def duration_s(self) -> float:
+        return self.cycles * self.scan_duration_s
+
+
+class ConstantPotential(_Technique):
+    """Chronoamperometry: hold Ewe at ``e_V`` for ``duration_s``; optionally end early once |I|
+    falls to ``i_cutoff_A``."""
+
+    kind: Literal["ca"] = "ca"
+    e_V: float
+    duration_s: PositiveFloat
+    i_cutoff_A: Optional[PositiveFloat] = None
+
+
+class Gitt(_Technique):
+    """GITT: pulses of ``current_A`` for ``pulse_s``, each followed by ``relax_s`` at open
+    circuit, repeated until a pulse reaches its cut-off (e_max_V charging, e_min_V discharging)
+    or ``max_pulses`` have run. The relaxation after the last pulse is always measured."""
+
+    kind: Literal["gitt"] = "gitt"
+    current_A: float
+    pulse_s: PositiveFloat
+    relax_s: PositiveFloat
+    e_min_V: Optional[float] = None
+    e_max_V: Optional[float] = None
+    max_pulses: Optional[PositiveInt] = None
+
+    @model_validator(mode="after")
+    def _ends(self):
+        if self.current_A == 0:
+            raise ValueError("current_A must not be 0")
+        cutoff = self.e_max_V if self.current_A > 0 else self.e_min_V
+        if cutoff is None and self.max_pulses is None:
+            raise ValueError("GITT needs a cut-off in its direction or max_pulses to end")
+        return self
+
+
+class _Impedance(_Technique):
+    f_max_Hz: PositiveFloat = 100_000.0
+    f_min_Hz: PositiveFloat = 0.01
+    points_per_decade: PositiveInt = 10
+
+    @model_validator(mode="after")
+    def _band(self):
+        if self.f_min_Hz >= self.f_max_Hz:
+            raise ValueError("f_min_Hz must be below f_max_Hz")
+        return self
+
+    @property
+    def frequencies_Hz(self) -> list[float]:
+        """Measured from f_max down to f_min, log-spaced, both ends included."""
+        import math
+
+        decades = math.log10(self.f_max_Hz / self.f_min_Hz)
+        n = max(2, int(round(decades * self.points_per_decade)) + 1)
+        return [self.f_max_Hz * (self.f_min_Hz / self.f_max_Hz) ** (k / (n - 1)) for k in range(n)]
+
+
+class PotentiostaticEis(_Impedance):
+    """PEIS: a sine of ``amplitude_V`` (peak) about ``e_dc_V`` (None: the open-circuit potential
+    at the start of the step), swept from f_max_Hz down to f_min_Hz."""
+
+    kind: Literal["peis"] = "peis"
+    e_dc_V: Optional[float] = None
+    amplitude_V: PositiveFloat = 0.01
+
+
+class GalvanostaticEis(_Impedance):
+    """GEIS: a sine of ``amplitude_A`` (peak) about ``i_dc_A`` (0: at open circuit)."""
+
+    kind: Literal["geis"] = "geis"
+    i_dc_A: float = 0.0
+    amplitude_A: PositiveFloat
+
+
+Technique = Annotated[
+    Union[
+        OpenCircuit,
+        ConstantCurrent,
+        ConstantCurrentConstantVoltage,
+        LinearSweep,
+        CyclicVoltammetry,
+        ConstantPotential,
+        Gitt,
+        PotentiostaticEis,
+        GalvanostaticEis,
+    ],
+    Field(discriminator="kind"),
+]
+
+# Integer code of each technique in the stream's ``technique`` column (its descriptor lists the
+# names as ``choices``). Append only: stored runs keep these numbers.
+TECHNIQUE_CODES: dict[str, int] = {
+    "ocv": 0, "cc": 1, "cccv": 2, "lsv": 3, "cv": 4, "ca": 5, "gitt": 6, "peis": 7, "geis": 8,
+}
+IMPEDANCE_KINDS = ("peis", "geis")
 
 
 class ScheduledStep(BaseModel):
@@ -55,6 +220,9 @@ class Limits(BaseModel):
     e_min_V: float
     e_max_V: float
     i_max_A: PositiveFloat
+    # An excursion must last this long (on the instrument's sample clock) before the circuit is
+    # opened; 0 opens it at the first sample beyond the limits.
+    excursion_s: NonNegativeFloat = 0.0
 
 
 # Columns of the electrochemical stream, with their units (one row per potentiostat sample).
@@ -64,6 +232,18 @@ ECHEM_COLUMNS: dict[str, tuple[str, str]] = {
     "Ewe": ("V", "<f8"),  # working-electrode potential
     "I": ("A", "<f8"),  # cell current, > 0 charging
     "charge": ("mA*h", "<f8"),  # net charge passed since the start of the run
+    "cycle": ("", "<i8"),
+    "step": ("", "<i8"),
+}
+
+# One row per measured frequency of a PEIS/GEIS step (a separate "impedance" stream).
+IMPEDANCE_COLUMNS: dict[str, tuple[str, str]] = {
+    "timestamp": ("s", "<f8"),  # when this frequency's measurement ended, experiment clock
+    "frequency": ("Hz", "<f8"),
+    "Z_re": ("ohm", "<f8"),  # Z' (real part)
+    "Z_im": ("ohm", "<f8"),  # Z'' (imaginary part; negative for a capacitive cell)
+    "Ewe_dc": ("V", "<f8"),
+    "I_dc": ("A", "<f8"),
     "cycle": ("", "<i8"),
     "step": ("", "<i8"),
 }
