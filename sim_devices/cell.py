@@ -8,6 +8,8 @@ Equivalent circuit, working electrode vs Li:
       capacitive:  (C_int + C_dl) dV/dt = I - I_f (space-charge store at the heterointerfaces,
                    sized by interface density and Debye length, plus the double layer)
 
+Small signal: ``impedance(f)`` is the linearised circuit about the present state (impedance.py).
+
 Control: ``run`` holds a current (galvanostatic, with cut-offs), ``run_potential`` imposes Ewe
 (a hold or any programme E(t), e.g. a CV triangle; current compliance), ``relax`` leaves the
 cell at open circuit. ``set_temperature`` re-derives R_ct and D (Arrhenius) and the OCV's
@@ -35,6 +37,7 @@ import numpy as np
 
 from .cell_parameters import FARADAY, GAS_CONSTANT, CellParameters, OcvCurve
 from .diffusion import SphericalDiffusion
+from .impedance import circuit_impedance, faradaic_resistance
 from .materials import PRESETS, preset
 
 __all__ = [
@@ -203,6 +206,14 @@ class SimCell:
     @property
     def charge_mAh(self) -> float:
         return self._charge_C / 3.6
+
+    def impedance(self, frequencies_Hz: np.ndarray) -> np.ndarray:
+        """Small-signal Z (complex ohm, Z'' < 0 capacitive) about the present state; no change."""
+        slope = self._u(self.surface_stoichiometry)[1]
+        r_f = faradaic_resistance(self._r_ct, self._f_half, self._i_f)
+        return circuit_impedance(
+            frequencies_Hz, self._r_ohm, self._cap_total, r_f, slope, self._diff.surface_response
+        )
 
     # ---- dynamics ----------------------------------------------------------------------------
     def run(

@@ -71,3 +71,14 @@ class SphericalDiffusion:
             if len(self._cache) < 64:  # bounded: irregular sample spacing must not leak memory
                 self._cache[k] = op
         return op
+
+    def surface_response(self, omega_rad_s: np.ndarray) -> np.ndarray:
+        """Small-signal x_surface / I_f (per ampere) at angular frequencies ``omega_rad_s``.
+
+        The same operator the stepper integrates, dx/dt = L x + b I_f, solved for a sine:
+        x^ = (jw - L)^-1 b I^, read at the outer shell. The zero mode (the particle's total
+        content) makes it 1/(jw) at the lowest frequencies: a finite, reflective particle.
+        """
+        w = np.asarray(omega_rad_s, dtype=float)
+        weights = self._left[-1, :] * (self._right @ self._source)
+        return (weights[None, :] / (1j * w[:, None] - self._lam[None, :])).sum(axis=1)
