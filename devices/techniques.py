@@ -143,7 +143,7 @@ class Gitt(_Technique):
         return self
 
 
-class _Impedance(_Technique):
+class ImpedanceSweep(_Technique):
     f_max_Hz: PositiveFloat = 100_000.0
     f_min_Hz: PositiveFloat = 0.01
     points_per_decade: PositiveInt = 10
@@ -163,8 +163,17 @@ class _Impedance(_Technique):
         n = max(2, int(round(decades * self.points_per_decade)) + 1)
         return [self.f_max_Hz * (self.f_min_Hz / self.f_max_Hz) ** (k / (n - 1)) for k in range(n)]
 
+    @staticmethod
+    def measure_time_s(frequency_Hz: float) -> float:
+        """Instrument time to measure one frequency: two periods, at least 0.1 s (settling)."""
+        return max(2.0 / frequency_Hz, 0.1)
 
-class PotentiostaticEis(_Impedance):
+    @property
+    def sweep_duration_s(self) -> float:
+        return sum(self.measure_time_s(f) for f in self.frequencies_Hz)
+
+
+class PotentiostaticEis(ImpedanceSweep):
     """PEIS: a sine of ``amplitude_V`` (peak) about ``e_dc_V`` (None: the open-circuit potential
     at the start of the step), swept from f_max_Hz down to f_min_Hz."""
 
@@ -173,7 +182,7 @@ class PotentiostaticEis(_Impedance):
     amplitude_V: PositiveFloat = 0.01
 
 
-class GalvanostaticEis(_Impedance):
+class GalvanostaticEis(ImpedanceSweep):
     """GEIS: a sine of ``amplitude_A`` (peak) about ``i_dc_A`` (0: at open circuit)."""
 
     kind: Literal["geis"] = "geis"

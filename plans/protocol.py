@@ -10,7 +10,21 @@ potentiostat's ``sample_interval_s``) and ``steps``, a list of mappings chosen b
   limits window; an omitted one becomes the window's edge. A step must say how it ends: a charge
   needs ``e_max_V`` or a time limit (``max_duration_s`` / ``_min`` / ``_h``), a discharge
   ``e_min_V`` or a time limit.
+- ``cc`` may also end on charge passed: ``max_capacity_mAh`` or ``max_capacity_fraction`` (of the
+  theoretical capacity); for a constant current that is exactly a time limit.
+- ``cccv``: a current as for ``cc``, ``e_hold_V``, and ``i_cutoff_A`` or ``i_cutoff_c_rate``
+  (0.05 = C/20) to end the CV phase; optional ``max_duration_*`` over the whole step.
+- ``lsv``: ``e_start_V``, ``e_end_V``, ``scan_rate_mV_s`` (or ``scan_rate_V_s``), ``e_step_mV``.
+- ``cv``: ``e_start_V``, ``e_vertex1_V``, ``e_vertex2_V``, scan rate as lsv, ``cycles``.
+- ``ca``: ``e_V``, ``duration_*``, optional ``i_cutoff_A`` / ``i_cutoff_c_rate``.
+- ``gitt``: a current, ``pulse_*`` and ``relax_*`` durations, the cut-off in the current's
+  direction and/or ``max_pulses``.
+- ``peis``: ``e_dc_V`` (omitted: at OCV), ``amplitude_mV`` (10), ``f_max_Hz``, ``f_min_Hz``,
+  ``points_per_decade``; ``geis``: a DC current (omitted: 0), ``amplitude_A`` or
+  ``amplitude_c_rate``, and the same frequencies.
 - ``loop``: ``repeat: N`` times its own ``steps`` (loops nest).
+
+The step models are in ``plans/protocol_steps.py``, their compilers in ``plans/protocol_compile.py``.
 
 Cycle rule: every repetition of an *outermost* loop starts a new cycle (1, 2, ... counted across
 the whole protocol); loops nested inside it stay in that cycle; steps outside any loop are cycle 0
@@ -22,60 +36,45 @@ sample and the potentiostat's limits, so nothing that violates the limits is eve
 
 from __future__ import annotations
 
-from typing import Annotated, Iterable, Literal, Optional, Union
+from typing import Iterable, Optional, Union
 
-from pydantic import Field, PositiveFloat, PositiveInt, PrivateAttr
+from pydantic import Field, PositiveFloat, PrivateAttr
 
-from .sample import _NOTHING, ConfigError, Sample, _Model
 from operando.devices.techniques import (
     ConstantCurrent,
+    ConstantCurrentConstantVoltage,
+    ConstantPotential,
+    CyclicVoltammetry,
+    Gitt,
     Limits,
+    LinearSweep,
     OpenCircuit,
     ScheduledStep,
     Technique,
+    ImpedanceSweep,
 )
 
-MAX_COMPILED_STEPS = 1_000_000  # guards against a typo like repeat: 10000000
+from .protocol_compile import compile_step
+from .protocol_steps import (  # noqa: F401  (re-exported: the step kinds a protocol may hold)
+    CaStep,
+    CccvStep,
+    ConstantCurrentStep,
+    CvStep,
+    GeisStep,
+    GittStep,
+    Loop,
+    LsvStep,
+    PeisStep,
+    Rest,
+    Step,
+)
+from .sample import ConfigError, Sample, _Model
 
-_UNITS_S = {"s": 1.0, "min": 60.0, "h": 3600.0}
-_CURRENT_KEYS = ("current_A", "current_A_g", "c_rate")
+MAX_COMPILED_STEPS = 1_000_000  # guards against a typo like repeat: 10000000
 
 
 class ProtocolError(ConfigError):
     """A protocol that cannot run on this sample and potentiostat."""
-
-
-class _Step(_Model):
-    label: str = ""  # shown in the GUI and stored with the data; generated when empty
-
-
-class Rest(_Step):
-    kind: Literal["rest"]
-    duration_s: Optional[PositiveFloat] = None
-    duration_min: Optional[PositiveFloat] = None
-    duration_h: Optional[PositiveFloat] = None
-
-
-class ConstantCurrentStep(_Step):
-    kind: Literal["cc"]
-    current_A: Optional[float] = None
-    current_A_g: Optional[float] = None
-    c_rate: Optional[float] = None
-    e_min_V: Optional[float] = None
-    e_max_V: Optional[float] = None
-    max_duration_s: Optional[PositiveFloat] = None
-    max_duration_min: Optional[PositiveFloat] = None
-    max_duration_h: Optional[PositiveFloat] = None
-
-
-class Loop(_Step):
-    kind: Literal["loop"]
-    repeat: PositiveInt
-    steps: list[Step] = Field(min_length=1)
-
-
-Step = Annotated[Union[Rest, ConstantCurrentStep, Loop], Field(discriminator="kind")]
-Loop.model_rebuild()
 
 
 class Sampling(_Model):
@@ -123,16 +122,32 @@ def compile_protocol(protocol: Protocol, sample: Sample, limits: Limits) -> list
 
 
 def estimate_duration_s(steps: Iterable[Union[ScheduledStep, Technique]], capacity_mAh: float) -> float:
-    """Rough run time for an ETA: each cc step passes the full capacity unless its time limit ends it."""
+    """Rough run time for an ETA: a current step passes the full capacity unless its time limit
+    ends it first; a CV phase is guessed at a quarter of its CC phase; sweeps, holds and impedance
+    sweeps take their programmed time."""
     total = 0.0
     for step in steps:
         tech = step.technique if isinstance(step, ScheduledStep) else step
-        if isinstance(tech, OpenCircuit):
-            total += tech.duration_s
-        elif isinstance(tech, ConstantCurrent):
-            t = capacity_mAh * 3.6 / abs(tech.current_A)  # mAh -> C, over A
-            total += min(t, tech.max_duration_s) if tech.max_duration_s else t
+        total += _technique_duration_s(tech, capacity_mAh)
     return total
+
+
+def _technique_duration_s(tech: Technique, capacity_mAh: float) -> float:
+    if isinstance(tech, (OpenCircuit, ConstantPotential, LinearSweep, CyclicVoltammetry)):
+        return tech.duration_s
+    full = capacity_mAh * 3.6 / abs(tech.current_A) if hasattr(tech, "current_A") else 0.0
+    if isinstance(tech, ConstantCurrent):
+        return min(full, tech.max_duration_s) if tech.max_duration_s else full
+    if isinstance(tech, ConstantCurrentConstantVoltage):
+        return min(1.25 * full, tech.max_duration_s) if tech.max_duration_s else 1.25 * full
+    if isinstance(tech, Gitt):
+        pulses = max(1, int(full / tech.pulse_s))
+        if tech.max_pulses:
+            pulses = min(pulses, tech.max_pulses)
+        return pulses * (tech.pulse_s + tech.relax_s)
+    if isinstance(tech, ImpedanceSweep):
+        return tech.sweep_duration_s
+    return 0.0
 
 
 def _emit(tree: _Tree, cycle: int, out: list[ScheduledStep]) -> None:
@@ -154,82 +169,8 @@ def _compile_steps(steps, path: str, sample: Sample, limits: Limits, problems) -
         here = f"{path}[{i}]"
         if isinstance(step, Loop):
             tree.append((step.repeat, _compile_steps(step.steps, f"{here}.steps", sample, limits, problems)))
-        elif isinstance(step, Rest):
-            seconds, given = _seconds(step, "duration", here, problems)
-            if seconds is None and not given:
-                problems.append((here, "a rest needs one of duration_s, duration_min, duration_h", _NOTHING))
-            elif seconds is not None:
-                tree.append(OpenCircuit(duration_s=seconds, label=step.label or f"rest {given}"))
         else:
-            tech = _compile_cc(step, here, sample, limits, problems)
+            tech = compile_step(step, here, sample, limits, problems)
             if tech is not None:
                 tree.append(tech)
     return tree
-
-
-def _seconds(step, prefix: str, here: str, problems) -> tuple[Optional[float], str]:
-    """The one ``<prefix>_s|_min|_h`` given, in seconds, and how the user wrote it."""
-    given = [(unit, getattr(step, f"{prefix}_{unit}")) for unit in _UNITS_S]
-    given = [(unit, v) for unit, v in given if v is not None]
-    if len(given) > 1:
-        unit, value = given[1]
-        problems.append((f"{here}.{prefix}_{unit}",
-                         f"give only one of {prefix}_s, {prefix}_min, {prefix}_h; "
-                         f"{prefix}_{given[0][0]} is also set", value))
-        return None, "conflict"
-    if not given:
-        return None, ""
-    unit, value = given[0]
-    return value * _UNITS_S[unit], f"{value:g} {unit}"
-
-
-def _compile_cc(step: ConstantCurrentStep, here: str, sample: Sample, limits: Limits, problems):
-    n_before = len(problems)
-    specs = [(key, getattr(step, key)) for key in _CURRENT_KEYS if getattr(step, key) is not None]
-    if not specs:
-        problems.append((here, "a cc step needs one of current_A, current_A_g, c_rate", _NOTHING))
-        return None
-    if len(specs) > 1:
-        problems.append((f"{here}.{specs[1][0]}",
-                         f"give only one of current_A, current_A_g, c_rate; {specs[0][0]} is also set",
-                         specs[1][1]))
-        return None
-    key, value = specs[0]
-    if key == "current_A":
-        amps, what = value, f"{abs(value) * 1e3:.4g} mA"
-    elif key == "current_A_g":
-        amps, what = value * sample.active_mass_g, f"{abs(value):g} A/g"
-    else:  # 1C = capacity (mAh) in 1 h = capacity mA
-        amps, what = value * sample.capacity_mAh / 1000.0, f"{abs(value):g}C"
-    if amps == 0:
-        problems.append((f"{here}.{key}", "a zero current is a rest: use kind: rest", value))
-        return None
-    if abs(amps) > limits.i_max_A * (1 + 1e-9):  # tolerance: c_rate arithmetic may round up
-        problems.append((f"{here}.{key}", f"{what} is {abs(amps):.4g} A, above the potentiostat limit "
-                         f"i_max_A = {limits.i_max_A:g} A", value))
-
-    for name in ("e_min_V", "e_max_V"):
-        v = getattr(step, name)
-        if v is not None and not limits.e_min_V <= v <= limits.e_max_V:
-            problems.append((f"{here}.{name}", f"outside the potentiostat limits window "
-                             f"{limits.e_min_V:g} to {limits.e_max_V:g} V", v))
-    if step.e_min_V is not None and step.e_max_V is not None and step.e_min_V >= step.e_max_V:
-        problems.append((f"{here}.e_max_V", f"must be above e_min_V ({step.e_min_V:g} V)", step.e_max_V))
-
-    max_s, _ = _seconds(step, "max_duration", here, problems)
-    ends_at, end_key = (step.e_max_V, "e_max_V") if amps > 0 else (step.e_min_V, "e_min_V")
-    if ends_at is None and max_s is None and len(problems) == n_before:
-        direction = "charge (current > 0)" if amps > 0 else "discharge (current < 0)"
-        problems.append((here, f"a {direction} needs {end_key} or max_duration_s/_min/_h to end; "
-                         "otherwise only the safety limit stops it", _NOTHING))
-    if len(problems) > n_before:
-        return None
-    direction = "charge" if amps > 0 else "discharge"
-    return ConstantCurrent(
-        current_A=amps,
-        # the unused cut-off still gets the window edge: the potentiostat always has both stops
-        e_min_V=step.e_min_V if step.e_min_V is not None else limits.e_min_V,
-        e_max_V=step.e_max_V if step.e_max_V is not None else limits.e_max_V,
-        max_duration_s=max_s,
-        label=step.label or f"{direction} {what}",
-    )

@@ -142,7 +142,7 @@ def test_all_problems_reported_together(tmp_path):
     ([{"kind": "rest", "duration_minutes": 5}], "steps[0].duration_minutes: unknown key; did you mean"),
     ([{"kind": "cc", "c_rate": "fast"}], "steps[0].c_rate:"),
     ([{"kind": "loop", "repeat": 0, "steps": [{"kind": "rest", "duration_s": 1}]}], "steps[0].repeat:"),
-    ([{"kind": "loop", "repeat": 1, "steps": [{"kind": "rst"}]}], "steps[0].steps[0].kind: expected one of cc, loop, rest"),
+    ([{"kind": "loop", "repeat": 1, "steps": [{"kind": "rst"}]}], "steps[0].steps[0].kind: expected one of ca, cc, cccv, cv, geis, gitt, loop, lsv, peis, rest"),
     ([], "steps:"),
 ])
 def test_structure_errors_at_load(tmp_path, steps, where):
