@@ -3,7 +3,9 @@
 Everything lands in one run: the potentiostat's samples in stream ``echem`` (HDF5 fast path,
 announced every ``flush_period_s`` of wall time), and each detector's frames in its own stream,
 each frame stamped with the echem state at its exposure midpoint (``devices/frame_stamp.py``).
-The echem stream never waits for a detector unless a rule asks for a hold.
+The echem stream never waits for a detector unless a rule asks for a hold. Impedance
+spectra (PEIS/GEIS steps) go to stream ``impedance``, one event per frequency
+(``devices/impedance_record.py``).
 
 Pause (RunEngine ``request_pause``): the potentiostat is held at open circuit (still measured),
 detectors stop after their current frame; ``resume`` continues the sequence where it stopped.
@@ -26,6 +28,7 @@ from bluesky.utils import FailedStatus
 
 from operando.devices.clock import Clock
 from operando.devices.frame_stamp import FrameFailure, FrameStamp, TimebaseRecord
+from operando.devices.impedance_record import ImpedancePoint
 from operando.devices.techniques import ScheduledStep
 
 from .schedules import EveryTime, Rule, ScheduleEvaluator, describe
@@ -93,7 +96,8 @@ def operando_cycling(
     stamp = FrameStamp(name="frame")
     failure = FrameFailure(name="failure")
     timebase = TimebaseRecord(name="timebase")
-    yield from bps.wait_for([stamp.connect, failure.connect, timebase.connect])
+    impedance = ImpedancePoint(name="impedance")
+    yield from bps.wait_for([stamp.connect, failure.connect, timebase.connect, impedance.connect])
 
     run_md = {
         "plan_name": "operando_cycling",
@@ -114,6 +118,7 @@ def operando_cycling(
         reason = f"run ended early: {type(exc).__name__}: {exc}"
         yield from bps.wait_for([lambda: potentiostat.open_circuit(reason)])
         yield from bps.collect(potentiostat, name=ECHEM_STREAM)
+        yield from _impedance_rows(potentiostat, impedance)
 
     @bpp.stage_decorator(devices)
     @bpp.run_decorator(md=run_md)
@@ -141,6 +146,7 @@ def operando_cycling(
                     frames[d.stream] += ok
             if time.monotonic() - last_collect >= flush_period_s:
                 yield from bps.collect(potentiostat, name=ECHEM_STREAM)
+                yield from _impedance_rows(potentiostat, impedance)
                 last_collect = time.monotonic()
             next_due = min((e.next_due for e in evaluators.values()), default=float("inf"))
             wait_s = min(POLL_WALL_S, clock.wall_seconds(next_due - clock.time()))
@@ -160,6 +166,7 @@ def operando_cycling(
             if fired:
                 yield from _frame(d, fired, ev, potentiostat, stamp, capacity_mAh, failure, clock)
         yield from bps.collect(potentiostat, name=ECHEM_STREAM)
+        yield from _impedance_rows(potentiostat, impedance)
         yield from bps.complete(potentiostat, wait=True)  # raises if the sequence ended in a fault
         timebase.record(potentiostat.timebase.as_dict(), potentiostat.timebase_source)
         yield from bps.create(name="timebase")
@@ -167,6 +174,16 @@ def operando_cycling(
         yield from bps.save()
 
     return (yield from inner())
+
+
+def _impedance_rows(potentiostat, impedance: ImpedancePoint):
+    """One event in the ``impedance`` stream per frequency measured since the last call."""
+    rows = potentiostat.drain_impedance()
+    for i in range(len(rows["frequency"])):
+        impedance.record({key: column[i] for key, column in rows.items()})
+        yield from bps.create(name="impedance")
+        yield from bps.read(impedance)
+        yield from bps.save()
 
 
 def _frame(d: DetectorSchedule, fired, evaluator, potentiostat, stamp, capacity_mAh, failure, clock):
