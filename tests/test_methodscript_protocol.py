@@ -172,7 +172,7 @@ def test_ack_sharing_its_line():
 # ---- scripts, byte-exact ------------------------------------------------------------------
 HEADER = (
     b"e\n"
-    b"var t\nvar ewe\nvar iwe\nvar step_no\n"
+    b"var t\nvar ewe\nvar iwe\nvar step_no\nvar tend\nvar n\nvar cut\nvar f\nvar zre\nvar zim\n"
     b"set_pgstat_chan 0\nset_range ab 4\nset_autoranging ab 100m 4\ntimer_start\n"
 )
 FOOTER = b"on_finished:\ncell_off\n\n"

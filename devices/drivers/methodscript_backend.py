@@ -6,7 +6,9 @@ package carries the instrument timer ``t`` (from the script's ``timer_start``) a
 Timestamps: the host clock's time when the script's ``e`` acknowledgement is read is taken as
 the instrument's t = 0; ``time_offsets_s`` records that offset for every script (instrument time
 + offset = host time). Charge integrates I over the time since the previous sample (the current
-is held between samples).
+is held between samples). Potential: the package's ``ab`` (measured) or, in potentiostatic
+loops, ``da`` (applied). An impedance package (it carries ``dc`` frequency, ``cc`` Z', ``cd``
+Z'') adds one row to ``poll_impedance()`` and one echem row at the DC values it carries.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from operando.devices.techniques import ECHEM_COLUMNS, ScheduledStep
+from operando.devices.safety import UnsupportedTechnique
+from operando.devices.techniques import ECHEM_COLUMNS, IMPEDANCE_COLUMNS, ScheduledStep
 
 from .methodscript import MethodScriptDriver, MethodScriptError
 from .methodscript_protocol import (
@@ -60,10 +63,22 @@ class MethodScriptPotentiostatBackend:
         self._running = False
         self._done = not steps
         self._rows: list[tuple[float, float, float, float, int]] = []  # t, E, I, Q, step no
+        self._z_rows: list[tuple[float, float, float, float, float, float, int]] = []
         self._charge_mAh = 0.0
         self._last_t: float | None = None
 
     # ---- PotentiostatBackend ---------------------------------------------------------------
+    def check(self, steps: Sequence[ScheduledStep]) -> None:
+        """Every step must have a script (a set-point with no exact script literal has none)."""
+        for step in steps:
+            try:
+                build_script([step], self.options)
+            except (ValueError, TypeError) as exc:
+                raise UnsupportedTechnique(
+                    f"{self.description}: step {step.step} ({step.technique.kind}) has no "
+                    f"MethodSCRIPT: {exc}"
+                ) from exc
+
     async def start(self, steps: Sequence[ScheduledStep]) -> None:
         if self._running:
             raise RuntimeError(f"{self.description}: a sequence is already running")
@@ -78,6 +93,16 @@ class MethodScriptPotentiostatBackend:
             if not self._running and self._chunks:
                 await asyncio.to_thread(self._launch_next)
         return self._drain()
+
+    async def poll_impedance(self) -> dict[str, np.ndarray]:
+        """PEIS/GEIS rows (IMPEDANCE_COLUMNS) parsed since the last call; the device calls it
+        right after ``poll``, so no package is read here."""
+        rows, self._z_rows = self._z_rows, []
+        columns = list(zip(*rows)) if rows else [()] * 7
+        values = dict(zip(("timestamp", "frequency", "Z_re", "Z_im", "Ewe_dc", "I_dc"), columns[:6]))
+        numbers = [int(n) for n in columns[6]]
+        values.update(cycle=[getattr(self._by_number.get(n), "cycle", 0) for n in numbers], step=numbers)
+        return {name: np.asarray(values[name], dtype) for name, (_u, dtype) in IMPEDANCE_COLUMNS.items()}
 
     @property
     def done(self) -> bool:
@@ -131,7 +156,7 @@ class MethodScriptPotentiostatBackend:
                 raise MethodScriptError(self.driver.port, event.code, event.detail, event.command)
 
     def _sample(self, package: DataPackage) -> None:
-        t_var, e_var = package.first("eb"), package.first("ab")
+        t_var, e_var = package.first("eb"), package.first("ab") or package.first("da")
         if t_var is None or e_var is None or not self.time_offsets_s:
             return  # not one of our packages
         i_var, step_var = package.first("ba"), package.first("ja")
@@ -145,6 +170,11 @@ class MethodScriptPotentiostatBackend:
             self._charge_mAh += current * (t - self._last_t) / 3.6
         self._last_t = t
         self._rows.append((t, e_var.value, current, self._charge_mAh, number))
+        f_var = package.first("dc")
+        if f_var is not None:
+            z_re, z_im = package.first("cc"), package.first("cd")
+            self._z_rows.append((t, f_var.value, z_re.value if z_re else np.nan,
+                                 z_im.value if z_im else np.nan, e_var.value, current, number))
 
     def _drain(self) -> dict[str, np.ndarray]:
         rows, self._rows = self._rows, []

@@ -2,10 +2,14 @@
 
 Time: only measurement loops take instrument time (other commands are instantaneous, as on
 the real firmware, where they take microseconds; on an accelerated clock the host's
-milliseconds would otherwise become minutes of current). A loop samples on the grid
-``loop start + k * interval``; before each sample the firmware sleeps until the ``SimClock``
-reaches that time (never, if it lags behind), then advances the cell by one interval. Between
-scripts the cell rests on the clock: it is caught up to the clock when a script starts. Output lines follow the manual: ``MXXXX`` at a measurement loop's start,
+milliseconds would otherwise become minutes of current). A loop samples at the instants
+``methodscript_loops`` gives for it (a fixed grid ``loop start + k * interval``, a staircase
+step, or one impedance frequency: max(2 periods, 0.1 s)); before each sample the firmware
+sleeps until the ``SimClock`` reaches that time (never, if it lags behind), then drives the cell
+up to it: ``SimCell.run`` (ocp, cp, geis), ``run_potential`` (ca, lsv, cv, eis), and for EIS
+``SimCell.impedance`` about the state reached. Between scripts the cell rests on the clock: it
+is caught up to the clock when a script starts. Output lines follow the manual: ``MXXXX`` at a
+measurement loop's start,
 ``*`` at its end (also after breakloop or abort), ``L``/``+`` around ``loop``, ``P`` packages,
 an empty line when the script is over. Package values are encoded here, from the manual's
 description (7 hex digits of value + 2**27, SI prefix), independently of the driver.
@@ -22,11 +26,20 @@ import numpy as np
 from operando.sim_devices.cell import SimCell
 from operando.sim_devices.clock import SimClock
 
-from .methodscript_language import Command, IfChain, Loop, Program, is_number, number_value
+from .methodscript_language import NSCANS, Command, IfChain, Loop, Program, is_number, number_value
+from .methodscript_loops import Sample, samples
 
-# Technique numbers in "MXXXX": OCP = 0x000B appears in published transcripts; CP = 0x000A
-# follows PalmSens' technique numbering (CP = 10) but was not seen in a transcript.
-TECHNIQUE_CODES = {"meas_loop_cp": 0x000A, "meas_loop_ocp": 0x000B}
+# Technique numbers in "MXXXX": OCP = 0x000B appears in published transcripts; the others
+# follow PalmSens' method numbering (LSV 0, CV 5, CA 7, CP 10, EIS 14, GEIS 21) and were not
+# seen in a transcript.
+TECHNIQUE_CODES = {
+    "meas_loop_lsv": 0x0000, "meas_loop_cv": 0x0005, "meas_loop_ca": 0x0007,
+    "meas_loop_cp": 0x000A, "meas_loop_ocp": 0x000B, "meas_loop_eis": 0x000E,
+    "meas_loop_geis": 0x0015,
+}  # fmt: skip
+# how many leading arguments of each loop are output variables
+_OUTPUTS = {"meas_loop_ocp": 1, "meas_loop_cp": 2, "meas_loop_ca": 2, "meas_loop_lsv": 2,
+            "meas_loop_cv": 2, "meas_loop_eis": 3, "meas_loop_geis": 3}  # fmt: skip
 PGSTAT_MODE_GALVANOSTAT = 6
 # EmStat4 current ranges (range code -> full scale, A), PalmSens MethodSCRIPT examples
 _EMSTAT4_CURRENT_RANGES = [(9, 1e-7), (12, 1e-6), (15, 1e-5), (18, 1e-4), (21, 1e-3), (24, 1e-2),
@@ -209,20 +222,41 @@ class SimFirmware:
             self._write("*")
 
     def _meas_loop(self, node: Loop) -> None:
-        cp = node.name == "meas_loop_cp"
-        if cp:
-            self.set_current_A = self._value(node.args[2])
-        interval = self._value(node.args[-2])
-        n_samples = int(math.floor(self._value(node.args[-1]) / interval + 1e-9))
+        outputs = _OUTPUTS[node.name]
+        inputs = node.args[outputs:]
+        nscans = 1
+        if inputs and (m := NSCANS.match(inputs[-1])):
+            nscans, inputs = int(m[1]), inputs[:-1]
         t0 = self.cell_time
-        # OCP measures with the cell off; CP drives the set current if the cell is on
-        current = self._applied_current() if cp else 0.0
-        for k in range(1, n_samples + 1):
-            target = t0 + k * interval
+        for sample in samples(node.name, [self._value(a) for a in inputs], nscans):
+            target = t0 + sample.at_s
             self._wait_until(target)
-            trace = self.cell.run(current, np.array([target - self.cell_time]))
+            self._take(sample, node.args[:outputs], target - self.cell_time)
             self.cell_time = target
-            self._set(node.args[0], float(trace.ewe_V[-1]), "ab", False)
-            if cp:
-                self._set(node.args[1], current, "ba", False)
             self._block(node.body)
+
+    def _take(self, sample: Sample, out: list[str], gap: float) -> None:
+        """Drive the cell for ``gap`` s as the sample's mode says; store the loop's outputs."""
+        gap = np.array([max(gap, 1e-9)])
+        if sample.mode == "ocp":
+            self._set(out[0], float(self.cell.run(0.0, gap).ewe_V[-1]), "ab", False)
+        elif sample.mode == "cp":
+            # the set current flows only with the cell on in galvanostat mode
+            self.set_current_A = sample.setpoint
+            current = self._applied_current()
+            self._set(out[0], float(self.cell.run(current, gap).ewe_V[-1]), "ab", False)
+            self._set(out[1], current, "ba", False)
+        elif sample.mode == "ca":
+            trace = self.cell.run_potential(sample.setpoint, gap)
+            self._set(out[0], sample.setpoint, "da", False)
+            self._set(out[1], float(trace.current_A[-1]), "ba", False)
+        else:  # eis / geis: hold the DC point for the frequency's time, then Z about that state
+            if sample.mode == "eis":
+                self.cell.run_potential(sample.setpoint, gap)
+            else:
+                self.set_current_A = sample.setpoint
+                self.cell.run(self._applied_current(), gap)
+            z = complex(self.cell.impedance(np.array([sample.frequency_Hz]))[0])
+            self._set(out[0], sample.frequency_Hz, "dc", False)
+            self._set(out[1], z.real, "cc", False)
+            self._set(out[2], z.imag, "cd", False)
