@@ -102,11 +102,15 @@ def _parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("sim", help="wire-level instrument simulators (real protocols)")
     sim_sub = sim.add_subparsers(dest="sim_command", required=True)
     sim_serve = sim_sub.add_parser("serve", help="serve one simulated instrument until Ctrl-C")
-    sim_serve.add_argument("instrument", choices=["potentiostat-methodscript"])
+    sim_serve.add_argument("instrument", choices=["potentiostat-methodscript", "keithley2450"])
     sim_serve.add_argument("--material", default="fe_li2o", help="simulated cell preset")
     sim_serve.add_argument("--active-mass-g", type=float, default=1e-3)
     sim_serve.add_argument("--soc", type=float, default=0.0, help="initial state of charge")
     sim_serve.add_argument("--speed", type=float, default=1.0, help="simulated s per wall s")
+    # TCP simulators (keithley2450): where to listen; loopback unless told otherwise.
+    sim_serve.add_argument("--host", default="127.0.0.1", help="TCP simulators: interface to listen on")
+    sim_serve.add_argument("--port", type=int, default=5025, help="TCP simulators: port (0: any free)")
+    sim_serve.add_argument("--seed", type=int, default=0, help="TCP simulators: measurement noise seed")
     sim_serve.set_defaults(func=_cmd_sim_serve)
 
     gui = sub.add_parser("gui", help="the lab GUI: set up, run, watch, browse and replay runs")
@@ -232,6 +236,16 @@ def _cmd_serve(args) -> int:
 
 
 def _cmd_sim_serve(args) -> int:
+    if args.instrument == "keithley2450":
+        # Prints "Serving keithley2450 on TCPIP::host::port::SOCKET" (a VISA resource string).
+        from operando.sim_devices.wire.keithley2450_server import main as serve_keithley
+
+        serve_keithley(
+            ["--material", args.material, "--active-mass-g", str(args.active_mass_g),
+             "--soc", str(args.soc), "--speed", str(args.speed), "--host", args.host,
+             "--port", str(args.port), "--seed", str(args.seed)]
+        )
+        return 0
     # Prints the pseudo-terminal path to open with the MethodSCRIPT driver (or any terminal).
     from operando.sim_devices.wire.methodscript_server import main as serve_methodscript
 
