@@ -62,6 +62,14 @@ class SimPotentiostatBackend:
             block["timestamp"] = self.instrument_time(block["timestamp"])
         return block
 
+    async def poll_impedance(self) -> dict[str, np.ndarray]:
+        """Impedance rows (IMPEDANCE_COLUMNS) finished since the last call, stamped like ``poll``."""
+        self.lab.sync()
+        block = self.lab.potentiostat.drain_impedance()
+        if self.timebase == "instrument":
+            block["timestamp"] = self.instrument_time(block["timestamp"])
+        return block
+
     @property
     def done(self) -> bool:
         return self.lab.potentiostat.done

@@ -76,6 +76,7 @@ class PotentialTrace:
     charge_mAh: np.ndarray
     soc: np.ndarray
     limit_reached: bool  # |I| exceeded the compliance; the trace ends at that sample
+    cutoff_reached: bool = False  # |I| fell to ``i_stop_A``; the trace ends at that sample
 
     def __len__(self) -> int:
         return len(self.t_rel)
@@ -373,6 +374,7 @@ class SimCell:
         sample_times_rel: np.ndarray,
         *,
         i_limit_A: float | None = None,
+        i_stop_A: float | None = None,
         max_step_s: float | None = None,
     ) -> PotentialTrace:
         """Impose Ewe through ``sample_times_rel`` (s after now, ascending, > 0).
@@ -383,7 +385,8 @@ class SimCell:
         evaluating the programme at every step's end. The current is that flowing at each
         sample. With ``i_limit_A``, stops at the first sample where |I| exceeds it (the
         instrument's compliance); the cell then ends at that sample, still under control until
-        the caller relaxes or runs it.
+        the caller relaxes or runs it. With ``i_stop_A``, stops likewise at the first sample
+        where |I| has fallen to it (the end of a CV phase or of chronoamperometry).
         """
         t = np.asarray(sample_times_rel, dtype=float).ravel()
         if t.size and (not t[0] > 0 or (t.size > 1 and not np.all(np.diff(t) > 0))):
@@ -393,7 +396,7 @@ class SimCell:
         x, v = self._x, self._v
         n = t.size
         ewe, cur, chg = np.empty(n), np.empty(n), np.empty(n)
-        charge_C, prev, last, limited = self._charge_C, 0.0, n - 1, False
+        charge_C, prev, last, limited, stopped = self._charge_C, 0.0, n - 1, False, False
         current = self._current_A
         for k, tk in enumerate(t.tolist()):
             gap = tk - prev
@@ -405,6 +408,9 @@ class SimCell:
             if i_limit_A is not None and abs(current) > i_limit_A:
                 last, limited = k, True
                 break
+            if i_stop_A is not None and abs(current) <= i_stop_A:
+                last, stopped = k, True
+                break
         m = last + 1
         self._x, self._v = x, v
         if n:
@@ -413,7 +419,7 @@ class SimCell:
             self._current_A = current
         q0 = chg[:m] * 3.6 - charge_C  # charge relative to the end state
         soc = self.soc + q0 / self._q_nom_C
-        return PotentialTrace(t[:m], ewe[:m], cur[:m], chg[:m], soc, limited)
+        return PotentialTrace(t[:m], ewe[:m], cur[:m], chg[:m], soc, limited, stopped)
 
     def _u(self, x: float) -> tuple[float, float]:
         return self._p.ocv.value_and_slope(x, self._temp)

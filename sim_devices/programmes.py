@@ -1,4 +1,4 @@
-"""Potential programmes for ``SimCell.run_potential``: holds, steps and linear sweeps (CV).
+"""Potential programmes for ``SimCell.run_potential``: holds, linear sweeps and staircases (CV).
 
 A programme is any function of the time since it started (s) -> Ewe (V); these helpers also
 know how long they last, so a technique can sample them to the end.
@@ -6,6 +6,7 @@ know how long they last, so a technique can sample them to the end.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,3 +48,39 @@ class LinearSweep:
 
 def linear_sweep(e_start_V: float, vertices_V: Sequence[float], rate_V_s: float) -> LinearSweep:
     return LinearSweep(float(e_start_V), tuple(vertices_V), float(rate_V_s))
+
+
+@dataclass(frozen=True)
+class Staircase:
+    """A sweep as a digital potentiostat applies it: steps of ``e_step_V`` every e_step/rate s.
+
+    Step k covers (k tau, (k + 1) tau] and holds the sweep's value at k tau: e_start for the
+    first step, then the sweep (vertices and all) one step behind. A sample at a step's end
+    (where instruments measure the current) thus still sees that step's potential.
+    """
+
+    sweep: LinearSweep
+    e_step_V: float
+
+    def __post_init__(self):
+        if not self.e_step_V > 0:
+            raise ValueError(f"e_step_V must be > 0, got {self.e_step_V!r}")
+
+    @property
+    def step_s(self) -> float:
+        return self.e_step_V / self.sweep.rate_V_s
+
+    @property
+    def duration_s(self) -> float:
+        return self.sweep.duration_s
+
+    def __call__(self, t: float) -> float:
+        tau = self.step_s
+        k = max(0, math.ceil(t / tau - 1e-9) - 1)  # tolerance: grid times on a step edge
+        return self.sweep(k * tau)
+
+
+def staircase(
+    e_start_V: float, vertices_V: Sequence[float], rate_V_s: float, e_step_V: float
+) -> Staircase:
+    return Staircase(linear_sweep(e_start_V, vertices_V, rate_V_s), float(e_step_V))
