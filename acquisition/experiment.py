@@ -48,6 +48,7 @@ def run_experiment(
         try:
             (uid,) = RE(plan)
         finally:
+            instruments.close()  # ports and in-process simulators; the cell is at open circuit
             RE.catalog_writer.flush()  # every document is in the catalog before we read it
         run = catalog.client[uid]
         stop = run.metadata.get("stop") or {}

@@ -1,7 +1,8 @@
 """Build a profile's instruments as connected ophyd-async devices.
 
 Backends are chosen by name from the profile; the simulated ones all share one ``SimLab`` (one
-cell, one clock). Real-hardware backends join ``_BUILDERS`` as their drivers land.
+cell, one clock). The potentiostat may be real (MethodSCRIPT, Keithley 2450) or its wire-level
+simulator (``acquisition/potentiostat_backends.py``); detectors are simulated for now.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from operando.plans.operando import DetectorSchedule
 
 from .catalog import files_dir
 from .config import ConfigError, Profile
+from .potentiostat_backends import build_potentiostat_backend, check_potentiostat
 
 # Default acquisition periods (experiment seconds) when a profile gives no period_s.
 DEFAULT_PERIOD_S = {"magnetometer": 10.0, "raman": 60.0, "skpm": 900.0}
@@ -38,10 +40,19 @@ def check_buildable(profile: Profile) -> None:
 
     where = profile.source or profile.name
     problems = [
-        f"{where}: instruments.{name}.backend: not available yet, only 'sim' (got {inst.backend!r})"
+        f"{where}: instruments.{name}.backend: not available yet for a {inst.kind}, only 'sim' "
+        f"(got {inst.backend!r})"
         for name, inst in profile.instruments.items()
-        if inst.enabled and inst.backend != "sim"
+        if inst.enabled and inst.backend != "sim" and inst.kind != "potentiostat"
     ]
+    problems += check_potentiostat(profile)
+    if profile.potentiostat.backend != "sim":
+        problems += [
+            f"{where}: instruments.{name}.settings.trigger: hardware triggering needs the "
+            f"potentiostat's trigger output, which only the sim backend wires up (got 'hardware')"
+            for name, inst in profile.instruments.items()
+            if inst.enabled and (inst.settings or {}).get("trigger") == "hardware"
+        ]
     material = profile.sim_material or DEFAULT_SIM_MATERIAL
     if material not in PRESETS:
         field = "sim.material" if profile.sim and profile.sim.material else "sample.sim_preset"
@@ -59,6 +70,18 @@ class Instruments:
     potentiostat: Potentiostat
     detectors: list[DetectorSchedule] = field(default_factory=list)
     sim_lab: object | None = None
+    closers: list = field(default_factory=list)  # stop what building started (simulators, ports)
+
+    def close(self) -> None:
+        """Close ports and stop in-process simulators; safe to call twice."""
+        closers, self.closers = self.closers, []
+        for close in closers:
+            try:
+                close()
+            except Exception:  # closing must go on: one failure must not leave a port open
+                import logging
+
+                logging.getLogger(__name__).exception("closing %s failed", close)
 
     @property
     def devices(self) -> list:
@@ -76,11 +99,7 @@ def build_instruments(
     ``sample_interval_s`` (from a protocol's ``sampling``) overrides the profile's setting.
     Must be called after a RunEngine exists (devices connect in its event loop).
     """
-    from operando.sim_devices.backends import (
-        SimMagnetometerBackend,
-        SimPotentiostatBackend,
-        SimRamanBackend,
-    )
+    from operando.sim_devices.backends import SimMagnetometerBackend, SimRamanBackend
     from operando.sim_devices.faults import FaultSchedule, inject_faults
     from operando.sim_devices.skpm_backend import SimSkpmBackend
 
@@ -88,10 +107,10 @@ def build_instruments(
     lab = _sim_lab(profile, speed, sample_interval_s)
     clock: Clock = lab.clock if lab is not None else WallClock()
     pstat_name = profile.potentiostat_name
-    pstat_settings = dict(profile.potentiostat.settings or {})
     faults = FaultSchedule(faults=list(profile.sim.faults)) if profile.sim else FaultSchedule()
+    closers: list = []
     pstat_backend = inject_faults(
-        SimPotentiostatBackend(lab, _instrument_clock(pstat_settings)), pstat_name, faults, clock
+        build_potentiostat_backend(profile, lab, closers), pstat_name, faults, clock
     )
     potentiostat = Potentiostat(
         pstat_backend, profile.limits, lambda: files_dir(data_dir), name=pstat_name, clock=clock
@@ -134,21 +153,17 @@ def build_instruments(
         else:  # pragma: no cover - the profile schema admits only these kinds
             raise ConfigError(f"instruments.{name}.kind: unsupported {inst.kind!r}")
         detectors.append(_schedule(device, inst, name, settings))
-    instruments = Instruments(clock, potentiostat, detectors, lab)
-    call_in_bluesky_event_loop(_connect_all(instruments.devices))
+    instruments = Instruments(clock, potentiostat, detectors, lab, closers)
+    try:
+        call_in_bluesky_event_loop(_connect_all(instruments.devices))
+    except BaseException:
+        instruments.close()
+        raise
     return instruments
 
 
 async def _connect_all(devices) -> None:
     await asyncio.gather(*(d.connect() for d in devices))
-
-
-def _instrument_clock(settings: dict) -> tuple[float, float] | None:
-    """Simulated potentiostat only: give it its own clock, {offset_s, drift_ppm}."""
-    clock = settings.get("instrument_clock")
-    if not clock:
-        return None
-    return float(clock.get("offset_s", 0.0)), float(clock.get("drift_ppm", 0.0))
 
 
 def _schedule(device, inst, name: str, settings: dict) -> DetectorSchedule:

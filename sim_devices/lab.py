@@ -20,6 +20,9 @@ class SimLab:
     magnetometer: SimMagnetometerPhysics
     raman: SimRamanPhysics
     skpm: SimSkpmPhysics | None = field(default=None)
+    # True when a wire-level simulator's firmware drives the cell instead of the engine (a
+    # profile's potentiostat with address: sim): the engine then leaves the cell alone.
+    external_potentiostat: bool = False
 
     def __post_init__(self):
         if self.skpm is None:
@@ -31,7 +34,8 @@ class SimLab:
         The potentiostat keeps the samples this produces until they are drained.
         """
         now = self.clock.time()
-        self.potentiostat.advance_to(now)
+        if not self.external_potentiostat:
+            self.potentiostat.advance_to(now)
         return now
 
     @property

@@ -65,7 +65,9 @@ def operando_protocol(protocol: str, profile: str = "sim", speed: float | None =
     plan = operando_plan(prof, proto, steps, instruments, md={"queued": True, **(md or {})})
 
     def flush():
-        # Whatever happened, the catalog holds every document before the queue moves on.
+        # Whatever happened, the catalog holds every document before the queue moves on, and
+        # ports and in-process simulators are closed.
+        instruments.close()
         yield from bps.wait_for([lambda: asyncio.to_thread(RE.catalog_writer.flush)])
 
     return (yield from bpp.finalize_wrapper(plan, flush()))
