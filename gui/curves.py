@@ -9,6 +9,26 @@ from __future__ import annotations
 import numpy as np
 
 DQDV_BIN_V = 0.01  # 10 mV bins: smooth enough for 1 s sampling, fine enough to separate peaks
+CAPACITY_BINS = 1000  # per step: more columns than a panel has pixels across a step
+
+
+def thin_monotonic(x: np.ndarray, y: np.ndarray, bins: int = CAPACITY_BINS):
+    """A piece whose x never decreases, as min/max pairs of y per x bin (at most 2*bins+1 points).
+
+    What a plot a few hundred pixels wide can show of it, extremes included: an hour of 1 s
+    samples is 3,600 line segments to paint on every frame, 2,000 after this. A piece whose x
+    goes back (a CV's capacity) is returned as it is.
+    """
+    n = len(x)
+    if n <= 2 * bins + 1 or not (x[-1] > x[0]) or np.any(np.diff(x) < 0):
+        return x, y
+    idx = np.minimum(((x - x[0]) * (bins / (x[-1] - x[0]))).astype(np.int64), bins - 1)
+    starts = np.flatnonzero(np.r_[True, np.diff(idx) != 0])
+    xs = np.repeat(x[starts], 2)
+    ys = np.empty(2 * len(starts))
+    ys[0::2] = np.minimum.reduceat(y, starts)
+    ys[1::2] = np.maximum.reduceat(y, starts)
+    return np.append(xs, x[-1]), np.append(ys, y[-1])
 
 
 class CycleIndex:
@@ -53,8 +73,9 @@ def capacity_curve(ewe, current, charge, steps, mass_g: float | None):
     for a, b in steps:
         if b - a < 2 or not np.any(current[a:b] != 0):
             continue
-        xs.append(np.abs(charge[a:b] - charge[a]) * scale)
-        ys.append(ewe[a:b])
+        x, y = thin_monotonic(np.abs(charge[a:b] - charge[a]) * scale, ewe[a:b])
+        xs.append(x)
+        ys.append(y)
         xs.append([np.nan])
         ys.append([np.nan])
     if not xs:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from .envelope import Envelope
 
@@ -21,8 +21,35 @@ def configure() -> None:
     pg.setConfigOptions(background="w", foreground="#222", antialias=False, imageAxisOrder="row-major")
 
 
+class OpaqueGridAxis(pg.AxisItem):
+    """An axis whose grid lines are drawn in opaque colours that look like pyqtgraph's faint ones.
+
+    Qt's raster engine draws an opaque 1-px line ~20x faster than a semi-transparent one
+    (measured offscreen: 40 plot-high lines 0.3 ms opaque, 6.6 ms at alpha 40), and with the grid
+    on, every plot repainted its axes' translucent grid lines each frame: most of a frame's cost.
+    The colour of each tick level is its translucent colour blended over the background.
+    """
+
+    def generateDrawSpecs(self, p):
+        specs = super().generateDrawSpecs(p)
+        if specs is None or self.grid is False:
+            return specs
+        axis_spec, tick_specs, text_specs = specs
+        back = pg.mkColor(pg.getConfigOption("background"))
+        flat = {}
+        for pen, _, _ in tick_specs:
+            key = id(pen)
+            if key not in flat:
+                c, a = pen.color(), pen.color().alphaF()
+                opaque = QtGui.QPen(pen)
+                opaque.setColor(QtGui.QColor(*(round(a * f(c) + (1 - a) * f(back)) for f in
+                                               (QtGui.QColor.red, QtGui.QColor.green, QtGui.QColor.blue))))
+                flat[key] = (pen, opaque)  # the original kept alive, so its id stays unique
+        return axis_spec, [(flat[id(pen)][1], p1, p2) for pen, p1, p2 in tick_specs], text_specs
+
+
 def plot(title: str, x_label: str, y_label: str, x_units=None, y_units=None) -> pg.PlotWidget:
-    w = pg.PlotWidget()
+    w = pg.PlotWidget(axisItems={side: OpaqueGridAxis(side) for side in ("left", "bottom", "right", "top")})
     p = w.getPlotItem()
     p.setTitle(f"<span style='font-size:10pt; font-weight:600'>{title}</span>")
     p.setLabel("bottom", x_label, units=x_units)
