@@ -47,15 +47,17 @@ def test_grid_lines_are_opaque_and_look_like_the_translucent_ones(qtbot):
     assert not image.isNull()
     from PySide6 import QtGui
 
-    painter = QtGui.QPainter(QtGui.QImage(10, 10, QtGui.QImage.Format.Format_ARGB32))
+    canvas = QtGui.QImage(10, 10, QtGui.QImage.Format.Format_ARGB32)  # kept alive while painted on
+    painter = QtGui.QPainter(canvas)
     try:
         _, ticks, _ = axis.generateDrawSpecs(painter)
+        # the same lines, translucent, as pyqtgraph draws them
+        _, translucent, _ = super(type(axis), axis).generateDrawSpecs(painter)
     finally:
         painter.end()
     assert ticks, "the grid has lines"
     assert all(pen.color().alpha() == 255 for pen, _, _ in ticks)
-    # the same lines, translucent, as pyqtgraph draws them: blended over white, same colour
-    _, translucent, _ = super(type(axis), axis).generateDrawSpecs(QtGui.QPainter())
+    # each opaque colour is the translucent one blended over the white background
     for (flat, *_), (faint, *_) in zip(ticks, translucent):
         a = faint.color().alphaF()
         assert a < 1
