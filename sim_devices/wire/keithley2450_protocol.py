@@ -191,7 +191,9 @@ class Keithley2450Simulator:
         if _FUNCTIONS.get(word) not in ("CURR", "VOLT"):
             raise ScpiError(*ILLEGAL_PARAMETER)
         if self.source.function != _FUNCTIONS[word]:
+            # Reference Manual: changing the source function turns the output off.
             self.source.function = _FUNCTIONS[word]
+            self.source.output = False
             self.source.in_compliance = False
         return None
 

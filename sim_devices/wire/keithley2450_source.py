@@ -92,4 +92,8 @@ def terminal_reading(cell: SimCell, src: SourceState) -> tuple[float, float]:
     """(voltage, current) at the terminals now; current 0 with the output off."""
     if not src.output:
         return cell.rest_potential_V, 0.0
-    return cell.ewe_V, cell.current_A
+    v, i = cell.ewe_V, cell.current_A
+    # a reading never exceeds the limit (the simulated trace stops one grid step past it)
+    if src.function == "CURR":
+        return max(-src.vlim_V, min(src.vlim_V, v)), i
+    return v, max(-src.ilim_A, min(src.ilim_A, i))
