@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 from collections.abc import Sequence
 
@@ -198,5 +197,4 @@ class Keithley2450Backend(StepPrograms):
 
     def min_stair_s(self) -> float:
         """Shortest stair in experiment seconds: ``min_command_wall_s`` of wall time."""
-        per_wall = 1.0 / max(self.clock.wall_seconds(1.0), 1e-12)
-        return self.min_command_wall_s * per_wall if math.isfinite(per_wall) else 0.0
+        return self.min_command_wall_s * float(getattr(self.clock, "speed", 1.0))
