@@ -32,6 +32,7 @@ bench: $(STAMP)
 	-$(BIN)/python -m operando.benchmarks.orchestration
 	-$(BIN)/python -m operando.benchmarks.sim_lab
 	-$(BIN)/python -m operando.benchmarks.storage_replay
+	-$(BIN)/python -m operando.benchmarks.methodscript
 	-QT_QPA_PLATFORM=offscreen $(BIN)/python -m operando.benchmarks.gui
 
 clean-data:

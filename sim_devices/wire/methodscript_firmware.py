@@ -117,7 +117,11 @@ class SimFirmware:
     def relax_to_now(self) -> None:
         gap = self.clock.time() - self.cell_time
         if gap > 1e-9:
-            self.cell.run(self._applied_current(), np.array([gap]))
+            current = self._applied_current()
+            if current == 0:  # idle at open circuit: growing implicit steps (an idle day is cheap)
+                self.cell.relax(gap)
+            else:
+                self.cell.run(current, np.array([gap]))
             self.cell_time += gap
 
     def _wait_until(self, t: float) -> None:
