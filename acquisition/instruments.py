@@ -110,7 +110,7 @@ def build_instruments(
     faults = FaultSchedule(faults=list(profile.sim.faults)) if profile.sim else FaultSchedule()
     closers: list = []
     pstat_backend = inject_faults(
-        build_potentiostat_backend(profile, lab, closers), pstat_name, faults, clock
+        build_potentiostat_backend(profile, lab, closers, sample_interval_s), pstat_name, faults, clock
     )
     potentiostat = Potentiostat(
         pstat_backend, profile.limits, lambda: files_dir(data_dir), name=pstat_name, clock=clock

@@ -37,11 +37,16 @@ def check_potentiostat(profile: Profile) -> list[str]:
     return problems
 
 
-def build_potentiostat_backend(profile: Profile, lab, closers: list[Callable[[], None]]):
+def build_potentiostat_backend(
+    profile: Profile, lab, closers: list[Callable[[], None]], sample_interval_s: float | None = None
+):
     """The backend for the profile's potentiostat. Anything started (a wire simulator, an open
-    port) registers its shutdown in ``closers``."""
+    port) registers its shutdown in ``closers``. ``sample_interval_s`` (a protocol's
+    ``sampling``) overrides the profile's ``settings.sample_interval_s``."""
     inst = profile.potentiostat
     settings = dict(inst.settings or {})
+    if sample_interval_s:
+        settings["sample_interval_s"] = sample_interval_s
     if inst.backend == "sim":
         from operando.sim_devices.backends import SimPotentiostatBackend
 
