@@ -92,11 +92,29 @@ def _keithley2450(inst: Instrument, settings: dict, lab, closers):
         server = Keithley2450Server(lab.cell, lab.clock)
         resource = server.start()
         closers.append(server.stop)
+    limits = inst.limits
     backend = Keithley2450Backend(
-        resource, clock=lab.clock, sample_interval_s=float(settings.get("sample_interval_s", 1.0))
+        resource,
+        clock=lab.clock,
+        sample_interval_s=float(settings.get("sample_interval_s", 1.0)),
+        # the SMU's own compliance backs up the software limits: |I| max on voltage-source
+        # steps, the window's top plus the excursion tolerance (2 %) on current-source steps
+        i_limit_A=limits.i_max_A,
+        v_limit_V=limits.e_max_V + 0.02 * (limits.e_max_V - limits.e_min_V),
     )
-    closers.insert(0, backend.close)
+    closers.insert(0, lambda: _close_visa(backend))
     return backend
+
+
+def _close_visa(backend) -> None:
+    """Close the VISA session the backend opened (it has switched the output off by then)."""
+    close = getattr(backend, "close", None)
+    if close is not None:
+        close()
+        return
+    instrument = getattr(backend, "_instrument", None)
+    if instrument is not None and getattr(backend, "_resource", None):
+        instrument.adapter.close()
 
 
 def _instrument_clock(settings: dict) -> tuple[float, float] | None:

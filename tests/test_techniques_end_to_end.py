@@ -69,3 +69,37 @@ def test_characterisation_runs_end_to_end_and_is_stored(tmp_path, profile_name):
         assert z["impedance-frequency"][m].tolist() == pytest.approx(eis.technique.frequencies_Hz)
         assert z["impedance-Z_re"][m][0] == pytest.approx(r_ohm, rel=0.05)
         assert z["impedance-Z_im"][m][-1] < 0  # capacitive at the lowest frequency
+
+
+def test_keithley2450_refuses_impedance_before_the_start_and_runs_the_rest(tmp_path):
+    """The 2450 is a source-measure unit: no frequency-response analyser, so PEIS/GEIS are refused
+    before anything starts; the protocol without them runs through pymeasure on the TCP simulator."""
+    import yaml
+
+    from operando.devices.safety import UnsupportedTechnique
+
+    profile = load_profile("sim-keithley2450")
+    with pytest.raises(UnsupportedTechnique) as info:
+        run_experiment(profile, load_protocol(PROTOCOL), tmp_path / "refused", speed=2000, report=False)
+    assert "Keithley 2450" in str(info.value) and "peis" in str(info.value)
+    with open_catalog(tmp_path / "refused") as catalog:
+        assert len(catalog.client) == 0  # no run was opened
+
+    spec = yaml.safe_load(PROTOCOL.read_text())
+    spec["steps"] = [s for s in spec["steps"] if "peis" not in str(s) and "geis" not in str(s)]
+    spec["sampling"] = {"interval_s": 10.0}  # host-timed: one SCPI round trip per sample
+    no_eis = tmp_path / "no_eis.yaml"
+    no_eis.write_text(yaml.safe_dump(spec))
+    protocol = load_protocol(no_eis)
+    steps = compile_protocol(protocol, profile.sample, profile.limits)
+    assert {s.technique.kind for s in steps} == {"ocv", "cccv", "cc", "cv", "ca", "gitt"}
+    result = run_experiment(profile, protocol, tmp_path / "run", speed=2000, report=False)
+    assert result.exit_status == "success"
+    with open_catalog(tmp_path / "run") as catalog:
+        run = catalog.client[result.uid]
+        assert run.metadata["start"]["instruments"]["potentiostat"]["backend"] == "keithley2450"
+        e = _columns(run["echem"], ["step", "technique", "I"])
+    assert sorted(set(e["step"].tolist())) == [s.step for s in steps]
+    (gitt,) = [s for s in steps if s.technique.kind == "gitt"]
+    current = e["I"][e["step"] == gitt.step]
+    assert np.flatnonzero(np.diff((np.abs(current) > 1e-6).astype(int)) == 1).size + int(abs(current[0]) > 1e-6) == 4
