@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -118,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     gui.add_argument("--replay", metavar="RUN", help="open this stored run (uid, partial uid, scan id, -1)")
     gui.add_argument("--screenshot", metavar="FILE.png", help="render offscreen, save, exit")
     gui.add_argument("--at", type=float, help="with --replay: place the time cursor at this fraction (0-1)")
+    gui.add_argument("--in-process", action="store_true",
+                     help="run acquisition on a thread of the GUI's process (default: a child process)")
     gui.set_defaults(func=_cmd_gui)
     return p
 
@@ -133,13 +137,36 @@ def _cmd_run(args) -> int:
     if args.speed is not None and not args.speed > 0:
         raise ConfigError(f"--speed must be > 0 (got {args.speed})")
     bar = None if args.quiet else ProgressBar()
-    result = run_experiment(
-        profile, protocol, data_dir, speed=args.speed, progress=bar, report=not args.no_report
-    )
+    with _sigterm_as_interrupt() as interrupt_reason:
+        result = run_experiment(
+            profile, protocol, data_dir, speed=args.speed, progress=bar, report=not args.no_report,
+            interrupt_reason=interrupt_reason,
+        )
     if bar:
         bar.finish()
     print(result.summary)
     return 0 if result.exit_status == "success" else 1
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM and SIGHUP (a service stop, a closed terminal) end a run like Ctrl-C does: the
+    RunEngine pauses at its next checkpoint with the cell at open circuit, the run is aborted
+    and closes with the signal named as its reason. Python's default would exit at once."""
+    from .experiment import INTERRUPTED
+
+    received: list[str] = []
+
+    def forward(signum, _frame):
+        received.append(signal.Signals(signum).name)
+        os.kill(os.getpid(), signal.SIGINT)  # bluesky's SIGINT handler requests the pause
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield lambda: f"terminated by {received[0]}" if received else INTERRUPTED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _cmd_runs(args) -> int:
@@ -264,7 +291,8 @@ def _cmd_gui(args) -> int:
     if args.at is not None and not 0 <= args.at <= 1:
         raise ConfigError(f"--at must be between 0 and 1 (got {args.at})")
     shot = Path(args.screenshot) if args.screenshot else None
-    return run_gui(resolve_data_dir(args.data), replay=args.replay, shot=shot, at=args.at)
+    return run_gui(resolve_data_dir(args.data), replay=args.replay, shot=shot, at=args.at,
+                   in_process=args.in_process)
 
 class ProgressBar:
     """One line on stderr: bar, cycle/step, samples, ETA (wall time)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bluesky.utils import RunEngineInterrupted
+
 from operando.plans.operando import operando_cycling
 from operando.plans.protocol import compile_protocol, estimate_duration_s
 from operando.plans.suspenders import build_suspender
@@ -24,12 +26,19 @@ class ExperimentResult:
     report: Path | None
 
 
+INTERRUPTED = "interrupted by the user (Ctrl-C)"
+
+
 def run_experiment(
-    profile, protocol, data_dir: Path, *, speed=None, progress=None, report=True, callbacks=()
+    profile, protocol, data_dir: Path, *, speed=None, progress=None, report=True, callbacks=(),
+    interrupt_reason=lambda: INTERRUPTED,
 ):
     """Run ``protocol`` on ``profile``'s instruments; store it under ``data_dir``.
 
-    ``callbacks`` receive every document (name, doc) as the RunEngine emits it.
+    ``callbacks`` receive every document (name, doc) as the RunEngine emits it. Ctrl-C (or a
+    signal the caller turns into one) pauses the RunEngine at its next checkpoint, the cell held
+    at open circuit; nobody is there to resume it, so the run is aborted and closes with
+    ``interrupt_reason()``.
     """
     # Compiling checks currents and cut-offs against the profile's limits: nothing is touched yet.
     steps = compile_protocol(protocol, profile.sample, profile.limits)
@@ -46,7 +55,13 @@ def run_experiment(
             progress.speed = instruments.clock.speed
         plan = operando_plan(profile, protocol, steps, instruments, progress=progress)
         try:
-            (uid,) = RE(plan)
+            try:
+                (uid,) = RE(plan)
+            except RunEngineInterrupted:
+                uids = RE.abort(reason=interrupt_reason())
+                if not uids:
+                    raise KeyboardInterrupt from None  # interrupted before the run opened
+                (uid,) = uids
         finally:
             instruments.close()  # ports and in-process simulators; the cell is at open circuit
             RE.catalog_writer.flush()  # every document is in the catalog before we read it
