@@ -3,7 +3,8 @@
 Run with ``python -m operando.benchmarks.gui`` (offscreen). Measured in one process:
 
   (1) frames/s with 1,000,000 echem points and 50 new rows per frame, first idle (baseline), then
-      while a simulated run acquires in the GUI's run-control thread; goal >= 30 frames/s. Three
+      while a simulated run acquires, in the GUI's run-control thread and then in a child process
+      (``gui/process_control.py``, what ``operando gui`` uses); goal >= 30 frames/s. Three
       kinds of frame: the E/I panel redrawn and painted; the window's tick (documents drained,
       every changed panel redrawn) with what changed painted, as the window does 10 times a
       second; and the same tick followed by a forced repaint of every widget of the window (the
@@ -101,6 +102,8 @@ def main(argv=None) -> int:
     from operando.acquisition.config import load_profile, load_protocol
     from operando.acquisition.experiment import run_experiment
     from operando.gui.app import qt_app
+    from operando.gui.controller import InProcessRunControl
+    from operando.gui.process_control import ProcessRunControl
     from operando.gui.stored import read_run
     from operando.gui.window import MainWindow
 
@@ -156,26 +159,39 @@ def main(argv=None) -> int:
         for label, draw in kinds:
             fps, offset = frames_per_second(app, data, extra, args.seconds, draw, offset)
             rows[label, "idle"] = fps
-        control = window.control
-        control.start(load_profile("sim"), load_protocol("galvanostatic_cycling"), tmp / "data", speed=2000)
-        while control.status.state in ("idle", "starting"):
-            time.sleep(0.05)
-        before = control.status.progress.samples if control.status.progress else 0
-        for label, draw in kinds:
-            fps, offset = frames_per_second(app, data, extra, args.seconds, draw, offset)
-            rows[label, "busy"] = fps
-        after = control.status.progress.samples if control.status.progress else 0
-        control.abort("benchmark over")
-        control.wait(60)
-        print(f"refresh with {data.echem.rows:,} echem points (a simulated run acquired "
-              f"{after - before:,} samples meanwhile in the run-control thread):")
+        # the day's protocol at 2000x (43 s of wall time): still acquiring when the frames end
+        samples = {}
+        for where, control in (("thread", InProcessRunControl()), ("process", ProcessRunControl())):
+            window.control = control
+            if where == "process":
+                window.release_catalog()  # as the window's Start does: the child writes the catalog
+            control.start(load_profile("sim"), load_protocol(tmp / "day.yaml"), tmp / "data", speed=2000)
+            while control.status.state in ("idle", "starting"):
+                time.sleep(0.05)
+            window.tick()  # documents so far
+            before = control.status.progress.samples if control.status.progress else 0
+            for label, draw in kinds:
+                fps, offset = frames_per_second(app, data, extra, args.seconds, draw, offset)
+                rows[label, where] = fps
+            after = control.status.progress.samples if control.status.progress else 0
+            samples[where] = (after - before, control.status.state)
+            control.abort("benchmark over")
+            control.wait(60)
+        print(f"refresh with {data.echem.rows:,} echem points, while a simulated run (2000x) acquires "
+              f"in the GUI's process (a thread: {samples['thread'][0]:,} samples meanwhile) or in a "
+              f"child process ({samples['process'][0]:,} samples):")
         for label, what in (("panel", "E and I vs time panel"), ("window", "window tick, 7 panels"),
                             ("full", "tick + full repaint")):
-            idle, busy = rows[label, "idle"], rows[label, "busy"]
-            print(f"  {what:24} {idle:6.1f} frames/s idle, {busy:6.1f} frames/s while acquiring "
-                  f"(ratio {busy / idle:.2f})")
-        print(f"  goal: >= {FPS_GOAL:g} frames/s for the 1,000,000-point panel while acquiring")
-        ok &= rows["panel", "busy"] >= FPS_GOAL
+            idle, thread, proc = rows[label, "idle"], rows[label, "thread"], rows[label, "process"]
+            print(f"  {what:22} {idle:6.1f} frames/s idle; acquiring: in a thread {thread:6.1f} "
+                  f"(ratio {thread / idle:.2f}), in a child process {proc:6.1f} (ratio {proc / idle:.2f})")
+        print(f"  goal: >= {FPS_GOAL:g} frames/s for the 1,000,000-point panel while acquiring "
+              "(the window's default: a child process)")
+        for where, (n, state) in samples.items():
+            if state != "running":
+                print(f"  note: the run in a {where} was {state!r} when measured, not running")
+                ok = False
+        ok &= rows["panel", "process"] >= FPS_GOAL
         window.close()
     return 0 if ok else 1
 

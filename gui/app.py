@@ -36,11 +36,14 @@ def screenshot(window, path: Path) -> Path:
 
 
 def run(data_dir: Path, replay: str | None = None, shot: Path | None = None, at: float | None = None,
-        size: tuple[int, int] = (1680, 1050)) -> int:
+        size: tuple[int, int] = (1680, 1050), in_process: bool = False) -> int:
+    """The window; runs it starts acquire in a child process unless ``in_process``."""
     app = qt_app(offscreen=shot is not None)
+    from .controller import InProcessRunControl
+    from .process_control import ProcessRunControl
     from .window import MainWindow
 
-    window = MainWindow(data_dir)
+    window = MainWindow(data_dir, InProcessRunControl() if in_process else ProcessRunControl())
     window.resize(*size)
     window.show()
     if replay is not None:

@@ -53,10 +53,21 @@ class BrowserPanel(QtWidgets.QWidget):
         lay.addLayout(form)
         lay.addWidget(search)
         lay.addWidget(self.table, 1)
+        self.notice = QtWidgets.QLabel()  # why the catalog cannot be searched now, if it cannot
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet("color: #a04000")
+        lay.addWidget(self.notice)
         lay.addWidget(open_button)
 
     def search(self) -> None:
-        client = self._client_factory()
+        try:
+            client = self._client_factory()
+        except RuntimeError as exc:  # e.g. the catalog is being written by a run's own process
+            self.table.setRowCount(0)
+            self.rows = []
+            self.notice.setText(str(exc))
+            return
+        self.notice.setText("")
         plans = sorted({r.plan for r in search_runs(client)})
         current = self.plan.currentText()
         if [self.plan.itemText(i) for i in range(self.plan.count())] != ["", *plans]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 DQDV_BIN_V = 0.01  # 10 mV bins: smooth enough for 1 s sampling, fine enough to separate peaks
-CAPACITY_BINS = 1000  # per step: more columns than a panel has pixels across a step
+CAPACITY_BINS = 500  # per step: 1,001 points, 2 or more per pixel column of the panel's width
 
 
 def thin_monotonic(x: np.ndarray, y: np.ndarray, bins: int = CAPACITY_BINS):

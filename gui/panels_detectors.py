@@ -70,6 +70,15 @@ class MomentPanel(Panel):
         place_cursor(self.cursor, None if data.cursor is None else (data.cursor - t0) / 3600)
 
 
+def detector_rows(data: RunData):
+    """Names and row counts of the detector streams: what changes when a detector acquires.
+
+    Panels that show only detector data depend on this instead of on every echem row, so a new
+    spectrum or map (every ~10 s to minutes) redraws them, not each new potentiostat sample.
+    """
+    return tuple((s.name, s.rows) for s in data.detector_streams())
+
+
 class RamanPanel(Panel):
     def __init__(self):
         super().__init__()
@@ -89,6 +98,9 @@ class RamanPanel(Panel):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.waterfall, 3)
         lay.addWidget(self.spectrum_plot, 2)
+
+    def depends(self, data):
+        return detector_rows(data), data.t0()  # the image's time axis starts at the first sample
 
     def draw(self, data):
         stream, key = find_key(data, "spectrum", 1)
@@ -155,6 +167,9 @@ class MapPanel(Panel):
         row.addWidget(self.profile_plot, 2)
         lay.addLayout(row)
         lay.addWidget(self.empty)
+
+    def depends(self, data):
+        return detector_rows(data)
 
     def redraw(self):
         if self._data is not None:

@@ -19,7 +19,7 @@ class Panel(QtWidgets.QWidget):
         self._seen = None
 
     def refresh(self, data: RunData, force: bool = False) -> bool:
-        key = (id(data), data.version, data.cursor)
+        key = (id(data), self.depends(data), data.cursor)
         if key == self._seen and not force:
             return False
         if not self.isVisible() and not force:
@@ -27,6 +27,10 @@ class Panel(QtWidgets.QWidget):
         self._seen = key
         self.draw(data)
         return True
+
+    def depends(self, data: RunData):
+        """What this panel's picture depends on besides the cursor: any change of the run."""
+        return data.version
 
     def draw(self, data: RunData) -> None:
         raise NotImplementedError

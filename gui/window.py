@@ -25,6 +25,10 @@ from .stored import StoredRun, read_run
 from .timebar import TimeBar
 
 REFRESH_MS = 100
+
+
+class CatalogBusy(RuntimeError):
+    """The catalog is being written by another process (see ``MainWindow.catalog_busy``)."""
 log = logging.getLogger(__name__)
 
 
@@ -112,7 +116,26 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timer.start()
 
     # -- catalog -----------------------------------------------------------------------------
+    def catalog_busy(self) -> str | None:
+        """Why the catalog cannot be opened here now, if it cannot.
+
+        A run acquiring in a child process writes the catalog's event tables (DuckDB), which one
+        process at a time may open: while it runs, this window leaves the catalog alone.
+        """
+        if getattr(self.control, "separate_process", False) and self.control.busy:
+            return ("the running acquisition (its own process) is writing the catalog: stored runs "
+                    "open when it ends (or start the GUI with --in-process)")
+        return None
+
+    def release_catalog(self) -> None:
+        if self._catalog is not None:
+            self._catalog.close()
+            self._catalog = None
+
     def catalog_client(self):
+        busy = self.catalog_busy()
+        if busy:
+            raise CatalogBusy(busy)
         if self._catalog is None:
             from operando.acquisition.catalog import open_catalog, resolve_data_dir
 
@@ -135,6 +158,8 @@ class MainWindow(QtWidgets.QMainWindow):
         try:
             data_dir = resolve_data_dir(self.data_dir)
             protocol = self.setup.protocol_for_run(data_dir)
+            if getattr(self.control, "separate_process", False):
+                self.release_catalog()  # the child process must be able to write it
             self.control.start(profile, protocol, data_dir, self.setup.speed.value())
         except (ConfigError, OSError, RuntimeError) as exc:  # nothing was started
             self.statusBar().showMessage(f"not started: {exc}")
@@ -157,6 +182,10 @@ class MainWindow(QtWidgets.QMainWindow):
         from operando.acquisition.runs import find_run
 
         self.timebar.play.setChecked(False)
+        busy = self.catalog_busy()
+        if busy:
+            self.statusBar().showMessage(f"cannot open {ref}: {busy}")
+            return
         run = find_run(self.catalog_client(), ref)
         self.stored = read_run(run)
         self.data = self.stored.new_data()
@@ -257,14 +286,14 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # -- closing -----------------------------------------------------------------------------
     def closeEvent(self, event):
-        # Closing the window never stops a run: its thread keeps acquiring and storing; the
-        # process exits when the run has ended.
+        # Closing the window never stops a run: its thread keeps acquiring and storing (the
+        # process exits when the run has ended), or its child process does.
         self.timer.stop()
         if getattr(self.control, "busy", False):
             print("operando gui: window closed; the run continues until its protocol ends "
                   f"(uid {self.control.status.uid})", flush=True)
+        if hasattr(self.control, "detach"):
+            self.control.detach()  # a child process: it goes on unobserved
         self.handler.close_files()
-        if self._catalog is not None:
-            self._catalog.close()
-            self._catalog = None
+        self.release_catalog()
         super().closeEvent(event)

@@ -63,3 +63,44 @@ def test_grid_lines_are_opaque_and_look_like_the_translucent_ones(qtbot):
         assert a < 1
         expect = round(a * faint.color().red() + (1 - a) * 255)
         assert abs(flat.color().red() - expect) <= 1
+
+
+def test_detector_panels_redraw_on_new_frames_not_on_new_echem_rows(qtbot):
+    from operando.gui.model import RunData
+    from operando.gui.panels_detectors import MapPanel, RamanPanel
+    from operando.gui.panels_echem import EchemTimePanel
+    from operando.gui.plots import configure
+
+    configure()
+    data = RunData()
+    data.set_start({"uid": "x"})
+    data.add_stream("echem", {k: {"dtype": "number", "shape": []}
+                              for k in ("timestamp", "Ewe", "I", "cycle", "step", "charge")})
+    data.add_stream("raman", {"raman-spectrum": {"dtype": "array", "shape": [16]},
+                              "raman-exposure_start": {"dtype": "number", "shape": []},
+                              "raman-exposure_end": {"dtype": "number", "shape": []}},
+                    {"raman-raman_shift": np.linspace(200, 1800, 16)})
+
+    def echem_rows(t):
+        data.append("echem", {"timestamp": t, "Ewe": 3 + 0 * t, "I": 1e-3 + 0 * t, "cycle": 1 + 0 * t,
+                              "step": 1 + 0 * t, "charge": 1e-3 * t})
+
+    def spectrum(t):
+        data.append("raman", {"raman-spectrum": np.arange(16.0)[None] * t, "raman-exposure_start": [t - 1],
+                              "raman-exposure_end": [t + 1], "time": [t]})
+
+    echem_rows(np.arange(0.0, 100.0))
+    spectrum(50.0)
+    panels = [RamanPanel(), MapPanel(), EchemTimePanel()]
+    for p in panels:
+        qtbot.addWidget(p)
+        p.show()
+        assert p.refresh(data)
+    raman, map_, echem = panels
+    echem_rows(np.arange(100.0, 150.0))
+    assert [p.refresh(data) for p in panels] == [False, False, True]  # only E/I has something new
+    spectrum(120.0)
+    assert [p.refresh(data) for p in panels] == [True, True, True]
+    assert raman.shown_row == 1
+    data.cursor = 60.0
+    assert raman.refresh(data) and raman.shown_row == 0  # the cursor's spectrum
