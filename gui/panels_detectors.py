@@ -31,13 +31,13 @@ class MomentPanel(Panel):
         super().__init__()
         self.plot = plot("Magnetic moment (E overlaid)", "time", "moment", "h", "emu")
         self.plot.getPlotItem().getAxis("left").setLabel("moment", units="emu", color=COLOURS["moment"])
-        self.m = curve(self.plot, COLOURS["moment"], 2)
+        self.m = curve(self.plot, COLOURS["moment"])
         self.m.setSymbol("o")
         self.m.setSymbolSize(4)
         self.m.setSymbolBrush(COLOURS["moment"])
         self.m.setSymbolPen(None)
         self.e_view = right_axis(self.plot, "E", "V", COLOURS["E"])
-        self.e_series = SeriesCurve(self.e_view, self.plot.getPlotItem().vb, COLOURS["E"], 1)
+        self.e_series = SeriesCurve(self.e_view, self.plot.getPlotItem().vb, COLOURS["E"])
         self.e = self.e_series.item
         self.e.setOpacity(0.45)
         self._data: RunData | None = None
@@ -92,7 +92,7 @@ class RamanPanel(Panel):
         self.bar = bar
         self.cursor = cursor_line(self.waterfall)
         self.spectrum_plot = plot("Spectrum", "Raman shift", "intensity", "cm⁻¹", "counts")
-        self.spectrum = curve(self.spectrum_plot, "#5b2c83", 1.2)
+        self.spectrum = curve(self.spectrum_plot, "#5b2c83")
         self.shown_row: int | None = None
         lay = QtWidgets.QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -152,7 +152,7 @@ class MapPanel(Panel):
         self.row_line.sigPositionChanged.connect(lambda *_: self._draw_profile())
         self.view.addItem(self.row_line)
         self.profile_plot = plot("Line profile", "x", "value", "px", None)
-        self.profile = curve(self.profile_plot, COLOURS["cursor"], 1.5, gaps=True)
+        self.profile = curve(self.profile_plot, COLOURS["cursor"], gaps=True)
         self.empty = QtWidgets.QLabel("No 2-D stream in this run (e.g. SKPM maps).")
         self.empty.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.empty.setStyleSheet("color: #777")

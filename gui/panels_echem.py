@@ -48,7 +48,7 @@ class EchemTimePanel(Panel):
         vb = self.plot.getPlotItem().vb
         self.e_series = SeriesCurve(self.plot, vb, COLOURS["E"])
         self.i_view = right_axis(self.plot, "I", "A", COLOURS["I"])
-        self.i_series = SeriesCurve(self.i_view, vb, COLOURS["I"], width=1.2)
+        self.i_series = SeriesCurve(self.i_view, vb, COLOURS["I"])
         self.e, self.i = self.e_series.item, self.i_series.item
         self.cursor = cursor_line(self.plot)
         self._data: RunData | None = None
@@ -83,7 +83,7 @@ class CyclePanel(Panel):
         self.plot = plot(title, x_label, y_label, x_units, y_units)
         self.legend = self.plot.getPlotItem().addLegend(offset=(-5, 5), labelTextSize="8pt")
         self.curves = CycleCurves(fn)
-        self.items = [curve(self.plot, CYCLE_COLOURS[k % len(CYCLE_COLOURS)], 1.3, gaps=True)
+        self.items = [curve(self.plot, CYCLE_COLOURS[k % len(CYCLE_COLOURS)], gaps=True)
                       for k in range(last)]
         self._drawn: list = [None] * last  # (cycle, x array) per item: only changed curves are set
         self.marker = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(COLOURS["cursor"]), pen=None)
