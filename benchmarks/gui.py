@@ -24,8 +24,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
-
 FPS_GOAL = 30.0
 OPEN_GOAL_S = 2.0
 DAY_PROTOCOL = textwrap.dedent(
