@@ -87,9 +87,8 @@ class TechniqueRun:
             self.segment = Segment("potential", self._sweep_end(prog), potential=prog)
         elif isinstance(t, ConstantPotential):
             e = float(t.e_V)
-            self.segment = Segment(
-                "potential", samples(t.duration_s, dt), potential=lambda _t: e, i_stop_A=t.i_cutoff_A
-            )
+            end = samples(t.duration_s, dt)
+            self.segment = Segment("potential", end, potential=lambda _t: e, i_stop_A=t.i_cutoff_A)
         elif isinstance(t, Gitt):
             self.segment = self._pulse(0)
         elif isinstance(t, (PotentiostaticEis, GalvanostaticEis)):
@@ -118,13 +117,15 @@ class TechniqueRun:
 
     def _pulse(self, start: int) -> Segment:
         t = self.tech
-        return Segment("current", start + samples(t.pulse_s, self.dt), t.current_A, t.e_min_V, t.e_max_V)
+        end = start + samples(t.pulse_s, self.dt)
+        return Segment("current", end, t.current_A, t.e_min_V, t.e_max_V)
 
     def _eis_segment(self) -> Segment | None:
         if self._eis_next >= len(self.eis_points):
             return None
         end = samples(self.eis_points[self._eis_next][1], self.dt)
-        return Segment(self._eis_dc.mode, end, self._eis_dc.current_A, potential=self._eis_dc.potential)
+        dc = self._eis_dc
+        return Segment(dc.mode, end, dc.current_A, potential=dc.potential)
 
     def finish_segment(self, at: int, cutoff: bool) -> list[tuple[float, float]]:
         """The segment ended at programme sample ``at`` (``cutoff``: its end condition fired).
@@ -145,7 +146,8 @@ class TechniqueRun:
         elif isinstance(t, Gitt):
             if seg.current_A != 0.0:  # a pulse ended: relax, then maybe pulse again
                 self.pulses += 1
-                self._last_pulse = cutoff or (t.max_pulses is not None and self.pulses >= t.max_pulses)
+                last = t.max_pulses is not None and self.pulses >= t.max_pulses
+                self._last_pulse = cutoff or last
                 self.segment = Segment("current", at + samples(t.relax_s, self.dt))
             else:
                 self.segment = None if self._last_pulse else self._pulse(at)
