@@ -3,7 +3,9 @@
 Layout of a data directory::
 
     catalog.db        Tiled catalog (SQLite): runs, streams, metadata
-    storage.duckdb    Tiled tabular storage for event data (detector streams)
+    storage.sqlite    Tiled tabular storage for event data (detector streams), SQLite in WAL
+                      mode so other processes can read while a run writes (a data directory
+                      made before this keeps its storage.duckdb)
     files/            HDF5 files of the fast streams, registered as external assets
     run_engine.json   persisted RunEngine metadata (scan_id keeps counting across processes)
     reports/          PNG overviews written by the demo
@@ -81,8 +83,10 @@ def catalog_adapter(data_dir: Path, uri: str | None = None):
     if uri.startswith("postgresql"):
         # Event tables in the same database: many writers and readers, nothing on local disk.
         tables = "postgresql://" + uri.split("://", 1)[1]
+    elif (data_dir / "storage.duckdb").exists():
+        tables = f"duckdb:///{data_dir / 'storage.duckdb'}"  # a data directory from before WAL
     else:
-        tables = f"duckdb:///{data_dir / 'storage.duckdb'}"
+        tables = f"sqlite:///{_wal_sqlite(data_dir / 'storage.sqlite')}"
     # Tiled initialises a database by running `python -m tiled catalog init` in a subprocess
     # (~3 s of imports, on every open): do it once per database, remembered by a marker file.
     marker = data_dir / f".catalog-initialized-{hashlib.sha1(uri.encode()).hexdigest()[:12]}"
@@ -95,6 +99,26 @@ def catalog_adapter(data_dir: Path, uri: str | None = None):
     )
     marker.touch()
     return adapter
+
+
+def single_process_tables(data_dir: Path, uri: str | None = None) -> bool:
+    """True when the catalog's event tables can be open in one process at a time only: a data
+    directory made before SQLite-WAL tables, which keeps its DuckDB file."""
+    uri = catalog_uri(Path(data_dir).absolute(), uri)
+    return not uri.startswith(("postgresql", "http")) and (Path(data_dir) / "storage.duckdb").exists()
+
+
+def _wal_sqlite(path: Path) -> Path:
+    """An SQLite file in write-ahead-log mode (a setting kept in the file): readers in other
+    processes — ``operando show``, the GUI's browser — never block the acquiring process's
+    writes, and it never blocks them. DuckDB, used before, locks the whole file per process."""
+    import sqlite3
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as db:
+        if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            db.execute("PRAGMA journal_mode=WAL")
+    return path
 
 
 def register_exporters() -> None:

@@ -116,13 +116,20 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timer.start()
 
     # -- catalog -----------------------------------------------------------------------------
+    def _tables_exclusive(self) -> bool:
+        from operando.acquisition.catalog import single_process_tables
+
+        return single_process_tables(self.data_dir)
+
     def catalog_busy(self) -> str | None:
         """Why the catalog cannot be opened here now, if it cannot.
 
-        A run acquiring in a child process writes the catalog's event tables (DuckDB), which one
-        process at a time may open: while it runs, this window leaves the catalog alone.
+        Event tables in SQLite (WAL) are read here while a child process writes them. Only a data
+        directory from before that keeps DuckDB tables, which one process at a time may open:
+        while a child runs, this window then leaves the catalog alone.
         """
-        if getattr(self.control, "separate_process", False) and self.control.busy:
+        if (getattr(self.control, "separate_process", False) and self.control.busy
+                and self._tables_exclusive()):
             return ("the running acquisition (its own process) is writing the catalog: stored runs "
                     "open when it ends (or start the GUI with --in-process)")
         return None
@@ -158,8 +165,8 @@ class MainWindow(QtWidgets.QMainWindow):
         try:
             data_dir = resolve_data_dir(self.data_dir)
             protocol = self.setup.protocol_for_run(data_dir)
-            if getattr(self.control, "separate_process", False):
-                self.release_catalog()  # the child process must be able to write it
+            if getattr(self.control, "separate_process", False) and self._tables_exclusive():
+                self.release_catalog()  # the child process must be able to write DuckDB tables
             self.control.start(profile, protocol, data_dir, self.setup.speed.value())
         except (ConfigError, OSError, RuntimeError) as exc:  # nothing was started
             self.statusBar().showMessage(f"not started: {exc}")
