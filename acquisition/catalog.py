@@ -98,7 +98,32 @@ def catalog_adapter(data_dir: Path, uri: str | None = None):
         specs=BLUESKY_SPECS,
     )
     marker.touch()
+    _private_engine(adapter.context)
     return adapter
+
+
+def _private_engine(context) -> None:
+    """Give this catalog a database engine of its own.
+
+    Tiled caches one AsyncEngine per database settings in a module-level dict, and its pooled
+    aiosqlite/asyncpg connections belong to the event loop that opened them. Each in-process
+    catalog runs its own loop (a portal thread), so a second catalog on the same database in one
+    process — the GUI's browser and the run it starts, a data directory reopened — could await a
+    connection of a closed or foreign loop forever (seen: TiledWriter hung in create_container,
+    every thread idle). A shutdown would also dispose the engine another open catalog uses.
+    """
+    from tiled.server import connection_pool
+
+    engine = connection_pool.open_database_connection_pool(context.database_settings)
+    connection_pool._connection_pools.pop(context.database_settings, None)  # nobody else's
+    context.engine = engine
+    shutdown = context.shutdown
+
+    async def shutdown_and_dispose():
+        await shutdown()
+        await engine.dispose()
+
+    context.shutdown = shutdown_and_dispose
 
 
 def single_process_tables(data_dir: Path, uri: str | None = None) -> bool:
@@ -159,6 +184,13 @@ class Catalog:
         self.close()
 
 
+# One key for every in-process catalog: Tiled writes an app's single-user key into its
+# process-wide cached settings, so each new app would invalidate the key of every catalog opened
+# before it in this process (seen: 401 "Invalid API key" on the GUI's catalog after a run opened
+# its own). No socket is involved; the key is a formality here.
+_IN_PROCESS_API_KEY = secrets.token_hex(16)
+
+
 def open_catalog(data_dir: Path, uri: str | None = None) -> Catalog:
     """Open the catalog in-process (no socket): Tiled's app behind an in-memory transport.
 
@@ -178,7 +210,7 @@ def open_catalog(data_dir: Path, uri: str | None = None) -> Catalog:
 
     # No start-up banner on every command.
     logging.getLogger("tiled.server.app").setLevel(logging.WARNING)
-    api_key = secrets.token_hex(16)
+    api_key = _IN_PROCESS_API_KEY
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # starlette's TestClient transport deprecation notice
         context = Context.from_app(build_catalog_app(data_dir, api_key, uri), api_key=api_key)
