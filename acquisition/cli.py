@@ -95,6 +95,14 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--data", help=data_help)
     export.set_defaults(func=_cmd_export)
 
+    analyse = sub.add_parser("analyse", help="CV b-values, GITT diffusion, EIS fits of a stored run")
+    analyse.add_argument("run", help="uid, partial uid, scan id, or -1 for the latest")
+    analyse.add_argument("--data", help=data_help)
+    analyse.add_argument("--diffusion-length-um", type=float,
+                         help="GITT diffusion length L (particle radius), um; without it D/L^2 is shown")
+    analyse.add_argument("--json", action="store_true", help="print the results as JSON")
+    analyse.set_defaults(func=_cmd_analyse)
+
     serve = sub.add_parser("serve", help="serve the data directory with a stock Tiled server")
     serve.add_argument("--data", help=data_help)
     serve.add_argument("--port", type=int, default=8000)
@@ -184,6 +192,33 @@ def _cmd_runs(args) -> int:
         rows = list_runs(found)
         filtered = found is not cat.client
         print(format_runs(rows) if rows else f"no {'matching ' if filtered else ''}runs in {cat.data_dir}")
+    return 0
+
+
+def _cmd_analyse(args) -> int:
+    import json
+
+    from .analyse import AnalysisError, analyse_run, analysis_json, format_analysis, write_analysis_figure
+    from .catalog import open_catalog
+    from .runs import RunNotFound, find_run
+
+    length = args.diffusion_length_um
+    if length is not None and not length > 0:
+        raise ConfigError(f"--diffusion-length-um must be > 0 (got {length})")
+    data_dir = resolve_data_dir(args.data)
+    with open_catalog(data_dir) as cat:
+        try:
+            run = find_run(cat.client, args.run)
+            result = analyse_run(run, length * 1e-6 if length else None)
+        except (RunNotFound, AnalysisError) as exc:
+            print(f"operando: error: {exc}", file=sys.stderr)
+            return 2
+        start = run.metadata["start"]
+        figure = write_analysis_figure(
+            result, data_dir / "reports" / f"scan{start.get('scan_id', 0):05d}-{start['uid'][:8]}-analysis.png"
+        )
+    print(json.dumps(analysis_json(result), indent=1) if args.json else format_analysis(result))
+    print(f"figure: {figure}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
