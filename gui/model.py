@@ -88,8 +88,10 @@ def row_times(columns: dict[str, np.ndarray]) -> np.ndarray:
     start, end = key_ending(columns, "exposure_start"), key_ending(columns, "exposure_end")
     if start and end:
         return 0.5 * (np.asarray(columns[start], float) + np.asarray(columns[end], float))
-    for key in ("timestamp", "time"):
-        if key in columns:
+    # A device's own experiment-clock time (``impedance-timestamp``) before the event's wall time.
+    stamp = key_ending(columns, "timestamp")
+    for key in (stamp, "time"):
+        if key and key in columns:
             return np.asarray(columns[key], float)
     n = len(next(iter(columns.values()), ()))
     return np.arange(n, dtype=float)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
@@ -18,6 +19,7 @@ from .documents import DocumentHandler
 from .model import RunData
 from .panels_detectors import MapPanel, MomentPanel, RamanPanel, StatusPanel
 from .panels_echem import CapacityPanel, DqDvPanel, EchemTimePanel
+from .panels_impedance import ImpedancePanel, find_impedance
 from .plots import boxed
 from .run_panel import RunPanel
 from .setup_panel import SetupPanel
@@ -63,7 +65,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.raman = RamanPanel()
         self.map = MapPanel()
         self.status = StatusPanel()
-        self.panels = [self.echem, self.moment, self.capacity, self.dqdv, self.raman, self.map, self.status]
+        self.impedance = ImpedancePanel()
+        self.panels = [self.echem, self.moment, self.capacity, self.dqdv, self.raman, self.map,
+                       self.impedance, self.status]
+        # Maps and impedance share a place: a run rarely has both, and a hidden tab costs nothing.
+        self.lower_tabs = QtWidgets.QTabWidget()
+        self.lower_tabs.addTab(self.map, "Map (any 2-D stream)")
+        self.lower_tabs.addTab(self.impedance, "Impedance")
+        self._tab_chosen_for = None  # weak reference to the RunData the tab was chosen for
         grid = QtWidgets.QGridLayout()
         grid.setSpacing(4)
         grid.addWidget(self.echem, 0, 0)
@@ -71,7 +80,7 @@ class MainWindow(QtWidgets.QMainWindow):
         grid.addWidget(self.capacity, 1, 0)
         grid.addWidget(self.dqdv, 1, 1)
         grid.addWidget(boxed("Raman", self.raman), 2, 0, 1, 2)
-        grid.addWidget(boxed("Map (any 2-D stream)", self.map), 3, 0)
+        grid.addWidget(self.lower_tabs, 3, 0)
         grid.addWidget(boxed("Instruments", self.status), 3, 1)
         for r, stretch in enumerate((3, 3, 3, 3)):
             grid.setRowStretch(r, stretch)
@@ -259,6 +268,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def refresh(self, force: bool = False) -> int:
         """Redraw panels whose data changed; returns how many redrew."""
         n = 0
+        self._choose_lower_tab()
         for panel in self.panels:
             try:
                 n += panel.refresh(self.data, force)
@@ -268,6 +278,17 @@ class MainWindow(QtWidgets.QMainWindow):
                     self._broken.add(panel)
         self._show_position()
         return n
+
+    def _choose_lower_tab(self):
+        """Once per run, as soon as it has a map or impedance: show the tab that has data."""
+        d = self.data
+        if self._tab_chosen_for is not None and self._tab_chosen_for() is d:
+            return
+        has_map = any(s.keys_of_ndim(2) for s in d.detector_streams())
+        has_z = find_impedance(d) is not None
+        if has_map or has_z:
+            self.lower_tabs.setCurrentWidget(self.impedance if has_z and not has_map else self.map)
+            self._tab_chosen_for = weakref.ref(d)
 
     def _show_position(self):
         d = self.data
