@@ -15,7 +15,7 @@ from PySide6 import QtCore, QtWidgets
 
 from .model import RunData, Stream, key_ending
 from .panels_echem import Panel
-from .plots import CYCLE_COLOURS, plot
+from .plots import COLOURS, CYCLE_COLOURS, plot, right_axis
 
 LAST = 10  # spectra drawn: the cursor's and the ones before it (a legend of 50 reads as noise)
 
@@ -63,11 +63,14 @@ class ImpedancePanel(Panel):
         self.nyquist = plot("Nyquist", "Z′", "−Z″", "Ω", "Ω")
         self.nyquist.getPlotItem().setAspectLocked(True)  # a semicircle must look like one
         self.legend = self.nyquist.getPlotItem().addLegend(offset=(-5, 5), labelTextSize="8pt")
-        self.modulus = plot("Bode", "frequency", "|Z|", "Hz", "Ω")
-        self.modulus.getPlotItem().setLogMode(x=True, y=True)
-        self.phase = plot("", "frequency", "−phase", "Hz", "°")
-        self.phase.getPlotItem().setLogMode(x=True, y=False)
-        self.phase.setXLink(self.modulus)
+        # Bode in one plot: |Z| (solid, dots) on the left axis, −phase (dashed, triangles) on the
+        # right, so it fits where the Nyquist plot does. The phase view shares the x axis, whose
+        # values are log10(f): its curves are given log10(f) (the main plot's take f).
+        self.bode = plot("Bode: |Z| ● solid, −phase ▲ dashed", "frequency", "|Z|", "Hz", "Ω")
+        self.bode.getPlotItem().setLogMode(x=True, y=False)
+        self.bode_legend = self.bode.getPlotItem().addLegend(offset=(-5, 5), labelTextSize="8pt")
+        self.phase_view = right_axis(self.bode, "−phase", "°", COLOURS["grey"])
+        self.log_modulus = False  # |Z| on a log axis once it spans more than a decade
         self.items: list[tuple[pg.PlotDataItem, pg.PlotDataItem, pg.PlotDataItem]] = []
         self.labels: list[pg.TextItem] = []  # decade frequencies along the highlighted spectrum
         self.shown: list[tuple[int, int, str]] = []  # (start, stop, label) per curve drawn
@@ -77,13 +80,7 @@ class ImpedancePanel(Panel):
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.nyquist, "Nyquist")
-        bode = QtWidgets.QWidget()
-        bl = QtWidgets.QVBoxLayout(bode)
-        bl.setContentsMargins(0, 0, 0, 0)
-        bl.setSpacing(0)
-        bl.addWidget(self.modulus)
-        bl.addWidget(self.phase)
-        self.tabs.addTab(bode, "Bode")
+        self.tabs.addTab(self.bode, "Bode")
         self.empty = QtWidgets.QLabel("No impedance in this run (PEIS/GEIS steps record it).")
         self.empty.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.empty.setStyleSheet("color: #777")
@@ -104,8 +101,8 @@ class ImpedancePanel(Panel):
     def _item(self, k: int):
         while len(self.items) <= k:
             made = []
-            for target in (self.nyquist, self.modulus, self.phase):
-                item = pg.PlotDataItem(symbol="o")
+            for target, symbol in ((self.nyquist, "o"), (self.bode, "o"), (self.phase_view, "t1")):
+                item = pg.PlotDataItem(symbol=symbol)
                 target.addItem(item)
                 made.append(item)
             self.items.append(tuple(made))
@@ -135,6 +132,12 @@ class ImpedancePanel(Panel):
             z_re, z_im, f = (stream[keys[k]] for k in ("Z_re", "Z_im", "frequency"))
             step_key, cycle_key = keys["step"], keys["cycle"]
         shown = []
+        if spans:  # a log |Z| axis only when |Z| spans a decade: a 10–15 Ω range has no ticks on one
+            modulus = np.hypot(z_re[spans[0][0]:spans[-1][1]], z_im[spans[0][0]:spans[-1][1]])
+            wide = bool(modulus.size and modulus.min() > 0 and modulus.max() > 10 * modulus.min())
+            if wide != self.log_modulus:
+                self.log_modulus = wide
+                self.bode.getPlotItem().setLogMode(x=True, y=wide)
         for k, items in enumerate(self.items[len(spans):]):
             for item in items:
                 item.setData([], [])
@@ -149,12 +152,13 @@ class ImpedancePanel(Panel):
             top = k == highlight
             colour = CYCLE_COLOURS[ordinal % len(CYCLE_COLOURS)]
             line = pg.mkPen(colour, width=2 if top else 1)
+            dashed = pg.mkPen(colour, width=2 if top else 1, style=QtCore.Qt.PenStyle.DashLine)
             re, im, fr = z_re[a:b], z_im[a:b], f[a:b]
             ny, mod, ph = self._item(k)
-            for item, x, y in ((ny, re, -im), (mod, fr, np.hypot(re, im)),
-                               (ph, fr, -np.degrees(np.arctan2(im, re)))):
+            for item, x, y, p in ((ny, re, -im, line), (mod, fr, np.hypot(re, im), line),
+                                  (ph, np.log10(fr), -np.degrees(np.arctan2(im, re)), dashed)):
                 item.setData(x, y)
-                item.setPen(line)
+                item.setPen(p)
                 item.setSymbolPen(None)
                 item.setSymbolBrush(colour)
                 item.setSymbolSize(7 if top else 4)
@@ -164,8 +168,10 @@ class ImpedancePanel(Panel):
         self._label_decades(shown[highlight] if highlight is not None else None, found)
         if [s[2] for s in shown] != [s[2] for s in self.shown]:  # a legend is slow to rebuild
             self.legend.clear()
-            for (ny, _, _), (_, _, label) in zip(self.items, shown):
+            self.bode_legend.clear()
+            for (ny, mod, _), (_, _, label) in zip(self.items, shown):
                 self.legend.addItem(ny, label)
+                self.bode_legend.addItem(mod, label)
         self.shown = shown
         title = "Nyquist"
         if highlight is not None:

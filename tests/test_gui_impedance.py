@@ -74,10 +74,13 @@ def test_one_curve_per_impedance_step_with_the_stored_points(stored, panel):
         np.testing.assert_array_equal(x, re)
         np.testing.assert_array_equal(y, -im)
         assert x[np.argmax(f)] == re[np.argmax(f)]  # Z' at the highest frequency, as measured
-        fx, mz = modulus.getData()  # Bode: getData gives log10 values in log mode
+        fx, mz = modulus.getData()  # Bode: log10(f); |Z| linear, as it spans less than a decade
+        assert not panel.log_modulus
         np.testing.assert_allclose(10 ** fx, f)
-        np.testing.assert_allclose(10 ** mz, np.hypot(re, im))
-        np.testing.assert_allclose(phase.getData()[1], -np.degrees(np.arctan2(im, re)))
+        np.testing.assert_allclose(mz, np.hypot(re, im))
+        px, py = phase.getData()
+        np.testing.assert_allclose(10 ** px, f)
+        np.testing.assert_allclose(py, -np.degrees(np.arctan2(im, re)))
     assert len(panel.items) == 3
     assert panel.highlighted == 2  # the newest spectrum
     assert panel.legend.items and len(panel.legend.items) == 3
@@ -193,6 +196,10 @@ def test_live_events_redraw_on_impedance_rows_not_on_echem_rows(panel):
     data.cursor = 10.0  # the cursor moved: redraw, the first frequency only
     assert panel.refresh(data) and panel.draws == draws + 2
     np.testing.assert_array_equal(panel.items[0][0].getData()[0], [5.0])
+    data.cursor = None
+    point(0.1, 80.0, -60.0, 60.0)  # |Z| now spans more than a decade: a log |Z| axis
+    assert panel.refresh(data) and panel.log_modulus
+    np.testing.assert_allclose(panel.items[0][1].getData()[1], np.log10(np.hypot([5, 6, 80], [.1, 2, 60])))
 
 
 def test_a_run_without_impedance_shows_the_notice(panel):
