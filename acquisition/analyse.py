@@ -221,14 +221,14 @@ def write_analysis_figure(a: Analysis, path: Path) -> Path:
         if panel == "eis":
             for step, f in a.eis.items():
                 dots = ax.plot(f.Z.real, -f.Z.imag, "o", ms=4, label=f"step {step}")[0]
-                ax.plot(f.Z_fit.real, -f.Z_fit.imag, "-", color=dots.get_color(), lw=1)
+                ax.plot(f.Z_fit_dense.real, -f.Z_fit_dense.imag, "-", color=dots.get_color(), lw=1)
             ax.set(xlabel="Z' / ohm", ylabel="-Z'' / ohm", title="Nyquist (dots) with fits (lines)")
             ax.set_aspect("equal", adjustable="datalim")
         elif panel == "cv":
             v = np.array([s.scan_rate_V_s for s in a.cv.scans])
-            for name, peaks, fit in (("anodic", a.cv.anodic_A, a.cv.anodic),
-                                     ("cathodic", a.cv.cathodic_A, a.cv.cathodic)):
-                ax.loglog(v * 1e3, np.abs(peaks) * 1e3, "o", label=f"{name}: b = {fit.b:.3f}")
+            for name, peaks, fit, mark in (("anodic", a.cv.anodic_A, a.cv.anodic, "o"),
+                                           ("cathodic", a.cv.cathodic_A, a.cv.cathodic, "s")):
+                ax.loglog(v * 1e3, np.abs(peaks) * 1e3, mark, mfc="none", label=f"{name}: b = {fit.b:.3f}")
                 ax.loglog(v * 1e3, fit.a * v**fit.b * 1e3, "-", lw=1, color=ax.lines[-1].get_color())
             ax.set(xlabel="scan rate / mV s$^{-1}$", ylabel="|i$_p$| / mA", title="CV peak currents")
         else:

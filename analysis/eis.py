@@ -39,7 +39,8 @@ class EisFit:
     frequency_Hz: np.ndarray
     Z: np.ndarray  # measured, complex
     Z_fit: np.ndarray
-    extra: dict = field(default_factory=dict)
+    frequency_dense_Hz: np.ndarray = field(default_factory=lambda: np.empty(0))  # for drawing
+    Z_fit_dense: np.ndarray = field(default_factory=lambda: np.empty(0, complex))
 
     def value(self, name: str) -> float:
         return float(self.values[self.names.index(name)])
@@ -91,20 +92,37 @@ def fit_spectrum(frequency_Hz, Z_re, Z_im, model: str = RANDLES, guess=None) -> 
     if guess is None:
         if model != RANDLES:
             raise ValueError(f"model {model!r}: give initial guesses (only {RANDLES} has automatic ones)")
-        guess = initial_guess(f, Z)
-    circuit = CustomCircuit(model, initial_guess=list(guess))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # covariance warnings: reported as inf/nan errors instead
-        circuit.fit(f, Z, maxfev=20000)
+        base = initial_guess(f, Z)
+        # A hidden semicircle makes the R_ct guess uncertain: start from it and a decade either
+        # side, keep the best fit (each start costs milliseconds).
+        starts = [base] + [[base[0], base[1] * k, *base[2:]] for k in (0.1, 10.0)]
+    else:
+        starts = [list(guess)]
+    best = None
+    for start in starts:
+        circuit = CustomCircuit(model, initial_guess=list(start))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # covariance warnings: reported as inf/nan errors instead
+            try:
+                circuit.fit(f, Z, maxfev=20000)
+            except RuntimeError as exc:  # scipy: no convergence from this start
+                failure = exc
+                continue
+        Z_fit = circuit.predict(f)
+        rms = float(np.sqrt(np.mean(np.abs(Z_fit - Z) ** 2 / np.abs(Z) ** 2)))
+        if best is None or rms < best[1]:
+            best = (circuit, rms, Z_fit)
+    if best is None:
+        raise RuntimeError(f"no fit converged: {failure}")
+    circuit, rms, Z_fit = best
     values = np.asarray(circuit.parameters_, float)
     conf = circuit.conf_ if circuit.conf_ is not None else [np.nan] * values.size
     stderr = np.asarray(conf, float)
-    Z_fit = circuit.predict(f)
     raw, units = circuit.get_param_names()
     names = [PARAMETER_NAMES.get(n, (n, u))[0] for n, u in zip(raw, units)]
     units = [PARAMETER_NAMES.get(n, (n, u))[1] for n, u in zip(raw, units)]
-    rms = float(np.sqrt(np.mean(np.abs(Z_fit - Z) ** 2 / np.abs(Z) ** 2)))
-    return EisFit(model, names, units, values, stderr, rms, f, Z, Z_fit)
+    dense = np.logspace(np.log10(f.max()), np.log10(f.min()), 200)
+    return EisFit(model, names, units, values, stderr, rms, f, Z, Z_fit, dense, circuit.predict(dense))
 
 
 def randles_impedance(frequency_Hz, r0, rct, z0, tau, q, alpha) -> np.ndarray:
