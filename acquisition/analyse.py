@@ -153,7 +153,8 @@ def format_analysis(a: Analysis) -> str:
     if a.cv:
         cv = a.cv
         lines += ["", "Cyclic voltammetry (last scan of each step; i_p = a v^b)",
-                  f"  {'step':>4}  {'v/mV s-1':>9}  {'i_pa/mA':>9}  {'i_pc/mA':>9}  {'capacitive (Dunn)':>17}"]
+                  f"  {'step':>4}  {'v/mV s-1':>9}  {'i_pa/mA':>9}  {'i_pc/mA':>9}  "
+                  f"{'capacitive (Dunn)':>17}"]
         for s, ia, ic, cap in zip(cv.scans, cv.anodic_A, cv.cathodic_A, cv.dunn.capacitive_fraction):
             lines.append(f"  {s.step:>4}  {s.scan_rate_V_s * 1e3:9.3g}  {ia * 1e3:9.4f}  {ic * 1e3:9.4f}  "
                          f"{cap * 100:16.1f}%")

@@ -40,7 +40,8 @@ def _cv_series(tmp_path: Path, material: str) -> Path:
     steps = [{"kind": "cv", "e_start_V": p.e_min_V, "e_vertex1_V": p.e_max_V, "e_vertex2_V": p.e_min_V,
               "scan_rate_mV_s": rate, "cycles": 1} for rate in CV_SERIES[material]]
     path = tmp_path / f"cv_{material}.yaml"
-    path.write_text(yaml.safe_dump({"name": f"cv_{material}", "sampling": {"interval_s": 2.0}, "steps": steps}))
+    protocol = {"name": f"cv_{material}", "sampling": {"interval_s": 2.0}, "steps": steps}
+    path.write_text(yaml.safe_dump(protocol))
     return path
 
 
@@ -75,7 +76,8 @@ def test_characterisation_gitt_and_eis_match_the_simulated_cell(tmp_path, capsys
     cell = preset(profile.sample.sim_preset, profile.sample.active_mass_g)
     radius_um = cell.particle_radius_m * 1e6
 
-    rc, out, _ = _analyse(capsys, "-1", "--data", str(tmp_path), "--json", "--diffusion-length-um", str(radius_um))
+    rc, out, _ = _analyse(capsys, "-1", "--data", str(tmp_path), "--json",
+                          "--diffusion-length-um", str(radius_um))
     assert rc == 0
     report = yaml.safe_load(out)
     (pulses,) = report["gitt"].values()

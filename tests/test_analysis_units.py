@@ -87,10 +87,14 @@ def _gitt_trace(D, L, tau, relax, dEs, ir=0.02, pulses=3, dt=1.0, current=-1e-3)
     for _ in range(pulses):
         t0 = t[-1]
         for k in range(1, int(tau / dt) + 1):
-            t.append(t0 + k * dt); e.append(rest + math.copysign(ir, dEs) + m * math.sqrt(k * dt)); i.append(current)
+            t.append(t0 + k * dt)
+            e.append(rest + math.copysign(ir, dEs) + m * math.sqrt(k * dt))
+            i.append(current)
         t1 = t[-1]
         for k in range(1, int(relax / dt) + 1):
-            t.append(t1 + k * dt); e.append(rest + dEs + (e[-1] - rest - dEs) * 0.9 ** k); i.append(0.0)
+            t.append(t1 + k * dt)
+            e.append(rest + dEs + (e[-1] - rest - dEs) * 0.9**k)
+            i.append(0.0)
         e[-1] = rest + dEs
         rest += dEs
     t, e, i = map(np.asarray, (t, e, i))
