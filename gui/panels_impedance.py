@@ -187,14 +187,14 @@ class ImpedancePanel(Panel):
             a, b, _ = span
             f = stream[keys["frequency"]][a:b]
             x, y = stream[keys["Z_re"]][a:b], -stream[keys["Z_im"]][a:b]
-            # close labels overlap (high frequencies crowd near R_ohm): keep those 4 % apart
-            gap = 0.04 * max(np.ptp(x), np.ptp(y), 1e-12) if b > a else 0.0
+            # close labels overlap (high frequencies crowd near R_ohm): keep those 12 % apart
+            gap = 0.12 * max(np.ptp(x), np.ptp(y), 1e-12) if b > a else 0.0
             lg = np.log10(np.maximum(f, 1e-300))
             for j in np.flatnonzero(np.abs(lg - np.round(lg)) < 1e-6):
                 if all(np.hypot(x[j] - px, y[j] - py) >= gap for px, py, _ in points):
                     points.append((x[j], y[j], f[j]))
         while len(self.labels) < len(points):
-            text = pg.TextItem(color="#444", anchor=(0, 1))
+            text = pg.TextItem(color="#444", anchor=(-0.15, 0.5))  # right of its point
             text.setZValue(20)
             self.nyquist.addItem(text, ignoreBounds=True)
             self.labels.append(text)

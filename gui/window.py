@@ -84,6 +84,8 @@ class MainWindow(QtWidgets.QMainWindow):
         grid.addWidget(boxed("Instruments", self.status), 3, 1)
         for r, stretch in enumerate((3, 3, 3, 3)):
             grid.setRowStretch(r, stretch)
+        for c in (0, 1):  # equal halves, whatever a panel's title or legend asks for
+            grid.setColumnStretch(c, 1)
         dashboard = QtWidgets.QWidget()
         dashboard.setLayout(grid)
 
