@@ -107,8 +107,12 @@ def test_child_process_run_is_controlled_watched_and_survives_its_window(qtbot, 
         assert {r.uid for r in w.browser.rows} == {stored.uid, control.status.uid}
         w.open_run(stored.uid)  # a stored run opens while the child acquires
         assert w.data.start["uid"] == stored.uid and rows(w) > 100 and not w.viewing_live
-        live = w.catalog_client()[control.status.uid]
-        assert len(live["echem"]["Ewe"].read()) > 0  # the running run is readable, too
+        def live_rows():  # the running run is readable, too, once its writer has flushed (1 s)
+            try:
+                return len(w.catalog_client()[control.status.uid]["echem"]["Ewe"].read())
+            except KeyError:
+                return 0
+        qtbot.waitUntil(lambda: live_rows() > 0, timeout=15000)
         w.follow_latest()  # back to the live run
         assert w.viewing_live and w.data.start["uid"] == control.status.uid
 
