@@ -41,31 +41,9 @@ class MessageUnit:
     common: bool  # *IDN? and friends
 
 
-def split_units(line: str) -> list[str]:
-    """Split a program message on ``;`` outside quoted strings; empty units dropped."""
-    units, buf, quote = [], [], None
-    for ch in line:
-        if quote:
-            buf.append(ch)
-            if ch == quote:
-                quote = None
-        elif ch in "'\"":
-            quote = ch
-            buf.append(ch)
-        elif ch == ";":
-            units.append("".join(buf).strip())
-            buf = []
-        else:
-            buf.append(ch)
-    units.append("".join(buf).strip())
-    return [u for u in units if u]
-
-
-def split_params(text: str) -> tuple[str, ...]:
-    """Comma-separated parameters, quotes respected."""
-    if not text.strip():
-        return ()
-    params, buf, quote = [], [], None
+def _split_outside_quotes(text: str, separator: str) -> list[str]:
+    """Split on ``separator`` where it is not inside a quoted string; parts stripped."""
+    parts, buf, quote = [], [], None
     for ch in text:
         if quote:
             buf.append(ch)
@@ -74,13 +52,25 @@ def split_params(text: str) -> tuple[str, ...]:
         elif ch in "'\"":
             quote = ch
             buf.append(ch)
-        elif ch == ",":
-            params.append("".join(buf).strip())
+        elif ch == separator:
+            parts.append("".join(buf).strip())
             buf = []
         else:
             buf.append(ch)
-    params.append("".join(buf).strip())
-    return tuple(params)
+    parts.append("".join(buf).strip())
+    return parts
+
+
+def split_units(line: str) -> list[str]:
+    """Split a program message on ``;`` outside quoted strings; empty units dropped."""
+    return [u for u in _split_outside_quotes(line, ";") if u]
+
+
+def split_params(text: str) -> tuple[str, ...]:
+    """Comma-separated parameters, quotes respected."""
+    if not text.strip():
+        return ()
+    return tuple(_split_outside_quotes(text, ","))
 
 
 def parse_message(line: str) -> list[MessageUnit]:
