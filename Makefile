@@ -8,6 +8,7 @@ SPEED ?= 2000
 export MPLBACKEND := Agg
 
 .PHONY: demo test bench clean-data venv postgres postgres-stop redis redis-stop queue-server
+.PHONY: docs
 
 venv: $(STAMP)
 
@@ -34,6 +35,12 @@ bench: $(STAMP)
 	-$(BIN)/python -m operando.benchmarks.storage_replay
 	-$(BIN)/python -m operando.benchmarks.methodscript
 	-QT_QPA_PLATFORM=offscreen $(BIN)/python -m operando.benchmarks.gui
+
+# The documentation site (docs/, mkdocs.yml) into site/; strict: a broken link or anchor, or a
+# page missing from the nav, fails the build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --clean
+	@echo "Site built in site/ (open site/index.html)"
 
 clean-data:
 	rm -rf data
