@@ -59,8 +59,8 @@ def build_potentiostat_backend(
 
 
 def _methodscript(inst: Instrument, settings: dict, lab, closers):
+    from operando.devices.backends.methodscript import MethodScriptPotentiostatBackend
     from operando.devices.drivers.methodscript import MethodScriptDriver
-    from operando.devices.drivers.methodscript_backend import MethodScriptPotentiostatBackend
     from operando.devices.drivers.methodscript_scripts import ScriptOptions
 
     port = inst.address
@@ -82,7 +82,7 @@ def _methodscript(inst: Instrument, settings: dict, lab, closers):
 
 
 def _keithley2450(inst: Instrument, settings: dict, lab, closers):
-    from operando.devices.drivers.keithley2450_backend import Keithley2450Backend
+    from operando.devices.backends.keithley2450 import Keithley2450Backend
 
     resource = inst.address
     if resource == WIRE_SIM_ADDRESS:

@@ -24,9 +24,10 @@ from bluesky.run_engine import call_in_bluesky_event_loop
 
 from operando.acquisition.catalog import files_dir, open_catalog
 from operando.acquisition.session import make_run_engine
+from operando.devices.backends.methodscript import MethodScriptPotentiostatBackend
+from operando.devices.backends.methodscript_steps import build_script
 from operando.devices.drivers.methodscript import MethodScriptDriver
-from operando.devices.drivers.methodscript_backend import MethodScriptPotentiostatBackend
-from operando.devices.drivers.methodscript_protocol import ScriptOptions, build_script
+from operando.devices.drivers.methodscript_protocol import ScriptOptions
 from operando.devices.potentiostat import Potentiostat
 from operando.devices.techniques import Limits, OpenCircuit, ScheduledStep
 from operando.plans.operando import galvanostatic_cycling

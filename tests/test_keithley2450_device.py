@@ -9,7 +9,7 @@ import pytest
 from bluesky import RunEngine
 from bluesky.run_engine import call_in_bluesky_event_loop
 
-from operando.devices.drivers.keithley2450_backend import Keithley2450Backend
+from operando.devices.backends.keithley2450 import Keithley2450Backend
 from operando.devices.potentiostat import Potentiostat
 from operando.devices.techniques import (
     TECHNIQUE_CODES,

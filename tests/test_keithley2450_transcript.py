@@ -10,7 +10,7 @@ import pytest
 from pymeasure.instruments.keithley import Keithley2450
 from pymeasure.test import expected_protocol
 
-from operando.devices.drivers.keithley2450_backend import Keithley2450Backend
+from operando.devices.backends.keithley2450 import Keithley2450Backend
 from operando.devices.safety import UnsupportedTechnique
 from operando.devices.techniques import (
     ConstantCurrent,

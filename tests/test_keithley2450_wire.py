@@ -14,7 +14,7 @@ from bluesky import RunEngine
 from bluesky.run_engine import call_in_bluesky_event_loop
 from pymeasure.instruments.keithley import Keithley2450
 
-from operando.devices.drivers.keithley2450_backend import Keithley2450Backend
+from operando.devices.backends.keithley2450 import Keithley2450Backend
 from operando.devices.potentiostat import Potentiostat, PotentiostatFault
 from operando.devices.techniques import ConstantCurrent, Limits, ScheduledStep
 from operando.sim_devices.cell import SimCell, preset

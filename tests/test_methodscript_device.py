@@ -8,8 +8,8 @@ import pytest
 from bluesky import RunEngine
 from bluesky.run_engine import call_in_bluesky_event_loop
 
+from operando.devices.backends.methodscript import MethodScriptPotentiostatBackend
 from operando.devices.drivers.methodscript import MethodScriptDriver
-from operando.devices.drivers.methodscript_backend import MethodScriptPotentiostatBackend
 from operando.devices.drivers.methodscript_protocol import ScriptOptions
 from operando.devices.potentiostat import Potentiostat
 from operando.devices.techniques import (

@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from operando.devices.backends.methodscript_steps import build_script
 from operando.devices.drivers.methodscript import MethodScriptDriver, MethodScriptError
 from operando.devices.drivers.methodscript_protocol import (
     AbortAccepted,
@@ -14,7 +15,6 @@ from operando.devices.drivers.methodscript_protocol import (
     MeasLoopStart,
     ScriptAccepted,
     UnknownLine,
-    build_script,
     decode_value,
     encode_value,
     format_literal,

@@ -2,13 +2,13 @@
 
 import pytest
 
-from operando.devices.drivers.methodscript_backend import MethodScriptPotentiostatBackend
+from operando.devices.backends.methodscript import MethodScriptPotentiostatBackend
+from operando.devices.backends.methodscript_steps import build_script
 from operando.devices.drivers.methodscript_protocol import (
     DataPackage,
     MeasLoopEnd,
     MeasLoopStart,
     ScriptAccepted,
-    build_script,
     parse_reply_line,
 )
 from operando.devices.safety import UnsupportedTechnique

@@ -6,15 +6,15 @@ import time
 import numpy as np
 import pytest
 
+from operando.devices.backends.methodscript import MethodScriptPotentiostatBackend
+from operando.devices.backends.methodscript_steps import build_script
 from operando.devices.drivers.methodscript import MethodScriptDriver, MethodScriptError
-from operando.devices.drivers.methodscript_backend import MethodScriptPotentiostatBackend
 from operando.devices.drivers.methodscript_protocol import (
     AbortAccepted,
     DataPackage,
     EndOfScript,
     MeasLoopEnd,
     ScriptOptions,
-    build_script,
 )
 from operando.devices.techniques import (
     ECHEM_COLUMNS,

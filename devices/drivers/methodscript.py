@@ -6,7 +6,7 @@ EmStat Pico and 921600 for EmStat4/Nexus (a USB-CDC port ignores the rate).
 
     drv = MethodScriptDriver("/dev/ttyACM0", baudrate=921600)
     print(drv.firmware_version(), drv.serial_number())
-    drv.run_script(build_script(steps))
+    drv.run_script(wrap_script(ocp_loop(interval_s=1.0, run_time_s=60.0)))  # methodscript_scripts
     for package in drv.read_packages():
         ...
 """

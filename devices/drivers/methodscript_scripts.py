@@ -1,49 +1,36 @@
-"""MethodSCRIPT generation for the project's techniques (no I/O).
+"""MethodSCRIPT script text from plain numbers: header, measurement loops, conditions (no I/O).
 
-Format chosen: ONE script for a list of ``ScheduledStep`` (the instrument runs the steps back to
-back, no host round trip between them); long protocols are cut into chunks of
-``ScriptOptions.steps_per_script`` steps by the caller, because script memory is finite. Each
-script declares its variables once (``t`` timer eb, ``ewe`` potential, ``iwe`` current,
-``step_no`` ja, ``tend`` deadline, ``n`` and ``cut`` GITT counters, ``f``/``zre``/``zim`` EIS),
-starts the timer once (``timer_start``: every ``t`` counts from the script start), stores the
-global step number in ``step_no`` before each step, and ends with ``on_finished:`` ``cell_off``
-(the firmware also runs it after an abort). Cut-offs are evaluated in-script (``if`` /
-``breakloop``), exactly the in-process simulator's rules.
+Builders of script lines; they know the MethodSCRIPT language, not the project's techniques
+(``operando.devices.backends.methodscript_steps`` maps those onto these builders). Usable on
+their own:
 
-Package layouts (one per loop type; ``step_no`` travels in every package):
+    lines = wrap_script(["cell_off", *pgstat_mode(PGSTAT_MODE_POTENTIOSTAT, 5.85),
+                         *ocp_loop(interval_s=1.0, run_time_s=60.0)])
+    drv.run_script(lines)  # MethodScriptDriver sends upload_bytes(lines)
 
-- ``meas_loop_ocp`` (ocv; GITT relaxation; DC point before PEIS at OCP / GEIS at 0 A):
-  t, ewe (ab), step_no
-- ``meas_loop_cp`` (cc; CCCV charge phase; GITT pulse; DC point before GEIS at I_dc):
-  t, ewe (ab), iwe (ba), step_no
-- ``meas_loop_ca`` / ``meas_loop_lsv`` / ``meas_loop_cv`` (ca; CCCV hold; lsv; cv; DC point
-  before PEIS at a set E_dc): t, ewe (da, the applied potential), iwe (ba), step_no
-- ``meas_loop_eis`` / ``meas_loop_geis`` (peis, geis): t, f (dc), zre (cc), zim (cd),
-  ewe, iwe, step_no — ewe/iwe are the DC values measured by the 100 ms DC point just before
-  the sweep (the echem stream gets one row per frequency at those DC values).
+Script layout (``wrap_script``): the variables are declared once (``t`` timer eb, ``ewe``
+potential, ``iwe`` current, ``step_no`` ja, ``tend`` deadline, ``n`` and ``cut`` counters,
+``f``/``zre``/``zim`` EIS), the timer is started once (``timer_start``: every ``t`` counts from
+the script start), and the script ends with ``on_finished:`` ``cell_off`` (the firmware also runs
+it after an abort). Whoever writes the body stores a step number in ``step_no``
+(``store_var step_no <k>i ja``); it travels in every package.
 
-Techniques:
+Package layouts (one per loop type; ``step_no`` in every package):
 
-- ocv -> ``cell_off`` + ``meas_loop_ocp ewe <dt> <duration>``;
-- cc -> ``set_pgstat_mode 6`` + ``meas_loop_cp ewe iwe <I> <dt> <T>``; ``if ewe >= e_max``
-  (charging) or ``if ewe <= e_min`` (discharging) ``breakloop``;
-- cccv -> ``tend`` = timer + T; cp loop breaking at e_hold_V; then, if ``t < tend``,
-  ``meas_loop_ca ewe iwe <e_hold> <dt> <T>`` breaking when |iwe| <= i_cutoff (``iwe <= c``
-  charging, ``iwe >= -c`` discharging) or ``t >= tend`` (one max duration over both phases);
-- lsv -> ``meas_loop_lsv ewe iwe <E0> <E1> <dE> <rate>`` (a sample per staircase step);
-- cv -> ``meas_loop_cv ewe iwe <E0> <V1> <V2> <dE> <rate> nscans(<cycles>)``;
-- ca -> ``meas_loop_ca ewe iwe <E> <dt> <duration>``, optional ``|iwe| <= c`` breakloop;
-- gitt -> ``loop n < <max_pulses>`` of a cp pulse (sets ``cut`` and breaks at the cut-off) and
-  an ocp relaxation, ``add_var n 1i``, then ``if cut > 0i`` ``breakloop``: the relaxation after
-  the last pulse always runs;
-- peis -> DC point (``meas_loop_ocp`` at OCP when e_dc_V is None — as PalmSens' EIS-at-OCP
-  examples measure OCP first — else ``meas_loop_ca`` at e_dc_V), then
-  ``meas_loop_eis f zre zim <E_ac> <f_max> <f_min> <n> ewe`` (E_dc = the measured ``ewe``);
-- geis -> DC point (ocp at 0 A, else cp at i_dc_A), then
-  ``meas_loop_geis f zre zim <I_ac> <f_max> <f_min> <n> <I_dc>``.
+- ``meas_loop_ocp`` (``ocp_loop``): t, ewe (ab), step_no
+- ``meas_loop_cp`` (``cp_loop``): t, ewe (ab), iwe (ba), step_no
+- ``meas_loop_ca`` / ``meas_loop_lsv`` / ``meas_loop_cv`` (``ca_loop``, ``lsv_loop``,
+  ``cv_loop``): t, ewe (da, the applied potential), iwe (ba), step_no
+- ``meas_loop_eis`` / ``meas_loop_geis`` (``eis_loop``, ``geis_loop``): t, f (dc), zre (cc),
+  zim (cd), ewe, iwe, step_no — ewe/iwe as they were last stored (a DC measurement just before
+  the sweep puts them there).
 
-AC amplitudes are written as RMS (the manual's 'dd' type is "applied AC amplitude, Vrms"; the
-techniques give peak), rounded to 4 significant digits. Syntax follows PalmSens' examples
+Conditions (``if_break``, ``voltage_cutoff``, ``current_cutoff``) are evaluated in-script
+(``if`` / ``breakloop``); MethodSCRIPT has no abs in a condition, so |iwe| <= c is two nested
+comparisons.
+
+AC amplitudes are given as peak values and written as RMS (the manual's 'dd' type is "applied AC
+amplitude, Vrms"), rounded to 4 significant digits. Syntax follows PalmSens' examples
 (MSLoopExample009-CP, -011-OCP, the LSV/CV/EIS examples): literals are integer + SI prefix, no
 indentation needed, no blank line (a blank line ends the upload).
 """
@@ -54,26 +41,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from operando.devices.techniques import (
-    ConstantCurrent,
-    ConstantCurrentConstantVoltage,
-    ConstantPotential,
-    CyclicVoltammetry,
-    GalvanostaticEis,
-    Gitt,
-    LinearSweep,
-    OpenCircuit,
-    PotentiostaticEis,
-    ScheduledStep,
-)
-
 from .methodscript_values import format_integer_literal, format_literal
 
 PGSTAT_MODE_POTENTIOSTAT = 3  # "set_pgstat_mode 3" in the OCP/CA examples
 PGSTAT_MODE_GALVANOSTAT = 6  # "set_pgstat_mode 6" in the CP examples
-_BANDWIDTH_HZ_TIMES_S = 5.85  # PalmSens cycling example: 5.850535 Hz for a 1 s interval
-DC_POINT_S = 0.1  # the DC measurement before an impedance sweep: one sample of 100 ms
-_UNLIMITED_PULSES = 1_000_000  # GITT without max_pulses: the cut-off ends it
+BANDWIDTH_HZ_TIMES_S = 5.85  # PalmSens cycling example: 5.850535 Hz for a 1 s interval
 VARIABLES = ("t", "ewe", "iwe", "step_no", "tend", "n", "cut", "f", "zre", "zim")
 
 
@@ -83,7 +55,7 @@ class ScriptOptions:
     # measurement loops need a run time; a step without max_duration_s gets this one (10 days)
     default_max_duration_s: float = 864_000.0
     potential_range_V: float = 4.0  # set_range ab: the largest |Ewe| expected
-    steps_per_script: int = 50
+    steps_per_script: int = 50  # steps per uploaded script: script memory is finite
 
 
 def script_header(options: ScriptOptions) -> list[str]:
@@ -97,214 +69,131 @@ def script_header(options: ScriptOptions) -> list[str]:
     ]
 
 
-def _lit(value: float) -> str:
-    return format_literal(value)
+def wrap_script(body: Sequence[str], options: ScriptOptions | None = None) -> list[str]:
+    """Header, ``body``, ``on_finished:`` ``cell_off`` (without the leading ``e`` and the closing
+    blank line, which ``upload_bytes`` adds)."""
+    return [*script_header(options or ScriptOptions()), *body, "on_finished:", "cell_off"]
 
 
-def _rms(peak: float) -> str:
-    return _lit(float(f"{peak / math.sqrt(2.0):.4g}"))
+def rms_literal(peak: float) -> str:
+    """A peak AC amplitude as the RMS literal the EIS loops take (4 significant digits)."""
+    return format_literal(float(f"{peak / math.sqrt(2.0):.4g}"))
 
 
-def _package(*names: str) -> list[str]:
+def max_bandwidth_for_interval(sample_interval_s: float) -> float:
+    """The ``set_max_bandwidth`` for a sampling interval (3 significant digits)."""
+    return float(f"{BANDWIDTH_HZ_TIMES_S / sample_interval_s:.3g}")
+
+
+def pgstat_mode(mode: int, max_bandwidth_Hz: float) -> list[str]:
+    return [f"set_pgstat_mode {mode}", f"set_max_bandwidth {format_literal(max_bandwidth_Hz)}"]
+
+
+def package(*names: str) -> list[str]:
+    """Read the timer into ``t`` and send one data package of the variables ``names``."""
     return ["timer_get t", "pck_start", *(f"pck_add {n}" for n in names), "pck_end"]
 
 
-def _if_break(*conditions: str) -> list[str]:
+def if_break(*conditions: str) -> list[str]:
     """Nested ifs (all conditions true) around one breakloop."""
     return [f"if {c}" for c in conditions] + ["breakloop"] + ["endif"] * len(conditions)
 
 
-def _mode(mode: int, bandwidth: str) -> list[str]:
-    return [f"set_pgstat_mode {mode}", f"set_max_bandwidth {bandwidth}"]
-
-
-def _cp_loop(current: float, dt: str, run_time: float, body_extra: list[str]) -> list[str]:
+def cp_loop(current_A: float, interval_s: float, run_time_s: float, body: Sequence[str] = ()) -> list[str]:
+    """Chronopotentiometry at ``current_A``: a package every ``interval_s``, then ``body``."""
     return [
-        f"meas_loop_cp ewe iwe {_lit(current)} {dt} {_lit(run_time)}",
-        *_package("t", "ewe", "iwe", "step_no"),
-        *body_extra,
+        f"meas_loop_cp ewe iwe {format_literal(current_A)} {format_literal(interval_s)} "
+        f"{format_literal(run_time_s)}",
+        *package("t", "ewe", "iwe", "step_no"),
+        *body,
         "endloop",
     ]
 
 
-def _ocp_loop(dt: str, run_time: float) -> list[str]:
-    return [f"meas_loop_ocp ewe {dt} {_lit(run_time)}", *_package("t", "ewe", "step_no"), "endloop"]
-
-
-def _ca_loop(e: float, dt: str, run_time: float, body_extra: list[str]) -> list[str]:
+def ocp_loop(interval_s: float, run_time_s: float) -> list[str]:
     return [
-        f"meas_loop_ca ewe iwe {_lit(e)} {dt} {_lit(run_time)}",
-        *_package("t", "ewe", "iwe", "step_no"),
-        *body_extra,
+        f"meas_loop_ocp ewe {format_literal(interval_s)} {format_literal(run_time_s)}",
+        *package("t", "ewe", "step_no"),
         "endloop",
     ]
 
 
-def _e_cutoff(current: float, e_min: float | None, e_max: float | None) -> str | None:
-    """The cp loop's voltage cut-off, SimCell.run's rule: e_max charging, e_min discharging."""
-    if current > 0 and e_max is not None:
-        return f"ewe >= {_lit(e_max)}"
-    if current < 0 and e_min is not None:
-        return f"ewe <= {_lit(e_min)}"
+def ca_loop(e_V: float, interval_s: float, run_time_s: float, body: Sequence[str] = ()) -> list[str]:
+    """Chronoamperometry at ``e_V``: a package every ``interval_s``, then ``body``."""
+    return [
+        f"meas_loop_ca ewe iwe {format_literal(e_V)} {format_literal(interval_s)} "
+        f"{format_literal(run_time_s)}",
+        *package("t", "ewe", "iwe", "step_no"),
+        *body,
+        "endloop",
+    ]
+
+
+def lsv_loop(e_start_V: float, e_end_V: float, e_step_V: float, scan_rate_V_s: float) -> list[str]:
+    """A linear sweep: one package per staircase step."""
+    return [
+        f"meas_loop_lsv ewe iwe {format_literal(e_start_V)} {format_literal(e_end_V)} "
+        f"{format_literal(e_step_V)} {format_literal(scan_rate_V_s)}",
+        *package("t", "ewe", "iwe", "step_no"),
+        "endloop",
+    ]
+
+
+def cv_loop(
+    e_start_V: float, e_vertex1_V: float, e_vertex2_V: float, e_step_V: float, scan_rate_V_s: float,
+    cycles: int,
+) -> list[str]:  # fmt: skip
+    return [
+        f"meas_loop_cv ewe iwe {format_literal(e_start_V)} {format_literal(e_vertex1_V)} "
+        f"{format_literal(e_vertex2_V)} {format_literal(e_step_V)} {format_literal(scan_rate_V_s)} "
+        f"nscans({cycles})",
+        *package("t", "ewe", "iwe", "step_no"),
+        "endloop",
+    ]
+
+
+def _impedance_loop(
+    loop: str, amplitude: str, f_max_Hz: float, f_min_Hz: float, n: int, dc: str
+) -> list[str]:
+    return [
+        f"{loop} f zre zim {amplitude} {format_literal(f_max_Hz)} {format_literal(f_min_Hz)} "
+        f"{format_integer_literal(n)} {dc}",
+        *package("t", "f", "zre", "zim", "ewe", "iwe", "step_no"),
+        "endloop",
+    ]
+
+
+def eis_loop(
+    amplitude_peak_V: float, f_max_Hz: float, f_min_Hz: float, n_frequencies: int, e_dc: float | str = "ewe"
+) -> list[str]:
+    """Potentiostatic EIS around ``e_dc`` (a potential, or a variable name: ``"ewe"``, the last
+    measured potential)."""
+    dc = e_dc if isinstance(e_dc, str) else format_literal(e_dc)
+    amplitude = rms_literal(amplitude_peak_V)
+    return _impedance_loop("meas_loop_eis", amplitude, f_max_Hz, f_min_Hz, n_frequencies, dc)
+
+
+def geis_loop(
+    amplitude_peak_A: float, f_max_Hz: float, f_min_Hz: float, n_frequencies: int, i_dc_A: float
+) -> list[str]:
+    """Galvanostatic EIS around ``i_dc_A``."""
+    amplitude, dc = rms_literal(amplitude_peak_A), format_literal(i_dc_A)
+    return _impedance_loop("meas_loop_geis", amplitude, f_max_Hz, f_min_Hz, n_frequencies, dc)
+
+
+def voltage_cutoff(current_A: float, e_min_V: float | None, e_max_V: float | None) -> str | None:
+    """A current source's voltage cut-off: ``ewe >= e_max`` charging (current > 0),
+    ``ewe <= e_min`` discharging; None if there is none in the current's direction."""
+    if current_A > 0 and e_max_V is not None:
+        return f"ewe >= {format_literal(e_max_V)}"
+    if current_A < 0 and e_min_V is not None:
+        return f"ewe <= {format_literal(e_min_V)}"
     return None
 
 
-def _i_cutoff(i_cut: float) -> list[str]:
-    """|iwe| <= i_cut as two nested comparisons (MethodSCRIPT has no abs in a condition)."""
-    return [f"iwe <= {_lit(i_cut)}", f"iwe >= {_lit(-i_cut)}"]
-
-
-def step_lines(step: ScheduledStep, options: ScriptOptions) -> list[str]:
-    tech = step.technique
-    dt = _lit(options.sample_interval_s)
-    bandwidth = _lit(float(f"{_BANDWIDTH_HZ_TIMES_S / options.sample_interval_s:.3g}"))
-    lines = [f"store_var step_no {format_integer_literal(step.step)} ja"]
-    if isinstance(tech, OpenCircuit):
-        lines += ["cell_off", *_mode(PGSTAT_MODE_POTENTIOSTAT, bandwidth), *_ocp_loop(dt, tech.duration_s)]
-    elif isinstance(tech, ConstantCurrent):
-        lines += _mode(PGSTAT_MODE_GALVANOSTAT, bandwidth)
-        if tech.current_A != 0:
-            lines.append(f"set_range db {_lit(abs(tech.current_A))}")
-        cut = _e_cutoff(tech.current_A, tech.e_min_V, tech.e_max_V)
-        run_time = tech.max_duration_s or options.default_max_duration_s
-        lines += ["cell_on", *_cp_loop(tech.current_A, dt, run_time, _if_break(cut) if cut else [])]
-    elif isinstance(tech, ConstantCurrentConstantVoltage):
-        lines += _cccv(tech, dt, bandwidth, options)
-    elif isinstance(tech, LinearSweep):
-        lines += [
-            *_mode(PGSTAT_MODE_POTENTIOSTAT, bandwidth),
-            f"set_e {_lit(tech.e_start_V)}",
-            "cell_on",
-            f"meas_loop_lsv ewe iwe {_lit(tech.e_start_V)} {_lit(tech.e_end_V)} "
-            f"{_lit(tech.e_step_V)} {_lit(tech.scan_rate_V_s)}",
-            *_package("t", "ewe", "iwe", "step_no"),
-            "endloop",
-        ]
-    elif isinstance(tech, CyclicVoltammetry):
-        lines += [
-            *_mode(PGSTAT_MODE_POTENTIOSTAT, bandwidth),
-            f"set_e {_lit(tech.e_start_V)}",
-            "cell_on",
-            f"meas_loop_cv ewe iwe {_lit(tech.e_start_V)} {_lit(tech.e_vertex1_V)} "
-            f"{_lit(tech.e_vertex2_V)} {_lit(tech.e_step_V)} {_lit(tech.scan_rate_V_s)} "
-            f"nscans({tech.cycles})",
-            *_package("t", "ewe", "iwe", "step_no"),
-            "endloop",
-        ]
-    elif isinstance(tech, ConstantPotential):
-        cut = _if_break(*_i_cutoff(tech.i_cutoff_A)) if tech.i_cutoff_A is not None else []
-        lines += [
-            *_mode(PGSTAT_MODE_POTENTIOSTAT, bandwidth),
-            f"set_e {_lit(tech.e_V)}",
-            "cell_on",
-            *_ca_loop(tech.e_V, dt, tech.duration_s, cut),
-        ]
-    elif isinstance(tech, Gitt):
-        lines += _gitt(tech, dt, bandwidth)
-    elif isinstance(tech, PotentiostaticEis):
-        lines += _peis(tech)
-    elif isinstance(tech, GalvanostaticEis):
-        lines += _geis(tech)
-    else:  # pragma: no cover - the Technique union is closed
-        raise TypeError(f"no MethodSCRIPT for technique {tech!r}")
-    return lines
-
-
-def _cccv(tech: ConstantCurrentConstantVoltage, dt: str, bandwidth: str, options) -> list[str]:
-    run_time = tech.max_duration_s or options.default_max_duration_s
-    charge = tech.current_A > 0
-    cut = f"ewe {'>=' if charge else '<='} {_lit(tech.e_hold_V)}"
-    return [
-        "timer_get tend",
-        f"add_var tend {_lit(run_time)}",
-        *_mode(PGSTAT_MODE_GALVANOSTAT, bandwidth),
-        f"set_range db {_lit(abs(tech.current_A))}",
-        "cell_on",
-        *_cp_loop(tech.current_A, dt, run_time, _if_break(cut)),
-        "timer_get t",
-        "if t < tend",
-        f"set_pgstat_mode {PGSTAT_MODE_POTENTIOSTAT}",
-        f"set_e {_lit(tech.e_hold_V)}",
-        *_ca_loop(tech.e_hold_V, dt, run_time, [*_if_break(*_i_cutoff(tech.i_cutoff_A)),
-                                                *_if_break("t >= tend")]),
-        "endif",
-    ]
-
-
-def _gitt(tech: Gitt, dt: str, bandwidth: str) -> list[str]:
-    cut = _e_cutoff(tech.current_A, tech.e_min_V, tech.e_max_V)
-    on_cut = [f"if {cut}", "store_var cut 1i ja", "breakloop", "endif"] if cut else []
-    pulses = tech.max_pulses or _UNLIMITED_PULSES
-    return [
-        "store_var n 0i ja",
-        "store_var cut 0i ja",
-        f"loop n < {format_integer_literal(pulses)}",
-        *_mode(PGSTAT_MODE_GALVANOSTAT, bandwidth),
-        f"set_range db {_lit(abs(tech.current_A))}",
-        "cell_on",
-        *_cp_loop(tech.current_A, dt, tech.pulse_s, on_cut),
-        "add_var n 1i",
-        "cell_off",
-        f"set_pgstat_mode {PGSTAT_MODE_POTENTIOSTAT}",
-        *_ocp_loop(dt, tech.relax_s),
-        *_if_break("cut > 0i"),
-        "endloop",
-    ]
-
-
-def _sweep(tech, amplitude: str, dc: str, loop: str) -> list[str]:
-    freqs = tech.frequencies_Hz
-    return [
-        f"{loop} f zre zim {amplitude} {_lit(tech.f_max_Hz)} {_lit(tech.f_min_Hz)} "
-        f"{format_integer_literal(len(freqs))} {dc}",
-        *_package("t", "f", "zre", "zim", "ewe", "iwe", "step_no"),
-        "endloop",
-    ]
-
-
-def _peis(tech: PotentiostaticEis) -> list[str]:
-    dc_point = _lit(DC_POINT_S)
-    if tech.e_dc_V is None:  # at OCP: measure it, then hold it
-        dc = ["cell_off", *_ocp_loop(dc_point, DC_POINT_S), "store_var iwe 0 ba", "set_e ewe"]
-    else:
-        dc = [f"set_e {_lit(tech.e_dc_V)}", "cell_on", *_ca_loop(tech.e_dc_V, dc_point, DC_POINT_S, [])]
-    return [
-        *_mode(PGSTAT_MODE_POTENTIOSTAT, _lit(tech.f_max_Hz)),
-        *dc,
-        "cell_on",
-        *_sweep(tech, _rms(tech.amplitude_V), "ewe", "meas_loop_eis"),
-    ]
-
-
-def _geis(tech: GalvanostaticEis) -> list[str]:
-    dc_point = _lit(DC_POINT_S)
-    if tech.i_dc_A == 0:
-        dc = ["cell_off", *_ocp_loop(dc_point, DC_POINT_S), "store_var iwe 0 ba"]
-    else:
-        dc = ["cell_on", *_cp_loop(tech.i_dc_A, dc_point, DC_POINT_S, [])]
-    return [
-        *_mode(PGSTAT_MODE_GALVANOSTAT, _lit(tech.f_max_Hz)),
-        f"set_range db {_lit(abs(tech.i_dc_A) + tech.amplitude_A)}",
-        *dc,
-        "cell_on",
-        *_sweep(tech, _rms(tech.amplitude_A), _lit(tech.i_dc_A), "meas_loop_geis"),
-    ]
-
-
-def build_script(steps: Sequence[ScheduledStep], options: ScriptOptions | None = None) -> list[str]:
-    """Script lines (without the leading ``e`` and the closing blank line)."""
-    options = options or ScriptOptions()
-    if not steps:
-        raise ValueError("a MethodSCRIPT needs at least one step")
-    lines = script_header(options)
-    for step in steps:
-        lines += step_lines(step, options)
-    return lines + ["on_finished:", "cell_off"]
-
-
-def chunk_steps(steps: Sequence[ScheduledStep], options: ScriptOptions) -> list[list[ScheduledStep]]:
-    n = max(1, options.steps_per_script)
-    return [list(steps[i : i + n]) for i in range(0, len(steps), n)]
+def current_cutoff(i_cut_A: float) -> list[str]:
+    """|iwe| <= i_cut as two conditions for ``if_break`` (MethodSCRIPT has no abs in a condition)."""
+    return [f"iwe <= {format_literal(i_cut_A)}", f"iwe >= {format_literal(-i_cut_A)}"]
 
 
 def upload_bytes(lines: Sequence[str]) -> bytes:

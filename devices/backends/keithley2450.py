@@ -31,11 +31,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from operando.devices.clock import Clock, WallClock
+from operando.devices.drivers.keithley2450_smu import DEFAULT_TIMEOUT_MS, Keithley2450Smu, open_keithley2450
 from operando.devices.safety import UnsupportedTechnique
 from operando.devices.techniques import ECHEM_COLUMNS, IMPEDANCE_KINDS, ScheduledStep
 
 from .keithley2450_programs import StepPrograms, Stopped
-from .keithley2450_smu import DEFAULT_TIMEOUT_MS, Keithley2450Smu, open_keithley2450
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """``PotentiostatBackend`` on a MethodSCRIPT instrument: the driver's blocking calls off the loop.
 
 The steps run as scripts of ``ScriptOptions.steps_per_script`` steps (see
-``methodscript_scripts``); the next chunk is uploaded as soon as the previous one ends. Each
+``methodscript_steps``); the next chunk is uploaded as soon as the previous one ends. Each
 package carries the instrument timer ``t`` (from the script's ``timer_start``) and ``step_no``.
 Timestamps: the host clock's time when the script's ``e`` acknowledgement is read is taken as
 the instrument's t = 0; ``time_offsets_s`` records that offset for every script (instrument time
@@ -19,11 +19,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from operando.devices.safety import UnsupportedTechnique
-from operando.devices.techniques import ECHEM_COLUMNS, IMPEDANCE_COLUMNS, ScheduledStep
-
-from .methodscript import MethodScriptDriver, MethodScriptError
-from .methodscript_protocol import (
+from operando.devices.drivers.methodscript import MethodScriptDriver, MethodScriptError
+from operando.devices.drivers.methodscript_protocol import (
     DataPackage,
     EndOfScript,
     ErrorReply,
@@ -31,9 +28,11 @@ from .methodscript_protocol import (
     ReplyEvent,
     ScriptAccepted,
     ScriptOptions,
-    build_script,
-    chunk_steps,
 )
+from operando.devices.safety import UnsupportedTechnique
+from operando.devices.techniques import ECHEM_COLUMNS, IMPEDANCE_COLUMNS, ScheduledStep
+
+from .methodscript_steps import build_script, chunk_steps
 
 _MAX_LINES_PER_POLL = 20_000
 # the epoch-time column ("time" is reserved by Tiled's events table, hence "timestamp")
