@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from PySide6 import QtCore, QtWidgets
 
-from operando.acquisition.runs import format_time
-
+from .formatting import duration_text, fmt, time_text
 from .stored import search_runs
 
 COLUMNS = ["scan", "uid", "start", "plan", "sample", "duration", "status"]
@@ -78,8 +75,9 @@ class BrowserPanel(QtWidgets.QWidget):
                                 self.since.date().toPython(), self.until.date().toPython())
         self.table.setRowCount(len(self.rows))
         for i, r in enumerate(self.rows):
-            dur = str(dt.timedelta(seconds=round(r.duration_s))) if r.duration_s is not None else "—"
-            for c, v in enumerate([str(r.scan_id), r.uid[:8], format_time(r.start), r.plan, r.sample, dur, r.status]):
+            values = [fmt(r.scan_id, "d"), fmt(r.uid[:8] or None), time_text(r.start), fmt(r.plan),
+                      fmt(r.sample), duration_text(r.duration_s), fmt(r.status)]
+            for c, v in enumerate(values):
                 self.table.setItem(i, c, QtWidgets.QTableWidgetItem(v))
         self.table.resizeColumnsToContents()
 

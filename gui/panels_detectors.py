@@ -12,6 +12,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from .formatting import fmt, missing
 from .model import RunData, key_ending
 from .panels_echem import Panel, hours
 from .plots import COLOURS, SeriesCurve, cursor_line, curve, place_cursor, plot, right_axis
@@ -128,9 +129,9 @@ class RamanPanel(Panel):
             self.spectrum.setData([], [])
         else:
             self.spectrum.setData(shift, spectra[i])
+            at = "" if missing(t[i]) else f" at {fmt(t[i], '.2f')} h"
             self.spectrum_plot.getPlotItem().setTitle(
-                f"<span style='font-size:10pt; font-weight:600'>Spectrum {i + 1} at "
-                f"{t[i]:.2f} h</span>")
+                f"<span style='font-size:10pt; font-weight:600'>Spectrum {i + 1}{at}</span>")
         place_cursor(self.cursor, None if data.cursor is None else (data.cursor - t0) / 3600)
 
 
@@ -246,7 +247,7 @@ class StatusPanel(Panel):
         self.table.setRowCount(len(instruments))
         for r, (name, info) in enumerate(instruments.items()):
             state = self.states.get(name) or ("stored" if data.stop else "—")
-            values = [name, info.get("kind", ""), info.get("backend", ""), state, self.reading(data, name, info)]
+            values = [name, fmt(info.get("kind")), fmt(info.get("backend")), state, self.reading(data, name, info)]
             for c, v in enumerate(values):
                 self.table.setItem(r, c, QtWidgets.QTableWidgetItem(v))
         self.table.resizeColumnsToContents()
@@ -259,8 +260,8 @@ class StatusPanel(Panel):
             i = data.row_at(e, t) if e is not None else None
             if i is None:
                 return ""
-            return (f"E = {e['Ewe'][i]:.4f} V   I = {e['I'][i] * 1e3:+.4f} mA   "
-                    f"cycle {int(e['cycle'][i])} step {int(e['step'][i])}")
+            return (f"E = {fmt(e['Ewe'][i], '.4f', 'V')}   I = {fmt(e['I'][i] * 1e3, '+.4f', 'mA')}   "
+                    f"cycle {fmt(e['cycle'][i], 'd')} step {fmt(e['step'][i], 'd')}")
         stream = data.streams.get(name)
         i = data.row_at(stream, t) if stream is not None else None
         if i is None:
@@ -273,7 +274,6 @@ class StatusPanel(Panel):
             value = stream[key][i]
             if not isinstance(value, (int, float, np.number)):
                 continue  # text keys (labels, states) are not readings
-            units = desc.get("units") or ""
-            parts.append(f"{key.removeprefix(name + '-')} = {value:.5g} {units}".strip())
+            parts.append(f"{short} = {fmt(value, '.5g', desc.get('units') or '')}")  # NaN: "—"
         parts.append(f"{stream.rows} frames")
         return "   ".join(parts)

@@ -13,6 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from .formatting import fmt, missing
 from .model import RunData, Stream, key_ending
 from .panels_echem import Panel
 from .plots import COLOURS, CYCLE_COLOURS, plot, right_axis
@@ -142,8 +143,8 @@ class ImpedancePanel(Panel):
             for item in items:
                 item.setData([], [])
         for k, (a, b, ordinal) in enumerate(spans):
-            step = int(stream[step_key][a]) if step_key else None
-            cycle = int(stream[cycle_key][a]) if cycle_key else None
+            step = int(stream[step_key][a]) if step_key and not missing(stream[step_key][a]) else None
+            cycle = int(stream[cycle_key][a]) if cycle_key and not missing(stream[cycle_key][a]) else None
             label = " ".join(p for p in (f"step {step}" if step is not None else f"spectrum {ordinal + 1}",
                                          technique_of_step(data, step) if step is not None else "") if p)
             if cycle is not None:
@@ -211,5 +212,5 @@ class ImpedancePanel(Panel):
 def hz(f: float) -> str:
     for scale, unit in ((1e6, "MHz"), (1e3, "kHz"), (1.0, "Hz"), (1e-3, "mHz")):
         if f >= scale:
-            return f"{f / scale:g} {unit}"
-    return f"{f:g} Hz"
+            return fmt(f / scale, "g", unit)
+    return fmt(f, "g", "Hz")  # NaN: "—"

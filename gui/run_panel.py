@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtWidgets
 
 from .controller import ABORTING, FAILED, FINISHED, IDLE, PAUSED, PAUSING, RUNNING, STARTING, RunStatus
-from .setup_panel import duration_text
+from .formatting import DASH, duration_text, fmt
 
 STATE_COLOURS = {RUNNING: "#2a8a3e", PAUSED: "#b7950b", PAUSING: "#b7950b", ABORTING: "#c0392b",
                  FAILED: "#c0392b", FINISHED: "#1f4e9c", STARTING: "#555", IDLE: "#555"}
@@ -63,8 +63,9 @@ class RunPanel(QtWidgets.QWidget):
             frac = 1.0
         self.progress.setValue(int(frac * 1000))
         eta = max((s.total_s or 0) - p.elapsed_s, 0) / (s.speed or 1)
-        frames = "  ".join(f"{k} {v}" for k, v in p.frames.items())
+        frames = "  ".join(f"{k} {fmt(v, 'd')}" for k, v in p.frames.items())
         self.detail.setText(
-            f"cycle {p.cycle}  step {p.step}/{p.total_steps}  ·  {p.samples:,} samples  ·  {frames}  ·  "
-            f"{duration_text(p.elapsed_s)} elapsed  ·  ETA {duration_text(eta) if active else '—'}"
+            f"cycle {fmt(p.cycle, 'd')}  step {fmt(p.step, 'd')}/{fmt(p.total_steps, 'd')}  ·  "
+            f"{fmt(p.samples, ',')} samples  ·  {frames}  ·  "
+            f"{duration_text(p.elapsed_s)} elapsed  ·  ETA {duration_text(eta) if active else DASH}"
             + (f"  ·  {s.message}" if s.state in (FAILED, PAUSED) else ""))

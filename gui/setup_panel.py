@@ -18,16 +18,13 @@ from operando.acquisition.config import (
     ConfigError, Profile, Sample, list_profiles, list_protocols, load_profile, load_protocol)
 from operando.plans.protocol import compile_protocol, estimate_duration_s
 
+from .formatting import duration_text, fmt
 from .validation import Problem, locate
 
 SAMPLE_FIELDS = [("name", "name"), ("material", "material"), ("active_mass_g", "active mass / g"),
                  ("theoretical_capacity_mAh_g", "capacity / mAh g⁻¹"), ("electrolyte", "electrolyte"),
                  ("cell_type", "cell type"), ("operator", "operator"), ("notes", "notes"), ("tags", "tags")]
 ERROR_STYLE = "border: 1px solid #c0392b; background: #fdecea"
-
-
-def duration_text(seconds: float) -> str:
-    return str(dt.timedelta(seconds=round(seconds)))
 
 
 class SetupPanel(QtWidgets.QWidget):
@@ -129,7 +126,7 @@ class SetupPanel(QtWidgets.QWidget):
         s = self.profile.sample
         for key, edit in self.sample_edits.items():
             value = getattr(s, key)
-            edit.setText(", ".join(value) if key == "tags" else ("" if value is None else f"{value}"))
+            edit.setText(fmt(value, "", dash=""))  # editable: all digits; empty, not "—", when unset
         self.speed.setValue(self.profile.sim.speed if self.profile.sim else 1)
         self._fill_instruments()
         self.check()
@@ -165,9 +162,10 @@ class SetupPanel(QtWidgets.QWidget):
         for r, (name, inst) in enumerate(items):
             if inst.limits:
                 lim = inst.limits
-                detail = f"E {lim.e_min_V:g}–{lim.e_max_V:g} V, |I| ≤ {lim.i_max_A * 1e3:g} mA"
+                detail = (f"E {fmt(lim.e_min_V)}–{fmt(lim.e_max_V, 'g', 'V')}, "
+                          f"|I| ≤ {fmt(lim.i_max_A * 1e3, 'g', 'mA')}")
             else:
-                detail = ", ".join(f"{k}={v}" for k, v in (inst.settings or {}).items() if k != "period_s")
+                detail = fmt({k: v for k, v in (inst.settings or {}).items() if k != "period_s"})
             status = "not connected" if inst.enabled else "disabled"
             for c, text in enumerate([name, inst.kind, inst.backend, status, detail]):
                 self.instruments.setItem(r, c, QtWidgets.QTableWidgetItem(text))
@@ -281,7 +279,7 @@ class SetupPanel(QtWidgets.QWidget):
         speed = self.speed.value()
         self.estimate.setText(f"<b>{len(self.steps)} steps, {max(s.cycle for s in self.steps)} cycles</b> · "
                               f"estimated {duration_text(seconds)} experiment time"
-                              + (f" · {duration_text(seconds / speed)} wall at {speed:g}×" if speed != 1 else ""))
+                              + (f" · {duration_text(seconds / speed)} wall at {fmt(speed)}×" if speed != 1 else ""))
 
     def selection(self):
         """(profile, protocol) to run, or None if something is wrong."""

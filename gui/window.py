@@ -16,6 +16,7 @@ from PySide6 import QtCore, QtWidgets
 from .browser import BrowserPanel
 from .controller import InProcessRunControl, RunControl
 from .documents import DocumentHandler
+from .formatting import fmt
 from .model import RunData
 from .panels_detectors import MapPanel, MomentPanel, RamanPanel, StatusPanel
 from .panels_echem import CapacityPanel, DqDvPanel, EchemTimePanel
@@ -24,9 +25,11 @@ from .plots import boxed
 from .run_panel import RunPanel
 from .setup_panel import SetupPanel
 from .stored import StoredRun, read_run
+from .stored_setup import StoredSetupPanel
 from .timebar import TimeBar
 
 REFRESH_MS = 100
+SETUP_TAB, STORED_SETUP_TAB = "Set-up", "Set-up of the stored run"
 
 
 class CatalogBusy(RuntimeError):
@@ -50,10 +53,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self._broken: set = set()  # panels whose drawing failed (logged once)
 
         self.setup = SetupPanel()
+        # While a stored run is shown, its own set-up (from its start document) takes the place
+        # of the set-up panel, which keeps the user's choices for the next run meanwhile.
+        self.stored_setup = StoredSetupPanel()
+        self.stored_setup.back_clicked.connect(self.show_live)
+        self.setup_stack = QtWidgets.QStackedWidget()
+        self.setup_stack.addWidget(self.setup)
+        self.setup_stack.addWidget(self.stored_setup)
+        self._setup_shows: StoredRun | None = None  # the stored run whose set-up is shown
         self.browser = BrowserPanel(self.catalog_client)
         self.browser.open_requested.connect(self.open_run)
         side = QtWidgets.QTabWidget()
-        side.addTab(self.setup, "Set-up")
+        side.addTab(self.setup_stack, SETUP_TAB)
         side.addTab(self.browser, "Runs")
         side.setMinimumWidth(440)
         self.side = side
@@ -254,6 +265,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.data.cursor = None
         self.refresh()
 
+    def show_live(self):
+        """Leave the stored run: the live (or an empty) view and the set-up panel for a new run."""
+        self.timebar.play.setChecked(False)
+        self.viewing_live = True
+        self.data = self.handler.data
+        self.data.cursor = None
+        self.refresh(force=True)
+
     # -- the clock ---------------------------------------------------------------------------
     def tick(self):
         for name, doc in self.control.drain():
@@ -270,6 +289,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def refresh(self, force: bool = False) -> int:
         """Redraw panels whose data changed; returns how many redrew."""
         n = 0
+        self._show_setup()
         self._choose_lower_tab()
         for panel in self.panels:
             try:
@@ -280,6 +300,21 @@ class MainWindow(QtWidgets.QMainWindow):
                     self._broken.add(panel)
         self._show_position()
         return n
+
+    def _show_setup(self):
+        """The set-up panel in the live view; the stored run's own set-up while one is shown."""
+        stored = None if self.viewing_live else self.stored
+        if stored is self._setup_shows:
+            return
+        self._setup_shows = stored
+        index = self.side.indexOf(self.setup_stack)
+        if stored is None:
+            self.setup_stack.setCurrentWidget(self.setup)
+            self.side.setTabText(index, SETUP_TAB)
+        else:
+            self.stored_setup.show_run(stored.start, stored.stop)
+            self.setup_stack.setCurrentWidget(self.stored_setup)
+            self.side.setTabText(index, STORED_SETUP_TAB)
 
     def _choose_lower_tab(self):
         """Once per run, as soon as it has a map or impedance: show the tab that has data."""
@@ -295,11 +330,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _show_position(self):
         d = self.data
         t0, t1 = d.t0(), d.t_end()
-        start = d.start
-        sample = (start.get("sample") or {}).get("name", "") if start else ""
-        source = "LIVE" if self.viewing_live and start else ("stored" if start else "")
-        self.title.setText(f"{source} run {start.get('scan_id', '')} · {start.get('uid', '')[:8]} · "
-                           f"{sample} · {start.get('protocol', '')}" if start else "No run — start one or open a stored run")
+        self.title.setText(self._title(d.start))
         if t0 is None:
             self.timebar.show_position(0, "no data")
             return
@@ -309,10 +340,23 @@ class MainWindow(QtWidgets.QMainWindow):
         frac = (at - t0) / max(end - t0, 1e-9)
         e = d.echem
         i = d.row_at(e, at) if e is not None else None
-        state = (f"E {e['Ewe'][i]:.3f} V · cycle {int(e['cycle'][i])} step {int(e['step'][i])}"
-                 if i is not None else "")
+        state = (f"E {fmt(e['Ewe'][i], '.3f', 'V')} · cycle {fmt(e['cycle'][i], 'd')} "
+                 f"step {fmt(e['step'][i], 'd')}" if i is not None else "")
         mode = "cursor" if d.cursor is not None else "latest"
-        self.timebar.show_position(frac, f"{mode} t = {(at - t0) / 3600:.3f} h of {span / 3600:.2f} h · {state}")
+        self.timebar.show_position(frac, f"{mode} t = {fmt((at - t0) / 3600, '.3f')} h of "
+                                         f"{fmt(span / 3600, '.2f')} h · {state}")
+
+    def _title(self, start: dict) -> str:
+        """``LIVE run 3 · 98d7b2d9 · sample · protocol``: the parts the start document has."""
+        if not start:
+            return "No run — start one or open a stored run"
+        source = "LIVE" if self.viewing_live else "stored"
+        sample = start.get("sample")
+        sample = sample.get("name") if isinstance(sample, dict) else sample
+        uid = str(start.get("uid") or "")[:8]
+        parts = [f"{source} run {fmt(start.get('scan_id'), 'd')}",
+                 *(fmt(p, dash="") for p in (uid, sample, start.get("protocol") or start.get("plan_name")))]
+        return " · ".join(p for p in parts if p)
 
     # -- closing -----------------------------------------------------------------------------
     def closeEvent(self, event):
