@@ -29,7 +29,7 @@ import logging
 import os
 import secrets
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DATA_ENV = "OPERANDO_DATA"
@@ -167,13 +167,28 @@ def build_catalog_app(data_dir: Path, api_key: str, uri: str | None = None):
 
 @dataclass
 class Catalog:
-    """An open catalog: ``client`` is a stock Tiled client (CatalogOfBlueskyRuns)."""
+    """An open catalog: ``client`` is a stock Tiled client (CatalogOfBlueskyRuns).
+
+    Writers feeding it (a RunEngine's background catalog writer, ``acquisition/session.py``)
+    are flushed before it closes, so a run that ended in an error — in a script, at the prompt
+    — is stored whole, stop document included, whichever way the ``with`` block is left.
+    """
 
     data_dir: Path
     client: object
     _context: object
+    writers: list = field(default_factory=list)  # each with flush(); flushed on close
+    _closed: bool = False
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for writer in self.writers:
+            try:
+                writer.flush()
+            except Exception:  # report, and still close: one failed document must not hang exit
+                logging.getLogger(__name__).exception("flushing %s before closing failed", writer)
         # Leaves the in-process server's portal; without this the interpreter hangs at exit.
         self._context.close()
 

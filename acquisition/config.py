@@ -27,14 +27,19 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 import operando
+from operando.devices.configuration import NOTHING, ConfigError, StrictModel, show_value
 from operando.devices.techniques import Limits
-from operando.plans.sample import _NOTHING, ConfigError, Sample, _Model, _show  # noqa: F401 (re-exported)
+from operando.plans.sample import Sample
 from operando.plans.schedules import Rule
 from operando.plans.suspenders import SuspenderRule
 from operando.sim_devices.faults import Fault
+
+from .backends import WIRE_SIM_ADDRESS, backend_names, backend_spec, wire_simulator
 
 if TYPE_CHECKING:
     from operando.plans.protocol import Protocol
@@ -45,25 +50,25 @@ PROTOCOLS_DIR = CONFIG_DIR / "protocols"
 
 InstrumentKind = Literal["potentiostat", "magnetometer", "raman", "skpm"]
 
-# Backends each kind of instrument may name; a backend module added later is registered here.
-BACKENDS: dict[str, tuple[str, ...]] = {
-    "potentiostat": ("sim", "methodscript", "keithley2450"),
-    "magnetometer": ("sim", "multipyvu"),
-    "raman": ("sim", "seabreeze"),
-    "skpm": ("sim", "nanonis"),
-}
 
-class Instrument(_Model):
-    """One instrument of a profile: which driver talks to it and with which options."""
+class Instrument(StrictModel):
+    """One instrument of a profile: which backend drives it, where it is, with which settings.
+
+    ``backend`` names a registered backend of the kind (``acquisition/backends.py``);
+    ``settings`` is checked against that backend's settings model, so a misspelt key stops the
+    run and the error lists the keys the backend knows. ``address`` says where a hardware
+    instrument is, or ``sim`` to start its wire-level simulator in-process.
+    """
 
     kind: InstrumentKind
     backend: str
     address: Optional[str] = None  # serial port, VISA resource, host:port... (backend-specific)
     enabled: bool = True
     limits: Optional[Limits] = Field(default=None, validate_default=True)
-    settings: dict[str, JsonValue] = {}  # free options, checked by the backend that reads them
+    settings: dict[str, JsonValue] = {}  # as written; typed_settings holds them validated
     # When a detector acquires (plans/schedules.py); default: every settings.period_s seconds.
     schedule: Optional[list[Rule]] = None
+    _typed_settings: Any = PrivateAttr(None)
 
     @field_validator("schedule")
     @classmethod
@@ -77,10 +82,45 @@ class Instrument(_Model):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, backend: str, info: ValidationInfo) -> str:
-        allowed = BACKENDS.get(info.data.get("kind", ""))
-        if allowed is not None and backend not in allowed:
-            raise ValueError(f"expected one of {', '.join(allowed)} for kind {info.data['kind']}")
+        kind = info.data.get("kind")
+        if kind is not None and backend_spec(kind, backend) is None:
+            raise ValueError(f"expected one of {', '.join(backend_names(kind))} for kind {kind}")
         return backend
+
+    @model_validator(mode="after")
+    def _settings_and_address_fit_backend(self):
+        spec = backend_spec(self.kind, self.backend)
+        try:
+            typed = spec.settings.model_validate(self.settings)
+        except ValidationError as exc:
+            raise ValidationError.from_exception_data(
+                "settings", [_settings_error(err, spec.settings) for err in exc.errors()]
+            ) from None
+        self._typed_settings = typed
+        wire = wire_simulator(self.kind, self.backend)
+        problem = None
+        if spec.address is None and self.address is not None:
+            problem = f"the {self.backend} backend takes no address"
+        elif spec.address is not None and not self.address:
+            sim = f", or '{WIRE_SIM_ADDRESS}' for its wire-level simulator" if wire else ""
+            problem = f"the {self.backend} backend needs {spec.address}{sim}"
+        elif self.address == WIRE_SIM_ADDRESS and wire is None:
+            problem = f"the {self.backend} backend has no wire-level simulator yet; give {spec.address}"
+        if problem:
+            raise ValidationError.from_exception_data("address", [InitErrorDetails(
+                type=PydanticCustomError("address", problem), loc=("address",),
+                input=self.address if self.address is not None else NOTHING)])
+        return self
+
+    @property
+    def typed_settings(self):
+        """``settings`` validated by the backend's settings model (defaults filled in)."""
+        return self._typed_settings
+
+    @property
+    def simulated(self) -> bool:
+        """In-process simulation or a wire-level simulator: the run needs the simulated lab."""
+        return backend_spec(self.kind, self.backend).simulated or self.address == WIRE_SIM_ADDRESS
 
     @field_validator("limits")
     @classmethod
@@ -100,7 +140,20 @@ class Instrument(_Model):
         return limits
 
 
-class SimOptions(_Model):
+def _settings_error(err: dict, model: type[BaseModel]) -> InitErrorDetails:
+    """A backend settings error, placed under ``settings``; an unknown key lists the known ones."""
+    loc = ("settings", *err["loc"])
+    if err["type"] != "extra_forbidden":
+        return InitErrorDetails(type=err["type"], loc=loc, input=err["input"], ctx=err.get("ctx", {}))
+    allowed = sorted(model.model_fields)
+    close = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    message = f"unknown key{hint} (allowed keys: {', '.join(allowed) or 'none'})"
+    return InitErrorDetails(type=PydanticCustomError("unknown_setting", message), loc=loc,
+                            input=err["input"])
+
+
+class SimOptions(StrictModel):
     """How the simulated backends behave."""
 
     material: Optional[str] = None  # simulator preset; defaults to sample.sim_preset
@@ -113,7 +166,7 @@ class SimOptions(_Model):
     faults: list[Fault] = []  # instrument names are checked against the profile's
 
 
-class Profile(_Model):
+class Profile(StrictModel):
     """A lab setup: its instruments (exactly one potentiostat), the sample, simulator options."""
 
     name: str = Field(min_length=1)
@@ -130,13 +183,22 @@ class Profile(_Model):
     def _faults_name_instruments(cls, sim: Optional[SimOptions], info: ValidationInfo):
         if sim is None or "instruments" not in info.data:
             return sim
-        names = set(info.data["instruments"])
+        instruments = info.data["instruments"]
         for fault in sim.faults:
-            if fault.instrument not in names:
+            inst = instruments.get(fault.instrument)
+            if inst is None:
                 raise ValueError(
                     f"faults: {fault.kind} on unknown instrument {fault.instrument!r} "
-                    f"(have {', '.join(sorted(names))})"
+                    f"(have {', '.join(sorted(instruments))})"
                 )
+            if not backend_spec(inst.kind, inst.backend).simulated:
+                raise ValueError(
+                    f"faults: {fault.kind} on {fault.instrument!r}, which is not an in-process "
+                    f"simulation ({inst.backend}): faults are injected into simulated backends only"
+                )
+            if fault.kind == "interlock_open" and inst.kind != "raman":
+                raise ValueError(f"faults: interlock_open on {fault.instrument!r}, a {inst.kind}: "
+                                 "only a Raman spectrometer has a laser interlock")
         return sim
 
     @field_validator("suspenders")
@@ -280,7 +342,7 @@ def _read_mapping(path: Path, error: type[ConfigError]) -> dict:
     except yaml.YAMLError as exc:
         raise error(f"{path}: YAML error: {exc}") from None
     if not isinstance(data, dict):
-        got = "an empty file" if data is None else f"a {type(data).__name__}: {_show(data)}"
+        got = "an empty file" if data is None else f"a {type(data).__name__}: {show_value(data)}"
         raise error(f"{path}: top level: expected a mapping of keys to values (got {got})")
     return data
 
@@ -288,10 +350,10 @@ def _read_mapping(path: Path, error: type[ConfigError]) -> dict:
 def _problems(exc: ValidationError, data: Any, model: type[BaseModel]) -> list[tuple[str, str, Any]]:
     out = []
     for err in exc.errors(include_url=False):
-        kind, msg, got = err["type"], err["msg"], err.get("input", _NOTHING)
+        kind, msg, got = err["type"], err["msg"], err.get("input", NOTHING)
         ctx = err.get("ctx", {})
         if kind == "missing":
-            msg, got = "required field missing", _NOTHING
+            msg, got = "required field missing", NOTHING
         elif kind == "extra_forbidden":
             key = str(err["loc"][-1])
             close = difflib.get_close_matches(key, _known_keys(model), n=1, cutoff=0.6)
@@ -301,7 +363,7 @@ def _problems(exc: ValidationError, data: Any, model: type[BaseModel]) -> list[t
         elif kind in ("union_tag_not_found", "union_tag_invalid"):
             key = ctx.get("discriminator", "'kind'").strip("'")
             msg = f"expected one of {', '.join(sorted(_union_tags(model)))}"
-            got = ctx.get("tag", _NOTHING)
+            got = ctx.get("tag", NOTHING)
             out.append((f"{_path(err['loc'], data)}.{key}", msg, got))
             continue
         out.append((_path(err["loc"], data), msg, got))

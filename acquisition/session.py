@@ -88,4 +88,5 @@ def make_run_engine(catalog: Catalog, *, call_returns_result: bool = False) -> R
     RE.subscribe(RE.journal)  # first: on disk before anything slower sees it
     RE.catalog_writer = BackgroundConsumer(FlushingTiledWriter(catalog.client))
     RE.subscribe(RE.catalog_writer)
+    catalog.writers.append(RE.catalog_writer)  # flushed before the catalog closes
     return RE

@@ -31,7 +31,7 @@ from operando.devices.drivers.methodscript_protocol import ScriptOptions
 from operando.devices.potentiostat import Potentiostat
 from operando.devices.techniques import Limits, OpenCircuit, ScheduledStep
 from operando.plans.operando import galvanostatic_cycling
-from operando.sim_devices.backends import SimPotentiostatBackend
+from operando.sim_devices.backends.potentiostat import SimPotentiostatBackend
 from operando.sim_devices.cell import SimCell, preset
 from operando.sim_devices.clock import SimClock
 from operando.sim_devices.lab import build_sim_lab

@@ -27,7 +27,8 @@ from operando.devices.magnetometer import Magnetometer
 from operando.devices.potentiostat import Potentiostat
 from operando.devices.techniques import ConstantCurrent, Limits, ScheduledStep
 from operando.plans.operando import DetectorSchedule, operando_cycling
-from operando.sim_devices.backends import SimMagnetometerBackend, SimPotentiostatBackend
+from operando.sim_devices.backends.detectors import SimMagnetometerBackend
+from operando.sim_devices.backends.potentiostat import SimPotentiostatBackend
 from operando.sim_devices.lab import build_sim_lab
 
 GOAL_S = 5e-3

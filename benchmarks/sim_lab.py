@@ -25,10 +25,11 @@ from operando.devices.raman import RamanSpectrometer
 from operando.devices.skpm import Skpm
 from operando.devices.techniques import ConstantCurrent, Limits, OpenCircuit, ScheduledStep
 from operando.plans.operando import DetectorSchedule, operando_cycling
-from operando.sim_devices.backends import SimPotentiostatBackend, SimRamanBackend
+from operando.sim_devices.backends.detectors import SimRamanBackend
+from operando.sim_devices.backends.potentiostat import SimPotentiostatBackend
 from operando.sim_devices.lab import build_sim_lab
-from operando.sim_devices.magnetometer_backend import SimMpmsBackend
-from operando.sim_devices.skpm_backend import SimSkpmBackend
+from operando.sim_devices.backends.mpms import SimMpmsBackend
+from operando.sim_devices.backends.skpm import SimSkpmBackend
 
 TARGET_WALL_S = 30.0
 START = 1_800_000_000.0

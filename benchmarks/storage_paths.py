@@ -16,7 +16,7 @@ from ophyd_async.core import AsyncStatus, StandardReadable, soft_signal_r_and_se
 from operando.devices.potentiostat import Potentiostat
 from operando.devices.techniques import ECHEM_COLUMNS, ConstantCurrent, Limits, ScheduledStep
 from operando.plans.operando import galvanostatic_cycling
-from operando.sim_devices.backends import SimPotentiostatBackend
+from operando.sim_devices.backends.potentiostat import SimPotentiostatBackend
 from operando.sim_devices.lab import build_sim_lab
 
 

@@ -26,6 +26,7 @@ from ophyd_async.core import StandardReadableFormat as Format
 
 from .clock import Clock, WallClock
 from .echem_history import EchemHistory, EchemState
+from .registry import Capability
 from .safety import ExcursionWatch, LimitError, check_steps
 from .stream_writer import HDF5StreamWriter
 from .techniques import ECHEM_COLUMNS, IMPEDANCE_COLUMNS, TECHNIQUE_CODES, Limits, ScheduledStep
@@ -46,12 +47,23 @@ class PotentiostatFault(RuntimeError):
 
 
 class PotentiostatBackend(Protocol):
-    """What a potentiostat must do; one implementation per instrument family."""
+    """What a potentiostat must do; one implementation per instrument family.
+
+    ``capabilities`` (``devices/registry.py``) says which of the optional methods it has:
+    ``hold``/``release`` with HOLD, ``poll_impedance`` with IMPEDANCE, ``trigger_output`` with
+    TRIGGER_OUT. ``techniques`` are the technique kinds ``check`` lets through.
+    """
 
     description: str
     # "host": sample times are already on the experiment clock; "instrument": they come from the
     # instrument's own clock and are mapped (offset and drift estimated from arrival times).
     timebase: str
+    capabilities: frozenset[Capability]
+    techniques: frozenset[str]
+
+    def check(self, steps: Sequence[ScheduledStep]) -> None:
+        """Raise UnsupportedTechnique, naming the instrument and the step, for any step this
+        instrument cannot run. Touches nothing."""
 
     async def start(self, steps: Sequence[ScheduledStep]) -> None: ...
 
@@ -64,16 +76,15 @@ class PotentiostatBackend(Protocol):
     async def open_circuit(self, reason: str) -> None:
         """Stop any technique and disconnect the cell (I = 0). Must be safe to call twice."""
 
-    async def hold(self) -> None:
-        """Open circuit now, keep measuring, freeze the sequence (step and time left)."""
-
-    async def release(self) -> None:
-        """Continue the frozen step where it stopped."""
-
-    # Optional, for instruments that cannot run every technique or that measure impedance:
-    #   def check(self, steps) -> None: raise UnsupportedTechnique naming the instrument and step.
+    # With HOLD:
+    #   async def hold(self) -> None: open circuit now, keep measuring, freeze the sequence.
+    #   async def release(self) -> None: continue the frozen step where it stopped.
+    # With IMPEDANCE:
     #   async def poll_impedance(self) -> dict[str, np.ndarray]: PEIS/GEIS rows measured since
     #       the last call, keyed as IMPEDANCE_COLUMNS (timestamps on the backend's timebase).
+    # With TRIGGER_OUT:
+    #   async def trigger_output(self) -> tuple[float, float]: fire a TTL edge on the next
+    #       sample instant; (experiment time, instrument time) of the edge.
 
 
 class Potentiostat(StandardReadable):
@@ -124,9 +135,7 @@ class Potentiostat(StandardReadable):
     def check(self, steps: Sequence[ScheduledStep]) -> None:
         """Raise LimitError if any step leaves this instrument's limits. Touches nothing."""
         check_steps(self.name or "potentiostat", steps, self.limits)
-        backend_check = getattr(self._backend, "check", None)
-        if backend_check is not None:
-            backend_check(steps)
+        self._backend.check(steps)
 
     @AsyncStatus.wrap
     async def prepare(self, steps: Sequence[ScheduledStep]) -> None:
@@ -200,10 +209,9 @@ class Potentiostat(StandardReadable):
         await self._poll_impedance()
 
     async def _poll_impedance(self) -> None:
-        poll = getattr(self._backend, "poll_impedance", None)
-        if poll is None:
+        if Capability.IMPEDANCE not in self._backend.capabilities:
             return
-        rows = await poll()
+        rows = await self._backend.poll_impedance()
         if len(rows.get("frequency", ())) == 0:
             return
         rows = {k: np.asarray(rows[k], dtype=IMPEDANCE_COLUMNS[k][1]) for k in IMPEDANCE_COLUMNS}
@@ -276,17 +284,20 @@ class Potentiostat(StandardReadable):
             return
         first = not self._holds
         self._holds.add(why)
-        if first:
-            try:
-                await self._backend.hold()
-            except NotImplementedError as exc:
-                # Safety first: an instrument that cannot hold is stopped at open circuit.
-                log.warning("%s: %s; stopping at open circuit instead", self.name, exc)
-                await self.open_circuit(f"{why}: instrument cannot hold, stopped ({exc})")
+        if not first:
+            return
+        if Capability.HOLD in self._backend.capabilities:
+            await self._backend.hold()
+        else:
+            # Safety first: an instrument that cannot hold is stopped at open circuit. (A run
+            # that needs a hold is refused before it starts; this is a pause asked mid-run.)
+            log.warning("%s: cannot hold; stopping at open circuit instead (%s)", self.name, why)
+            await self.open_circuit(f"{why}: {self._backend.description} cannot hold, stopped")
 
     async def release(self, why: str) -> None:
         self._holds.discard(why)
-        if not self._holds and self._task is not None and not self._task.done():
+        if not self._holds and self._task is not None and not self._task.done() \
+                and Capability.HOLD in self._backend.capabilities:
             await self._backend.release()
 
     def let_next_pause_pass(self) -> None:
@@ -345,7 +356,7 @@ class Potentiostat(StandardReadable):
 
     @property
     def timebase_source(self) -> str:
-        return getattr(self._backend, "timebase", "host")
+        return self._backend.timebase
 
     @property
     def running(self) -> bool:

@@ -35,6 +35,7 @@ class RunStatus:
     total_s: float | None = None  # estimated experiment duration
     speed: float = 1.0  # experiment seconds per wall second
     instruments: dict | None = None  # name -> "connected" once built
+    can_pause: bool = True  # False: the potentiostat cannot hold, a pause would end the sequence
 
 
 class RunControl:
@@ -57,7 +58,7 @@ class InProcessRunControl(RunControl):
         self._thread: threading.Thread | None = None
         self.RE = None
         self._abort_reason: str | None = None  # an abort waiting for the RunEngine to pause
-        self.instruments = None  # the devices of the current run (tests look at the sim lab)
+        self.prepared = None  # the current run, as prepare_run built it (tests look at its lab)
 
     # -- GUI side ----------------------------------------------------------------------------
     @property
@@ -65,26 +66,24 @@ class InProcessRunControl(RunControl):
         return self._thread is not None and self._thread.is_alive()
 
     def start(self, profile, protocol, data_dir, speed=None) -> None:
-        from operando.plans.protocol import compile_protocol, estimate_duration_s
+        from operando.acquisition.prepare import check_run
 
         if self.busy:
             raise RuntimeError("a run is already in progress")
         # Refuse bad input here, in the caller's thread, before anything is built.
-        steps = compile_protocol(protocol, profile.sample, profile.limits)
-        from operando.acquisition.instruments import check_buildable
-
-        check_buildable(profile)
-        self.status = RunStatus(STARTING, "building instruments",
-                                total_s=estimate_duration_s(steps, profile.sample.capacity_mAh))
+        checked = check_run(profile, protocol, speed=speed)
+        self.status = RunStatus(STARTING, "building instruments", total_s=checked.total_s)
         self._commands = queue.Queue()
         self._abort_reason = None
         # Not a daemon: the interpreter waits for the run to end and be stored, GUI or not.
         self._thread = threading.Thread(
-            target=self._work, args=(profile, protocol, steps, Path(data_dir), speed),
-            name="operando-run", daemon=False)
+            target=self._work, args=(checked, Path(data_dir), speed), name="operando-run", daemon=False)
         self._thread.start()
 
     def pause(self) -> None:
+        if not self.status.can_pause:  # a pause would open the circuit for good
+            self.status.message = "this potentiostat cannot hold the cell at open circuit: abort instead"
+            return
         if self.status.state == RUNNING and self.RE is not None:
             self.status.state = PAUSING
             try:
@@ -150,14 +149,13 @@ class InProcessRunControl(RunControl):
     def _on_progress(self, progress):
         self.status.progress = progress
 
-    def _work(self, profile, protocol, steps, data_dir, speed):
+    def _work(self, checked, data_dir, speed):
         os.environ.setdefault("MPLBACKEND", "Agg")
         from bluesky.utils import DuringTask, RunEngineInterrupted
 
         from operando.acquisition.catalog import open_catalog
-        from operando.acquisition.instruments import build_instruments
+        from operando.acquisition.prepare import prepare_run
         from operando.acquisition.session import make_run_engine
-        from operando.plans.operando import operando_cycling
 
         try:
             with open_catalog(data_dir) as catalog:
@@ -165,28 +163,19 @@ class InProcessRunControl(RunControl):
                 RE.context_managers = []  # SIGINT handling only works in the main thread
                 RE._during_task = DuringTask()  # just wait: never drive Qt from this thread
                 RE.subscribe(self._on_document)
-                interval = protocol.sampling.interval_s if protocol.sampling else None
-                instruments = build_instruments(profile, data_dir, speed, interval)
-                self.instruments = instruments
-                self.status.speed = instruments.clock.speed
-                self.status.instruments = {d.name: "connected" for d in instruments.devices}
-                md = {
-                    "sample": profile.sample.model_dump(mode="json"),
-                    "profile": profile.name,
-                    "protocol": protocol.name,
-                    "protocol_file": str(getattr(protocol, "source", "") or ""),
-                    "instruments": {n: {"kind": i.kind, "backend": i.backend}
-                                    for n, i in profile.instruments.items() if i.enabled},
-                }
-                # The same plan and metadata as acquisition/experiment.py run_experiment.
-                plan = operando_cycling(instruments.potentiostat, steps, instruments.detectors,
-                                        instruments.clock, capacity_mAh=profile.sample.capacity_mAh,
-                                        md=md, progress=self._on_progress)
+                # The same run as `operando run` and a queued item: prepare_run puts it together.
+                prepared = prepare_run(checked.profile, checked.protocol, data_dir, speed=speed,
+                                       progress=self._on_progress, checked=checked)
+                self.prepared = prepared
+                self.status.speed = prepared.clock.speed
+                self.status.can_pause = prepared.can_pause
+                self.status.instruments = {d.name: "connected" for d in prepared.instruments.devices}
                 self.RE = RE
                 self.status.state, self.status.message = RUNNING, "running"
                 try:
-                    self._drive(RE, plan, RunEngineInterrupted)
+                    self._drive(RE, prepared.plan, RunEngineInterrupted)
                 finally:
+                    prepared.close()  # ports and in-process simulators; the cell is at open circuit
                     RE.catalog_writer.flush()  # everything stored before we say it ended
                     self.RE = None
             ok = self.status.exit_status == "success"

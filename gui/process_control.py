@@ -39,18 +39,15 @@ class ProcessRunControl(RunControl):
         return self._proc is not None and self._proc.poll() is None
 
     def start(self, profile, protocol, data_dir, speed=None) -> None:
-        from operando.acquisition.instruments import check_buildable
-        from operando.plans.protocol import compile_protocol, estimate_duration_s
+        from operando.acquisition.prepare import check_run
 
         if self.busy:
             raise RuntimeError("a run is already in progress")
         # Refuse bad input here, before a process is started (the child checks again).
-        steps = compile_protocol(protocol, profile.sample, profile.limits)
-        check_buildable(profile)
+        checked = check_run(profile, protocol, speed=speed)
         if protocol.source is None:
             raise RuntimeError(f"protocol {protocol.name!r} has no file: save it first")
-        self.status = RunStatus(STARTING, "starting the acquisition process",
-                                total_s=estimate_duration_s(steps, profile.sample.capacity_mAh))
+        self.status = RunStatus(STARTING, "starting the acquisition process", total_s=checked.total_s)
         self._docs = deque()
         read_fd, write_fd = os.pipe()
         try:
@@ -59,8 +56,10 @@ class ProcessRunControl(RunControl):
                 stdin=subprocess.PIPE, pass_fds=(write_fd,), start_new_session=True)
         finally:
             os.close(write_fd)  # the child holds it: EOF here means the child is gone
-        request = {"profile": profile.model_dump(mode="json"), "protocol_file": str(protocol.source),
-                   "data_dir": str(Path(data_dir)), "speed": speed}
+        # The profile as its file when it has one (so the run records it), else as data.
+        request = {"profile": profile.model_dump(mode="json"),
+                   "profile_file": str(profile.source) if profile.source else None,
+                   "protocol_file": str(protocol.source), "data_dir": str(Path(data_dir)), "speed": speed}
         self._proc.stdin.write((json.dumps(request) + "\n").encode())
         self._proc.stdin.flush()
         self._reader = threading.Thread(target=self._read, args=(os.fdopen(read_fd, "rb"),),
@@ -113,8 +112,8 @@ class ProcessRunControl(RunControl):
 
     # -- reader thread -----------------------------------------------------------------------
     def _read(self, pipe) -> None:
+        from operando.acquisition.prepare import Progress
         from operando.acquisition.queue.serialization import deserialize
-        from operando.plans.operando import Progress
 
         with pipe:
             while True:

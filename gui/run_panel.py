@@ -47,7 +47,8 @@ class RunPanel(QtWidgets.QWidget):
     def show_status(self, s: RunStatus) -> None:
         active = s.state in (STARTING, RUNNING, PAUSING, PAUSED, ABORTING)
         self.start.setEnabled(self.ready and not active)
-        self.pause.setEnabled(s.state == RUNNING)
+        self.pause.setEnabled(s.state == RUNNING and s.can_pause)
+        self.pause.setToolTip("" if s.can_pause else "this potentiostat cannot hold the cell: abort instead")
         self.resume.setEnabled(s.state == PAUSED)
         self.abort.setEnabled(s.state in (RUNNING, PAUSING, PAUSED))
         colour = STATE_COLOURS.get(s.state, "#555")

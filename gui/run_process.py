@@ -22,6 +22,7 @@ import struct
 import sys
 import threading
 import time
+from pathlib import Path
 
 TICK_S = 0.02  # how often documents and state are forwarded
 
@@ -63,6 +64,8 @@ def main(argv=None) -> int:
 
     try:
         profile = Profile.model_validate(request["profile"])
+        # The file the set-up panel loaded it from (as the in-process path keeps it).
+        profile._source = Path(request["profile_file"]) if request.get("profile_file") else None
         protocol = load_protocol(request["protocol_file"])
         control.start(profile, protocol, request["data_dir"], request.get("speed"))
     except Exception as exc:  # refused before anything was built: say why, and end

@@ -1,7 +1,8 @@
 """Set-up: profile and instruments, sample form, protocol editor, detector schedules, duration.
 
 Everything is checked by the same code the CLI uses (``load_profile``, ``load_protocol``,
-``compile_protocol``): problems appear at the field — a red sample field with the message, or the
+``check_run``, which also checks what the protocol and the profile ask of each instrument
+against what its backend can do): problems appear at the field — a red sample field with the message, or the
 protocol line marked with its message — and Start stays disabled until there are none.
 """
 
@@ -16,7 +17,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from operando.acquisition.config import (
     ConfigError, Profile, Sample, list_profiles, list_protocols, load_profile, load_protocol)
-from operando.plans.protocol import compile_protocol, estimate_duration_s
+from operando.acquisition.prepare import check_run
 
 from .formatting import duration_text, fmt
 from .validation import Problem, locate
@@ -35,6 +36,7 @@ class SetupPanel(QtWidgets.QWidget):
         self.profile: Profile | None = None
         self.protocol = None
         self.steps = None
+        self.checked = None  # what check_run found for the form's profile and protocol
         self._loaded_text = ""
         self._tmp = tempfile.TemporaryDirectory(prefix="operando-gui-")
         self.problems: list[Problem] = []
@@ -79,7 +81,7 @@ class SetupPanel(QtWidgets.QWidget):
         self.speed.setRange(1, 1e6)
         self.speed.setDecimals(0)
         self.speed.setSuffix(" ×")
-        self.speed.valueChanged.connect(lambda *_: self._show_estimate())
+        self.speed.valueChanged.connect(lambda *_: self.check())  # a speed may not suit hardware
 
         self._timer = QtCore.QTimer(self, singleShot=True, interval=300)
         self._timer.timeout.connect(self.check)
@@ -227,14 +229,15 @@ class SetupPanel(QtWidgets.QWidget):
 
     def check(self) -> bool:
         """Validate everything; show problems at their fields; return True if ready to start."""
-        self.protocol = self.steps = None
+        self.protocol = self.steps = self.checked = None
         self.problems = []
         profile = self.edited_profile()
         path = self.edited_protocol_path()
         try:
             protocol = load_protocol(path)
             if profile is not None:
-                self.steps = compile_protocol(protocol, profile.sample, profile.limits)
+                self.checked = check_run(profile, protocol, speed=self.speed.value())
+                self.steps = self.checked.steps
             self.protocol = protocol
         except ConfigError as exc:
             self.problems = locate(exc.problems, str(path), self.editor.toPlainText())
@@ -272,10 +275,10 @@ class SetupPanel(QtWidgets.QWidget):
             self.editor.setFocus()
 
     def _show_estimate(self):
-        if not self.steps or self.profile is None:
+        if not self.steps or self.checked is None:
             self.estimate.setText("Estimated duration: —")
             return
-        seconds = estimate_duration_s(self.steps, self.profile.sample.capacity_mAh)
+        seconds = self.checked.total_s
         speed = self.speed.value()
         self.estimate.setText(f"<b>{len(self.steps)} steps, {max(s.cycle for s in self.steps)} cycles</b> · "
                               f"estimated {duration_text(seconds)} experiment time"

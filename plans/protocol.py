@@ -68,7 +68,9 @@ from .protocol_steps import (  # noqa: F401  (re-exported: the step kinds a prot
     Rest,
     Step,
 )
-from .sample import ConfigError, Sample, _Model
+from operando.devices.configuration import ConfigError, StrictModel
+
+from .sample import Sample
 
 MAX_COMPILED_STEPS = 1_000_000  # guards against a typo like repeat: 10000000
 
@@ -77,11 +79,11 @@ class ProtocolError(ConfigError):
     """A protocol that cannot run on this sample and potentiostat."""
 
 
-class Sampling(_Model):
+class Sampling(StrictModel):
     interval_s: PositiveFloat
 
 
-class Protocol(_Model):
+class Protocol(StrictModel):
     name: str = Field(min_length=1)
     description: str = ""
     sampling: Optional[Sampling] = None

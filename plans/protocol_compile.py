@@ -34,7 +34,9 @@ from .protocol_steps import (
     PeisStep,
     Rest,
 )
-from .sample import _NOTHING, Sample
+from operando.devices.configuration import NOTHING
+
+from .sample import Sample
 
 _UNITS_S = {"s": 1.0, "min": 60.0, "h": 3600.0}
 
@@ -48,7 +50,7 @@ class _Context:
     def ok(self) -> bool:
         return len(self.problems) == self._n0
 
-    def problem(self, field: Optional[str], message: str, value=_NOTHING) -> None:
+    def problem(self, field: Optional[str], message: str, value=NOTHING) -> None:
         self.problems.append((f"{self.here}.{field}" if field else self.here, message, value))
 
     # -- units -------------------------------------------------------------------------------

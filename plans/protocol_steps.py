@@ -10,13 +10,13 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field, PositiveFloat, PositiveInt
 
-from .sample import _Model
+from operando.devices.configuration import StrictModel
 
 # a current: exactly one of these (amps, amps per gram of active mass, C-rate)
 CURRENT_KEYS = ("current_A", "current_A_g", "c_rate")
 
 
-class _Step(_Model):
+class _Step(StrictModel):
     label: str = ""  # shown in the GUI and stored with the data; generated when empty
 
 
@@ -26,19 +26,19 @@ class _Current(_Step):
     c_rate: Optional[float] = None
 
 
-class _MaxDuration(_Model):
+class _MaxDuration(StrictModel):
     max_duration_s: Optional[PositiveFloat] = None
     max_duration_min: Optional[PositiveFloat] = None
     max_duration_h: Optional[PositiveFloat] = None
 
 
-class _ScanRate(_Model):
+class _ScanRate(StrictModel):
     scan_rate_V_s: Optional[PositiveFloat] = None
     scan_rate_mV_s: Optional[PositiveFloat] = None
     e_step_mV: PositiveFloat = 1.0  # staircase step of the sweep
 
 
-class _Frequencies(_Model):
+class _Frequencies(StrictModel):
     f_max_Hz: PositiveFloat = 100_000.0
     f_min_Hz: PositiveFloat = 0.01
     points_per_decade: PositiveInt = 10

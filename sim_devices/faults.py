@@ -17,6 +17,9 @@ Kinds and what the device layer sees (every error names the instrument):
   fault starts (exposure/scan times, the echem time column).
 - ``stuck``: the measured values freeze at the last good reading; time stamps still advance.
 Slow, drift and stuck are silent: nothing raises, the data are wrong in a known way.
+- ``interlock_open`` (a Raman spectrometer): the laser interlock reads open (``status()`` says
+  ``interlock_closed: False``) and exposures are refused, as a real instrument does while its
+  enclosure is open; what the profile's suspenders make of that is theirs to decide.
 
 Wire level: ``WireFault`` is a hook for ``MethodScriptSimulator.wire_fault`` that garbles,
 truncates or drops reply lines on the pty.
@@ -33,7 +36,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat
 
-FaultKind = Literal["disconnect", "timeout", "garbled", "truncated", "slow", "clock_drift", "stuck"]
+FaultKind = Literal[
+    "disconnect", "timeout", "garbled", "truncated", "slow", "clock_drift", "stuck", "interlock_open"
+]
 # calls that talk to the instrument; anything else (attributes, properties) passes through
 CALLS = ("start", "poll", "measure", "acquire", "scan", "status", "open_circuit", "hold", "release")
 VALUE_FIELDS = ("moment_emu", "counts", "topography_m", "cpd_V")
@@ -144,6 +149,11 @@ class FaultyBackend:
         if kind == "timeout":
             await self._clock.sleep(fault.delay_s)
             raise InstrumentTimeout(who, kind, f"no reply to {name}() within {fault.delay_s:g} s")
+        if kind == "interlock_open":
+            if name == "acquire":
+                raise RuntimeError(f"{who}: laser interlock open, no exposure")
+            result = await method(*args, **kwargs)
+            return {**result, "interlock_closed": False} if name == "status" else result
         if kind == "slow":
             await self._clock.sleep(fault.delay_s)
             return await method(*args, **kwargs)

@@ -55,16 +55,17 @@ def build_sim_lab(
     seed: int = 0,
     soc: float = 0.0,
     start_time: float | None = None,
-    clock: str = "scaled",
+    clock: str | Clock = "scaled",
     tick_s: float | None = None,
 ) -> SimLab:
     """One simulated sample and its instruments on one clock.
 
     ``clock``: "scaled" (SimClock, wall time x speed) or "virtual" (VirtualClock: deterministic,
     see ``clock.py``); ``tick_s`` is the virtual clock's idle step (default: the sample interval).
+    Or a clock object, e.g. the wall clock when the lab shares a run with real instruments.
     """
     cell = SimCell(preset(material, active_mass_g=active_mass_g), soc=soc)
-    the_clock = make_clock(clock, speed, start_time, tick_s or sample_interval_s)
+    the_clock = make_clock(clock, speed, start_time, tick_s or sample_interval_s) if isinstance(clock, str) else clock
     return SimLab(
         cell=cell,
         clock=the_clock,

@@ -76,7 +76,7 @@ def test_every_problem_reported_one_per_line(tmp_path):
     lines = _error(load_profile, _write(tmp_path, data)).splitlines()
     assert len(lines) == 2
     assert all(line.startswith(str(tmp_path / "lab.yaml") + ": ") for line in lines)
-    assert any("instruments.raman.backend: expected one of sim, seabreeze" in line for line in lines)
+    assert any("instruments.raman.backend: expected one of sim for kind raman (got 'seabrezee')" in line for line in lines)
     assert any("sample.active_mass_g:" in line and "(got -1)" in line for line in lines)
 
 

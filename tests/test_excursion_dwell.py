@@ -8,7 +8,7 @@ from bluesky.run_engine import call_in_bluesky_event_loop
 from operando.devices.potentiostat import Potentiostat
 from operando.devices.techniques import ConstantCurrent, ConstantPotential, Limits, ScheduledStep
 from operando.plans.operando import galvanostatic_cycling
-from operando.sim_devices.backends import SimPotentiostatBackend
+from operando.sim_devices.backends.potentiostat import SimPotentiostatBackend
 from operando.sim_devices.lab import build_sim_lab
 
 SPEED = 100.0  # the device polls every 20 ms of wall time: 2 s of simulated time

@@ -9,11 +9,8 @@ from operando.devices.potentiostat import Potentiostat, PotentiostatFault
 from operando.devices.raman import RamanSpectrometer
 from operando.devices.skpm import Skpm
 from operando.devices.techniques import ConstantCurrent, Limits, OpenCircuit, ScheduledStep
-from operando.sim_devices.backends import (
-    SimMagnetometerBackend,
-    SimPotentiostatBackend,
-    SimRamanBackend,
-)
+from operando.sim_devices.backends.detectors import SimMagnetometerBackend, SimRamanBackend
+from operando.sim_devices.backends.potentiostat import SimPotentiostatBackend
 from operando.sim_devices.faults import (
     Fault,
     FaultSchedule,
@@ -22,7 +19,7 @@ from operando.sim_devices.faults import (
     inject_faults,
 )
 from operando.sim_devices.lab import build_sim_lab
-from operando.sim_devices.skpm_backend import SimSkpmBackend
+from operando.sim_devices.backends.skpm import SimSkpmBackend
 
 T0 = 1_800_000_000.0
 RAISING = ["disconnect", "timeout", "garbled", "truncated"]

@@ -97,7 +97,7 @@ def test_setup_start_pause_resume_abort(window, qtbot):
     qtbot.waitUntil(lambda: w.control.status.state == PAUSED and w.run_panel.resume.isEnabled(),
                     timeout=15000)
     assert not w.run_panel.pause.isEnabled() and "PAUSED" in w.run_panel.state.text()
-    pot = w.control.instruments.sim_lab.potentiostat
+    pot = w.control.prepared.instruments.sim_lab.potentiostat
     assert pot.held and pot.last_current == 0.0  # paused = cell at open circuit
     qtbot.wait(300)
     paused_rows = rows(w)

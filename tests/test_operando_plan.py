@@ -15,7 +15,8 @@ from operando.devices.raman import RamanSpectrometer
 from operando.devices.techniques import ConstantCurrent, Limits, OpenCircuit, ScheduledStep
 from operando.plans.operando import DetectorSchedule, operando_cycling
 from operando.plans.schedules import AtBoundary, AtVoltage, EveryTime
-from operando.sim_devices.backends import SimMagnetometerBackend, SimPotentiostatBackend, SimRamanBackend
+from operando.sim_devices.backends.detectors import SimMagnetometerBackend, SimRamanBackend
+from operando.sim_devices.backends.potentiostat import SimPotentiostatBackend
 from operando.sim_devices.lab import build_sim_lab
 
 LIMITS = Limits(e_min_V=0.01, e_max_V=3.0, i_max_A=0.01)

@@ -11,7 +11,7 @@ from operando.devices.potentiostat import Potentiostat, PotentiostatFault
 from operando.devices.safety import LimitError
 from operando.devices.techniques import ConstantCurrent, Limits, OpenCircuit, ScheduledStep
 from operando.plans.operando import galvanostatic_cycling
-from operando.sim_devices.backends import SimPotentiostatBackend
+from operando.sim_devices.backends.potentiostat import SimPotentiostatBackend
 from operando.sim_devices.lab import build_sim_lab
 
 LIMITS = Limits(e_min_V=0.01, e_max_V=3.0, i_max_A=0.005)

@@ -15,13 +15,13 @@ from operando.acquisition.catalog import open_catalog
 # `operando run` in a child process, reporting the simulated engine's state once main() returns
 CHILD = """
 import sys
-import operando.acquisition.experiment as experiment
+import operando.acquisition.prepare as prepare
 from operando.acquisition.cli import main
 built = []
 def build_and_keep(*args, **kwargs):
-    built.append(experiment_build(*args, **kwargs))
+    built.append(prepare_build(*args, **kwargs))
     return built[-1]
-experiment_build, experiment.build_instruments = experiment.build_instruments, build_and_keep
+prepare_build, prepare.build_instruments = prepare.build_instruments, build_and_keep
 code = main(sys.argv[1:])
 engine = built[0].sim_lab.potentiostat
 print(f"ENGINE done={engine.done} running={engine.running} current={engine.last_current!r}")

@@ -39,10 +39,10 @@ def test_hardware_trigger_needs_the_sim_potentiostat(tmp_path, capsys):
     assert code == 2 and "instruments.raman.settings.trigger: hardware triggering needs" in err
 
 
-def test_detectors_are_simulated_only_for_now(tmp_path, capsys):
+def test_a_backend_must_be_registered_for_its_kind(tmp_path, capsys):
     profile = _profile(tmp_path, "  raman:\n    kind: raman\n    backend: sim", "  raman:\n    kind: raman\n    backend: seabreeze")
     code, err = _run(capsys, tmp_path, profile)
-    assert code == 2 and "instruments.raman.backend: not available yet for a raman, only 'sim'" in err
+    assert code == 2 and "instruments.raman.backend: expected one of sim for kind raman (got 'seabreeze')" in err
 
 
 @pytest.mark.parametrize("backend", ["sim", "methodscript"])

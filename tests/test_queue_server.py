@@ -177,7 +177,7 @@ def test_queued_operando_plan_runs_through_queue_server(tmp_path, redis_port, ca
     with open_catalog(data_dir) as catalog:
         run = catalog.client[uid]
         assert run.metadata["start"]["protocol"] == "galvanostatic_cycling"
-        assert run.metadata["start"]["queued"] is True
+        queued_start = dict(run.metadata["start"])
         assert run.metadata["stop"]["exit_status"] == "success"
         streams = set(run)
         assert {"echem", "magnetometer", "raman"} <= streams, streams
@@ -186,6 +186,18 @@ def test_queued_operando_plan_runs_through_queue_server(tmp_path, redis_port, ca
 
     # `operando runs --data DIR` lists it.
     from operando.acquisition.cli import main as operando
+
+    # The same profile and protocol from the CLI: the same start-document metadata, suspenders
+    # included (both go through acquisition/prepare.py).
+    assert operando(["run", "galvanostatic_cycling", "--profile", "sim", "--speed", "20000",
+                     "--data", str(tmp_path / "cli"), "--quiet", "--no-report"]) == 0
+    with open_catalog(tmp_path / "cli") as catalog:
+        cli_start = dict(catalog.client[-1].metadata["start"])
+    per_run = {"uid", "time", "scan_id"}
+    assert {k: v for k, v in queued_start.items() if k not in per_run} == \
+        {k: v for k, v in cli_start.items() if k not in per_run}
+    assert [r["watch"] for r in queued_start["suspenders"]] == [
+        "magnetometer.temperature", "magnetometer.field_stable", "raman.interlock_closed"]
 
     capsys.readouterr()
     assert operando(["runs", "--data", str(data_dir)]) in (0, None)

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from operando.sim_devices.backends import SimMagnetometerBackend
+from operando.sim_devices.backends.detectors import SimMagnetometerBackend
 from operando.sim_devices.clock import SimClock, VirtualClock, make_clock
 from operando.sim_devices.lab import build_sim_lab
 

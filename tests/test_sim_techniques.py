@@ -16,7 +16,7 @@ from operando.devices.techniques import (
     PotentiostaticEis,
     ScheduledStep,
 )
-from operando.sim_devices.backends import SimPotentiostatBackend
+from operando.sim_devices.backends.potentiostat import SimPotentiostatBackend
 from operando.sim_devices.cell import SimCell, preset
 from operando.sim_devices.lab import build_sim_lab
 from operando.sim_devices.potentiostat import SimPotentiostatEngine

@@ -9,7 +9,7 @@ from operando.devices.skpm import Skpm, SkpmFrame, SkpmScan
 from operando.sim_devices.cell import SimCell, preset
 from operando.sim_devices.lab import build_sim_lab
 from operando.sim_devices.skpm import SimSkpmPhysics
-from operando.sim_devices.skpm_backend import SimSkpmBackend
+from operando.sim_devices.backends.skpm import SimSkpmBackend
 
 T0 = 1_800_000_000.0
 

@@ -76,14 +76,13 @@ def test_keithley2450_refuses_impedance_before_the_start_and_runs_the_rest(tmp_p
     before anything starts; the protocol without them runs through pymeasure on the TCP simulator."""
     import yaml
 
-    from operando.devices.safety import UnsupportedTechnique
+    from operando.acquisition.prepare import CapabilityError
 
     profile = load_profile("sim-keithley2450")
-    with pytest.raises(UnsupportedTechnique) as info:
+    with pytest.raises(CapabilityError) as info:
         run_experiment(profile, load_protocol(PROTOCOL), tmp_path / "refused", speed=2000, report=False)
-    assert "Keithley 2450" in str(info.value) and "peis" in str(info.value)
-    with open_catalog(tmp_path / "refused") as catalog:
-        assert len(catalog.client) == 0  # no run was opened
+    assert "keithley2450 cannot run peis" in str(info.value) and "Keithley 2450" in str(info.value)
+    assert not (tmp_path / "refused").exists()  # refused before the data directory was touched
 
     spec = yaml.safe_load(PROTOCOL.read_text())
     spec["steps"] = [s for s in spec["steps"] if "peis" not in str(s) and "geis" not in str(s)]

@@ -2,9 +2,10 @@
 publishing documents over 0MQ, and the plans a queue item may name.
 
 A queue item is data: ``operando_protocol(protocol="galvanostatic_cycling", profile="sim",
-speed=20000)`` — names (or paths) of configuration files and numbers, never objects. Devices are
-built per item by ``build_instruments`` from the named profile, because the protocol's sampling
-interval and the clock speed are fixed when the (simulated) instruments are made.
+speed=20000)`` — names (or paths) of configuration files and numbers, never objects. Each item
+is put together by ``prepare_run`` (``acquisition/prepare.py``), as the CLI and the GUI do, so its
+checks, suspenders and start-document metadata are theirs; the devices are built per item,
+because the protocol's sampling interval and the clock speed are fixed when they are made.
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ import bluesky.preprocessors as bpp
 
 from operando.acquisition.catalog import open_catalog, resolve_data_dir
 from operando.acquisition.config import load_profile, load_protocol
-from operando.acquisition.experiment import operando_plan
-from operando.acquisition.instruments import build_instruments, check_buildable
+from operando.acquisition.prepare import check_run, prepare_run
 from operando.acquisition.session import make_run_engine
-from operando.plans.protocol import compile_protocol
 
 from .documents import docs_addresses, make_publisher, start_proxy
 
@@ -50,24 +49,18 @@ def operando_protocol(protocol: str, profile: str = "sim", speed: float | None =
     RE, data_dir = _session["RE"], _session["data_dir"]
     prof = load_profile(profile)
     proto = load_protocol(protocol)
-    # Checked before anything is built or touched: limits, currents, backends.
-    steps = compile_protocol(proto, prof.sample, prof.limits)
-    check_buildable(prof)
-    interval = proto.sampling.interval_s if proto.sampling else None
+    checked = check_run(prof, proto, speed=speed)  # before anything is built or touched
 
-    # build_instruments connects devices in the RunEngine's loop, which runs this plan: build
-    # in a worker thread while the RunEngine awaits it, instead of blocking its loop.
-    (built,) = yield from bps.wait_for(
-        [lambda: asyncio.to_thread(build_instruments, prof, data_dir, speed, interval)]
-    )
-    instruments = built.result()  # re-raises a build error (e.g. an instrument not answering)
-
-    plan = operando_plan(prof, proto, steps, instruments, md={"queued": True, **(md or {})})
+    # Devices connect in the RunEngine's loop, which runs this plan: build in a worker thread
+    # while the RunEngine awaits it, instead of blocking its loop.
+    (built,) = yield from bps.wait_for([lambda: asyncio.to_thread(
+        prepare_run, prof, proto, data_dir, speed=speed, md=md, checked=checked)])
+    prepared = built.result()  # re-raises a build error (e.g. an instrument not answering)
 
     def flush():
         # Whatever happened, the catalog holds every document before the queue moves on, and
         # ports and in-process simulators are closed.
-        instruments.close()
+        prepared.close()
         yield from bps.wait_for([lambda: asyncio.to_thread(RE.catalog_writer.flush)])
 
-    return (yield from bpp.finalize_wrapper(plan, flush()))
+    return (yield from bpp.finalize_wrapper(prepared.plan, flush()))

@@ -32,8 +32,12 @@ import numpy as np
 
 from operando.devices.clock import Clock, WallClock
 from operando.devices.drivers.keithley2450_smu import DEFAULT_TIMEOUT_MS, Keithley2450Smu, open_keithley2450
+from pydantic import Field, PositiveFloat
+
+from operando.devices.kinds import PotentiostatSettings
+from operando.devices.registry import BackendSpec, BuildContext, Capability, register
 from operando.devices.safety import UnsupportedTechnique
-from operando.devices.techniques import ECHEM_COLUMNS, IMPEDANCE_KINDS, ScheduledStep
+from operando.devices.techniques import ECHEM_COLUMNS, IMPEDANCE_KINDS, TECHNIQUE_CODES, ScheduledStep
 
 from .keithley2450_programs import StepPrograms, Stopped
 
@@ -42,6 +46,8 @@ log = logging.getLogger(__name__)
 
 class Keithley2450Backend(StepPrograms):
     timebase = "host"
+    capabilities = frozenset({Capability.HOLD})  # hold: 0 A, measured, the step frozen
+    techniques = frozenset(TECHNIQUE_CODES) - set(IMPEDANCE_KINDS)
 
     def __init__(
         self,
@@ -133,6 +139,12 @@ class Keithley2450Backend(StepPrograms):
         self._hold_wanted = False
         self._wake.set()
 
+    def close(self) -> None:
+        """Close the VISA session this backend opened (the output is off by then); safe twice."""
+        instrument, self._instrument = self._instrument, None
+        if instrument is not None and self._resource is not None:
+            instrument.adapter.close()
+
     # ---- worker thread ---------------------------------------------------------------------
     def _connect(self) -> None:
         with self._io:
@@ -198,3 +210,36 @@ class Keithley2450Backend(StepPrograms):
     def min_stair_s(self) -> float:
         """Shortest stair in experiment seconds: ``min_command_wall_s`` of wall time."""
         return self.min_command_wall_s * float(getattr(self.clock, "speed", 1.0))
+
+
+class Keithley2450Settings(PotentiostatSettings):
+    nplc: float = Field(1.0, ge=0.01, le=10)  # integration time per reading, power-line cycles
+    timeout_ms: int = Field(DEFAULT_TIMEOUT_MS, ge=100)  # VISA read timeout
+    min_command_wall_s: PositiveFloat = 0.005  # shortest host-timed stair (lsv, cv)
+
+
+def _build(ctx: BuildContext) -> Keithley2450Backend:
+    limits, s = ctx.limits, ctx.settings
+    backend = Keithley2450Backend(
+        ctx.address,
+        clock=ctx.clock,
+        sample_interval_s=s.sample_interval_s,
+        # the SMU's own compliance backs up the software limits: |I| max on voltage-source
+        # steps, the window's top plus the excursion tolerance (2 %) on current-source steps
+        i_limit_A=limits.i_max_A,
+        v_limit_V=limits.e_max_V + 0.02 * (limits.e_max_V - limits.e_min_V),
+        timeout_ms=s.timeout_ms,
+        min_command_wall_s=s.min_command_wall_s,
+        nplc=s.nplc,
+    )
+    ctx.on_close(backend.close, first=True)  # the session closes before any simulator stops
+    return backend
+
+
+register(BackendSpec(
+    kind="potentiostat", name="keithley2450", settings=Keithley2450Settings, build=_build,
+    summary="a Keithley 2450 SourceMeter through pymeasure (a source-measure unit: no "
+            "frequency-response analyser, so no impedance)",
+    capabilities=Keithley2450Backend.capabilities, techniques=Keithley2450Backend.techniques,
+    address="a VISA resource (e.g. TCPIP::192.168.1.20::5025::SOCKET or USB0::...)",
+))

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from operando.devices.drivers.methodscript import MethodScriptDriver, MethodScriptError
+from pydantic import Field, PositiveFloat, PositiveInt
+
 from operando.devices.drivers.methodscript_protocol import (
     DataPackage,
     EndOfScript,
@@ -29,8 +31,10 @@ from operando.devices.drivers.methodscript_protocol import (
     ScriptAccepted,
     ScriptOptions,
 )
+from operando.devices.kinds import PotentiostatSettings
+from operando.devices.registry import BackendSpec, BuildContext, Capability, register
 from operando.devices.safety import UnsupportedTechnique
-from operando.devices.techniques import ECHEM_COLUMNS, IMPEDANCE_COLUMNS, ScheduledStep
+from operando.devices.techniques import ECHEM_COLUMNS, IMPEDANCE_COLUMNS, TECHNIQUE_CODES, ScheduledStep
 
 from .methodscript_steps import build_script, chunk_steps
 
@@ -40,6 +44,12 @@ _TIME_COLUMN = "timestamp" if "timestamp" in ECHEM_COLUMNS else "time"
 
 
 class MethodScriptPotentiostatBackend:
+    # No hold: a running MethodSCRIPT cannot be frozen and continued. No trigger output: the
+    # instrument's GPIO could give one, but no script here drives it yet.
+    capabilities = frozenset({Capability.IMPEDANCE})
+    techniques = frozenset(TECHNIQUE_CODES)
+    timebase = "host"  # each script's timer is offset to the host clock when it is accepted
+
     def __init__(
         self,
         driver: MethodScriptDriver,
@@ -119,12 +129,9 @@ class MethodScriptPotentiostatBackend:
         self._done = True
         self.stop_reason = reason
 
-    async def hold(self) -> None:
-        # A running MethodSCRIPT cannot be frozen and continued; the device falls back to a stop.
-        raise NotImplementedError(f"{self.driver.port}: MethodSCRIPT backend cannot hold a running script")
-
-    async def release(self) -> None:
-        raise NotImplementedError(f"{self.driver.port}: MethodSCRIPT backend cannot hold a running script")
+    def close(self) -> None:
+        """Close the serial port (the cell is at open circuit by then); safe twice."""
+        self.driver.close()
 
     # ---- script flow -----------------------------------------------------------------------
     def _launch_next(self) -> None:
@@ -183,3 +190,31 @@ class MethodScriptPotentiostatBackend:
         values = dict(zip((_TIME_COLUMN, "Ewe", "I", "charge"), columns[:4]))
         values.update(cycle=cycles, step=numbers)
         return {name: np.asarray(values[name], dtype) for name, (_u, dtype) in ECHEM_COLUMNS.items()}
+
+
+class MethodScriptSettings(PotentiostatSettings):
+    baudrate: PositiveInt = 230400  # EmStat Pico/4 USB-CDC
+    potential_range_V: PositiveFloat = 4.0  # set_range ab: the largest |Ewe| expected
+    steps_per_script: int = Field(50, ge=1)  # script memory is finite: long protocols in chunks
+
+
+def _build(ctx: BuildContext) -> MethodScriptPotentiostatBackend:
+    s = ctx.settings
+    driver = MethodScriptDriver(ctx.address, baudrate=s.baudrate)
+    backend = MethodScriptPotentiostatBackend(
+        driver,
+        ScriptOptions(sample_interval_s=s.sample_interval_s, potential_range_V=s.potential_range_V,
+                      steps_per_script=s.steps_per_script),
+        clock=ctx.clock.time,
+    )
+    ctx.on_close(backend.close, first=True)  # the port closes before any simulator stops
+    return backend
+
+
+register(BackendSpec(
+    kind="potentiostat", name="methodscript", settings=MethodScriptSettings, build=_build,
+    summary="a PalmSens EmStat4/Nexus running MethodSCRIPT over USB-CDC serial (no hold)",
+    capabilities=MethodScriptPotentiostatBackend.capabilities,
+    techniques=MethodScriptPotentiostatBackend.techniques,
+    address="a serial port (e.g. /dev/ttyACM0)",
+))

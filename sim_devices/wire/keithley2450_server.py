@@ -19,6 +19,7 @@ from operando.sim_devices.cell import SimCell, preset
 from operando.sim_devices.clock import SimClock
 
 from .keithley2450_protocol import Keithley2450Simulator
+from .registry import Served, WireSimulator, register_wire_simulator
 
 
 class Keithley2450Server:
@@ -136,6 +137,20 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         server.stop()
+
+
+def _serve_on_lab(lab) -> Served:
+    """The simulated SMU sources the lab's cell in place of the in-process engine."""
+    lab.external_potentiostat = True
+    server = Keithley2450Server(lab.cell, lab.clock)
+    return Served(server.start(), server.stop)
+
+
+register_wire_simulator(WireSimulator(
+    "potentiostat", "keithley2450", _serve_on_lab,
+    "a simulated Keithley 2450 speaking SCPI on a loopback TCP socket",
+    virtual_clock=False,
+))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from operando.sim_devices.clock import SimClock
 
 from .methodscript_firmware import SimFirmware
 from .methodscript_language import ScriptSyntaxError, parse_script
+from .registry import Served, WireSimulator, register_wire_simulator
 
 ERROR_INVALID_COMMAND = 0x0003
 ERROR_NOT_NOW = 0x0006
@@ -192,6 +193,19 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         sim.stop()
+
+
+def _serve_on_lab(lab) -> Served:
+    """The simulated firmware drives the lab's cell in place of the in-process engine."""
+    lab.external_potentiostat = True
+    simulator = MethodScriptSimulator(lab.cell, lab.clock)
+    return Served(simulator.start(), simulator.stop)
+
+
+register_wire_simulator(WireSimulator(
+    "potentiostat", "methodscript", _serve_on_lab,
+    "a simulated PalmSens EmStat4 speaking MethodSCRIPT on a pseudo-terminal",
+))
 
 
 if __name__ == "__main__":

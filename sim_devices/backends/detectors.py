@@ -1,88 +1,21 @@
-"""Simulated instruments behind the same backend interfaces as real hardware.
+"""The simulated magnetometer and Raman spectrometer (backend ``sim``): they read the lab's cell.
 
-Each backend drives or reads the one shared ``SimLab`` (cell + clock), so the moment and the
-Raman bands respond to the cycling the potentiostat performs.
+Their moment and Raman bands follow whatever drives the cell — the simulated potentiostat or a
+wire-level simulator's firmware — on the lab's one clock. Hardware-triggered (``trigger:
+hardware``), an exposure starts on the potentiostat's next trigger edge.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
+from pydantic import Field
 
+from operando.devices.kinds import MagnetometerSettings, RamanSettings
 from operando.devices.magnetometer import MomentReading
 from operando.devices.raman import SpectrumReading
-from operando.devices.techniques import ScheduledStep
+from operando.devices.registry import BackendSpec, BuildContext, Capability, register
 
-from .lab import SimLab
-
-
-class SimPotentiostatBackend:
-    """The simulated potentiostat. With ``instrument_clock=(offset_s, drift_ppm)`` it stamps its
-    samples with its own clock (offset and drifting from the experiment clock, as real firmware
-    does), so the device layer must map them; without, it shares the experiment clock."""
-
-    def __init__(self, lab: SimLab, instrument_clock: tuple[float, float] | None = None):
-        self.lab = lab
-        self.description = f"simulated potentiostat ({lab.cell_description})"
-        self.timebase = "host" if instrument_clock is None else "instrument"
-        self._offset_s, drift_ppm = instrument_clock or (0.0, 0.0)
-        self._drift = drift_ppm * 1e-6
-        self._t_ref = lab.clock.time()
-
-    def instrument_time(self, t):
-        """The instrument's clock reading at experiment time ``t`` (the simulator's truth)."""
-        return np.asarray(t) + self._offset_s + self._drift * (np.asarray(t) - self._t_ref)
-
-    async def trigger_output(self) -> tuple[float, float]:
-        """Fire the TTL trigger output at the next sample instant; returns when it fired.
-
-        Returns (experiment time, instrument time) of the edge. The edge sits on the sample grid,
-        so a frame started by it is aligned with the echem samples exactly, in either time base.
-        """
-        engine = self.lab.potentiostat
-        now = self.lab.clock.time()
-        edge = now
-        if engine.running and engine.start_time is not None:
-            dt = engine.sample_interval_s
-            edge = engine.start_time + np.ceil((now - engine.start_time) / dt - 1e-9) * dt
-        await self.lab.clock.sleep(max(0.0, edge - now))
-        return float(edge), float(self.instrument_time(edge))
-
-    async def start(self, steps: Sequence[ScheduledStep]) -> None:
-        self.lab.sync()  # the cell relaxes up to now before the sequence starts
-        self.lab.potentiostat.drain()
-        self.lab.potentiostat.load(list(steps))
-        self.lab.potentiostat.start()
-
-    async def poll(self) -> dict[str, np.ndarray]:
-        self.lab.sync()
-        block = self.lab.potentiostat.drain()
-        if self.timebase == "instrument":
-            block["timestamp"] = self.instrument_time(block["timestamp"])
-        return block
-
-    async def poll_impedance(self) -> dict[str, np.ndarray]:
-        """Impedance rows (IMPEDANCE_COLUMNS) finished since the last call, stamped like ``poll``."""
-        self.lab.sync()
-        block = self.lab.potentiostat.drain_impedance()
-        if self.timebase == "instrument":
-            block["timestamp"] = self.instrument_time(block["timestamp"])
-        return block
-
-    @property
-    def done(self) -> bool:
-        return self.lab.potentiostat.done
-
-    async def open_circuit(self, reason: str) -> None:
-        self.lab.sync()
-        self.lab.potentiostat.open_circuit(reason)
-
-    async def hold(self) -> None:
-        self.lab.potentiostat.hold()
-
-    async def release(self) -> None:
-        self.lab.potentiostat.release()
+from ..lab import SimLab
 
 
 async def _exposure(lab: SimLab, seconds: float, trigger_source) -> tuple[float, float, float]:
@@ -101,6 +34,7 @@ async def _exposure(lab: SimLab, seconds: float, trigger_source) -> tuple[float,
 
 
 class SimMagnetometerBackend:
+    capabilities = frozenset({Capability.TRIGGER_IN})
     def __init__(
         self, lab: SimLab, field_T: float = 1.0, temperature_K: float = 300.0, trigger_source=None
     ):
@@ -133,6 +67,7 @@ class SimMagnetometerBackend:
 
 
 class SimRamanBackend:
+    capabilities = frozenset({Capability.TRIGGER_IN})
     def __init__(self, lab: SimLab, trigger_source=None):
         self.lab = lab
         self.trigger_source = trigger_source  # a SimPotentiostatBackend: hardware-triggered
@@ -156,3 +91,24 @@ class SimRamanBackend:
         self.lab.sync()
         counts = self.lab.raman.spectrum(exposure_s, accumulations)
         return SpectrumReading(start, end, counts, edge_inst)
+
+
+class SimMagnetometerSettings(MagnetometerSettings):
+    field_T: float = 1.0  # the fixed field the moment is measured at
+    temperature_K: float = Field(300.0, gt=0)
+
+
+register(BackendSpec(
+    kind="magnetometer", name="sim", settings=SimMagnetometerSettings,
+    build=lambda ctx: SimMagnetometerBackend(
+        ctx.lab, ctx.settings.field_T, ctx.settings.temperature_K, trigger_source=ctx.trigger_source),
+    summary="a simulated SQUID-VSM at a fixed field and temperature, reading the simulated cell",
+    capabilities=SimMagnetometerBackend.capabilities, simulated=True,
+))
+
+register(BackendSpec(
+    kind="raman", name="sim", settings=RamanSettings,
+    build=lambda ctx: SimRamanBackend(ctx.lab, trigger_source=ctx.trigger_source),
+    summary="a simulated Raman spectrometer whose bands follow the simulated cell",
+    capabilities=SimRamanBackend.capabilities, simulated=True,
+))

@@ -1,18 +1,19 @@
 """Simulated SQUID-VSM with magnet and temperature dynamics (``MagnetometerBackend``).
 
-Unlike ``backends.SimMagnetometerBackend`` (fixed field and temperature), this one ramps the
+Unlike ``detectors.SimMagnetometerBackend`` (fixed field and temperature), this one ramps the
 field and tracks the temperature in experiment time (``magnet.MagnetDynamics``): each reading
 uses the field and temperature at the middle of its averaging window, the cell (which sits in
 the chamber) follows the chamber temperature, and ``status()`` reports whether the field has
-settled after its last change.
+settled after its last change. Not selectable in a profile yet (the magnetometry issue adds
+field and temperature control to the device).
 """
 
 from __future__ import annotations
 
 from operando.devices.magnetometer import MomentReading
 
-from .lab import SimLab
-from .magnet import MagnetDynamics
+from ..lab import SimLab
+from ..magnet import MagnetDynamics
 
 
 class SimMpmsBackend:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from operando.devices.kinds import SkpmSettings
+from operando.devices.registry import BackendSpec, Capability, register
 from operando.devices.skpm import SkpmFrame, SkpmScan
 
-from .lab import SimLab
-from .skpm import SimSkpmPhysics
+from ..lab import SimLab
+from ..skpm import SimSkpmPhysics
 
 
 class SimSkpmBackend:
+    capabilities = frozenset({Capability.MAPPING})
     def __init__(self, lab: SimLab, physics: SimSkpmPhysics | None = None):
         self.lab = lab
         self.physics = physics or lab.skpm
@@ -35,3 +38,10 @@ class SimSkpmBackend:
             t = self.lab.sync()
             topo[i], cpd[i] = self.physics.line(float(y), x, t, pixel_s)
         return SkpmFrame(start, clock.time(), topo, cpd)
+
+
+register(BackendSpec(
+    kind="skpm", name="sim", settings=SkpmSettings, build=lambda ctx: SimSkpmBackend(ctx.lab),
+    summary="a simulated SKPM mapping a heterointerface whose space charge follows the cell",
+    capabilities=SimSkpmBackend.capabilities, simulated=True,
+))

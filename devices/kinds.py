@@ -1,0 +1,82 @@
+"""The instrument kinds: the settings every backend of a kind understands, and the kind's device.
+
+A backend's settings model extends its kind's (``MethodScriptSettings(PotentiostatSettings)``),
+so what a kind means — a sample interval, an exposure, a period — is spelt the same on every
+backend, and the device is made the same way whichever backend is under it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Optional
+
+from pydantic import Field, PositiveFloat, PositiveInt
+
+from .configuration import StrictModel
+from .magnetometer import Magnetometer
+from .raman import RamanSpectrometer
+from .skpm import Skpm
+
+
+class PotentiostatSettings(StrictModel):
+    # seconds between echem samples; a protocol's `sampling: {interval_s}` overrides it
+    sample_interval_s: PositiveFloat = 1.0
+
+
+class DetectorSettings(StrictModel):
+    # without a `schedule:` in the profile, a frame every period_s of experiment time
+    period_s: PositiveFloat
+    # "hardware": each exposure starts on the potentiostat's trigger output (a TTL edge)
+    trigger: Literal["software", "hardware"] = "software"
+
+
+class MagnetometerSettings(DetectorSettings):
+    period_s: PositiveFloat = 10.0
+    averaging_s: PositiveFloat = 1.0  # moment averaged over this long per reading
+
+
+class RamanSettings(DetectorSettings):
+    period_s: PositiveFloat = 60.0
+    exposure_s: PositiveFloat = 10.0  # per accumulation
+    accumulations: PositiveInt = 1
+
+
+class SkpmSettings(DetectorSettings):
+    period_s: PositiveFloat = 900.0
+    pixels: int = Field(64, ge=2, le=4096)
+    lines: int = Field(64, ge=1, le=4096)
+    line_rate_hz: PositiveFloat = 1.0  # trace + retrace per line
+    width_m: PositiveFloat = 200e-9
+    height_m: PositiveFloat = 200e-9
+
+
+@dataclass(frozen=True)
+class DetectorKind:
+    settings: type[DetectorSettings]
+    make_device: Callable[[Any, Any, str], Any]  # (backend, settings, name) -> ophyd-async device
+
+
+DETECTOR_KINDS: dict[str, DetectorKind] = {
+    "magnetometer": DetectorKind(
+        MagnetometerSettings, lambda backend, s, name: Magnetometer(backend, s.averaging_s, name=name)
+    ),
+    "raman": DetectorKind(
+        RamanSettings,
+        lambda backend, s, name: RamanSpectrometer(backend, s.exposure_s, s.accumulations, name=name),
+    ),
+    "skpm": DetectorKind(
+        SkpmSettings,
+        lambda backend, s, name: Skpm(backend, pixels=s.pixels, lines=s.lines, width_m=s.width_m,
+                                      height_m=s.height_m, line_rate_hz=s.line_rate_hz, name=name),
+    ),
+}
+
+KIND_SETTINGS: dict[str, type[StrictModel]] = {
+    "potentiostat": PotentiostatSettings,
+    **{kind: k.settings for kind, k in DETECTOR_KINDS.items()},
+}
+
+
+def kind_settings(kind: str) -> Optional[type[StrictModel]]:
+    return KIND_SETTINGS.get(kind)
