@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 SPEED ?= 2000
 export MPLBACKEND := Agg
 
-.PHONY: demo test bench clean-data venv postgres postgres-stop redis redis-stop queue-server
+# (lint: the layer contracts, ruff lint and ruff format check; CI runs it before the tests)
+.PHONY: demo test lint bench clean-data venv postgres postgres-stop redis redis-stop queue-server
 .PHONY: docs
 
 venv: $(STAMP)
@@ -25,6 +26,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Every benchmark, each printing its rates and ratios against baselines measured in the same
 # run; a missed goal is reported and the next benchmark still runs (`-`).

@@ -52,6 +52,11 @@ def wire_simulator(kind: str, backend: str) -> Optional[WireSimulator]:
     return wire_simulators().get((kind, backend))
 
 
+def all_wire_simulators() -> list[WireSimulator]:
+    load_backends()
+    return sorted(wire_simulators().values(), key=lambda s: (s.kind, s.backend))
+
+
 def all_backends() -> list[BackendSpec]:
     load_backends()
     return sorted(registered().values(), key=lambda s: (s.kind, s.name))

@@ -25,7 +25,7 @@ from operando.devices.registry import BackendSpec, BuildContext
 from operando.plans.operando import DetectorSchedule
 
 from .backends import WIRE_SIM_ADDRESS, backend_spec, wire_simulator
-from .catalog import files_dir
+from operando.storage.catalog import files_dir
 from .config import Instrument, Profile
 
 log = logging.getLogger(__name__)

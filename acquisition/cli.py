@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 
-from .catalog import DataDirectoryError, resolve_data_dir
+from operando.storage.catalog import DataDirectoryError, resolve_data_dir
 from .config import ConfigError
 
 
@@ -38,7 +38,7 @@ def _recover_abandoned_runs(args) -> None:
     """Before any command on a data directory: close runs whose process died (see recovery.py)."""
     if not hasattr(args, "data"):
         return
-    from .recovery import recover_data_dir
+    from operando.storage.recovery import recover_data_dir
 
     for run in recover_data_dir(resolve_data_dir(args.data)):
         if run is not None:
@@ -111,16 +111,15 @@ def _parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("sim", help="wire-level instrument simulators (real protocols)")
     sim_sub = sim.add_subparsers(dest="sim_command", required=True)
-    sim_serve = sim_sub.add_parser("serve", help="serve one simulated instrument until Ctrl-C")
-    sim_serve.add_argument("instrument", choices=["potentiostat-methodscript", "keithley2450"])
-    sim_serve.add_argument("--material", default="fe_li2o", help="simulated cell preset")
-    sim_serve.add_argument("--active-mass-g", type=float, default=1e-3)
-    sim_serve.add_argument("--soc", type=float, default=0.0, help="initial state of charge")
-    sim_serve.add_argument("--speed", type=float, default=1.0, help="simulated s per wall s")
-    # TCP simulators (keithley2450): where to listen; loopback unless told otherwise.
-    sim_serve.add_argument("--host", default="127.0.0.1", help="TCP simulators: interface to listen on")
-    sim_serve.add_argument("--port", type=int, default=5025, help="TCP simulators: port (0: any free)")
-    sim_serve.add_argument("--seed", type=int, default=0, help="TCP simulators: measurement noise seed")
+    sim_serve = sim_sub.add_parser(
+        "serve", help="serve one simulated instrument until Ctrl-C",
+        description="Serve one wire-level simulated instrument; the options after its name are "
+                    "its own (`operando sim serve NAME --help`): --material, --speed, --soc, ... "
+                    "TCP simulators listen on loopback unless --host says otherwise.")
+    # names come from the registry, looked up only when this command runs (imports are costly)
+    sim_serve.add_argument("instrument", help="potentiostat-methodscript, keithley2450, ... "
+                                               "(each registered wire-level simulator)")
+    sim_serve.add_argument("options", nargs=argparse.REMAINDER, help="the simulator's own options")
     sim_serve.set_defaults(func=_cmd_sim_serve)
 
     gui = sub.add_parser("gui", help="the lab GUI: set up, run, watch, browse and replay runs")
@@ -178,8 +177,9 @@ def _sigterm_as_interrupt():
 
 
 def _cmd_runs(args) -> int:
-    from .catalog import open_catalog
-    from .runs import format_runs, list_runs, search_runs
+    from operando.storage.catalog import open_catalog
+    from operando.storage.runs import list_runs, search_runs
+    from operando.analysis.summary import format_runs
 
     with open_catalog(resolve_data_dir(args.data)) as cat:
         try:
@@ -198,9 +198,9 @@ def _cmd_runs(args) -> int:
 def _cmd_analyse(args) -> int:
     import json
 
-    from .analyse import AnalysisError, analyse_run, analysis_json, format_analysis, write_analysis_figure
-    from .catalog import open_catalog
-    from .runs import RunNotFound, find_run
+    from operando.analysis.run_analysis import AnalysisError, analyse_run, analysis_json, format_analysis, write_analysis_figure
+    from operando.storage.catalog import open_catalog
+    from operando.storage.runs import RunNotFound, find_run
 
     length = args.diffusion_length_um
     if length is not None and not length > 0:
@@ -223,9 +223,9 @@ def _cmd_analyse(args) -> int:
 
 
 def _cmd_replay(args) -> int:
-    from .catalog import open_catalog
-    from .replay import ReplayProgress, replay_run
-    from .runs import RunNotFound, find_run
+    from operando.storage.catalog import open_catalog
+    from operando.storage.replay import ReplayProgress, replay_run
+    from operando.storage.runs import RunNotFound, find_run
 
     if not args.speed > 0:
         raise ConfigError(f"--speed must be > 0 (got {args.speed}); inf replays without waiting")
@@ -245,8 +245,8 @@ def _cmd_replay(args) -> int:
 def _cmd_import(args) -> int:
     from pathlib import Path
 
-    from .catalog import open_catalog
-    from .importers import ImportFormatError, import_file
+    from operando.storage.catalog import open_catalog
+    from operando.storage.importers import ImportFormatError, import_file
 
     path = Path(args.file)
     if not path.is_file():
@@ -262,8 +262,9 @@ def _cmd_import(args) -> int:
 
 
 def _cmd_show(args) -> int:
-    from .catalog import open_catalog
-    from .runs import RunNotFound, describe_run, find_run
+    from operando.storage.catalog import open_catalog
+    from operando.storage.runs import RunNotFound, find_run
+    from operando.analysis.summary import describe_run
 
     with open_catalog(resolve_data_dir(args.data)) as cat:
         try:
@@ -275,9 +276,9 @@ def _cmd_show(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from .catalog import open_catalog
-    from .export import export_run
-    from .runs import RunNotFound, find_run
+    from operando.storage.catalog import open_catalog
+    from operando.storage.export import export_run
+    from operando.storage.runs import RunNotFound, find_run
 
     with open_catalog(resolve_data_dir(args.data)) as cat:
         try:
@@ -291,30 +292,26 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_serve(args) -> int:
-    from .serve import serve
+    from operando.storage.serve import serve
 
     serve(resolve_data_dir(args.data), host=args.host, port=args.port)
     return 0
 
 
+def _wire_simulators() -> dict:
+    """`sim serve` names -> wire-level simulators, as each registered itself."""
+    from .backends import all_wire_simulators
+
+    return {sim.command: sim for sim in all_wire_simulators()}
+
+
 def _cmd_sim_serve(args) -> int:
-    if args.instrument == "keithley2450":
-        # Prints "Serving keithley2450 on TCPIP::host::port::SOCKET" (a VISA resource string).
-        from operando.sim_devices.wire.keithley2450_server import main as serve_keithley
-
-        serve_keithley(
-            ["--material", args.material, "--active-mass-g", str(args.active_mass_g),
-             "--soc", str(args.soc), "--speed", str(args.speed), "--host", args.host,
-             "--port", str(args.port), "--seed", str(args.seed)]
-        )
-        return 0
-    # Prints the pseudo-terminal path to open with the MethodSCRIPT driver (or any terminal).
-    from operando.sim_devices.wire.methodscript_server import main as serve_methodscript
-
-    serve_methodscript(
-        ["--material", args.material, "--active-mass-g", str(args.active_mass_g),
-         "--soc", str(args.soc), "--speed", str(args.speed)]
-    )
+    # Prints where to connect: a pty path (MethodSCRIPT) or a VISA resource string (Keithley).
+    simulators = _wire_simulators()
+    if args.instrument not in simulators:
+        raise ConfigError(f"operando sim serve: no wire-level simulator named {args.instrument!r}; "
+                          f"choose one of {', '.join(sorted(simulators))}")
+    simulators[args.instrument].main(args.options)
     return 0
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from bluesky.utils import RunEngineInterrupted
 
-from .catalog import open_catalog, resolve_data_dir
+from operando.storage.catalog import open_catalog, resolve_data_dir
 from .prepare import check_run, prepare_run
-from .runs import describe_run
+from operando.analysis.summary import describe_run
 from .session import make_run_engine
 
 
@@ -64,7 +64,7 @@ def run_experiment(
         summary = describe_run(run)
         report_path = None
         if report:
-            from .report import write_operando_figure, write_overview
+            from operando.analysis.report import write_operando_figure, write_overview
 
             report_path = write_overview(run, data_dir / "reports")
             summary += f"\nOverview: {report_path}"

@@ -25,7 +25,7 @@ from typing import Any, Optional, Union
 from operando.devices.configuration import ConfigError
 
 from .build import Instruments, build_instruments
-from .catalog import Catalog, open_catalog, resolve_data_dir
+from operando.storage.catalog import Catalog, open_catalog, resolve_data_dir
 from .config import Profile, load_profile, load_protocol
 from .prepare import check_run, operando_plan
 from .session import make_run_engine

@@ -2,55 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import MutableMapping
-from pathlib import Path
-
 from bluesky import RunEngine
 
-from .background import BackgroundConsumer
-from .catalog import Catalog
-from .catalog_writer import FlushingTiledWriter
-from .journal import DocumentJournal
-
-
-class JsonMetadataStore(MutableMapping):
-    """RunEngine metadata persisted as JSON, so scan_id keeps counting across processes.
-
-    Written atomically (temp file + rename) on every change; no pickle, no code.
-    """
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._data: dict = {}
-        if self.path.exists():
-            try:
-                self._data = json.loads(self.path.read_text())
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{self.path}: corrupt RunEngine metadata ({exc})") from None
-
-    def _save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._data, indent=1, default=str))
-        os.replace(tmp, self.path)
-
-    def __getitem__(self, key):
-        return self._data[key]
-
-    def __setitem__(self, key, value):
-        self._data[key] = value
-        self._save()
-
-    def __delitem__(self, key):
-        del self._data[key]
-        self._save()
-
-    def __iter__(self):
-        return iter(self._data)
-
-    def __len__(self):
-        return len(self._data)
+from operando.storage.background import BackgroundConsumer
+from operando.storage.catalog import Catalog
+from operando.storage.catalog_writer import FlushingTiledWriter
+from operando.storage.journal import DocumentJournal
+from operando.storage.metadata import JsonMetadataStore
 
 
 class OperandoRunEngine(RunEngine):
@@ -78,8 +36,9 @@ def make_run_engine(catalog: Catalog, *, call_returns_result: bool = False) -> R
 
     Every document is first journaled (``RE.journal``: JSON lines in the data directory, written
     at once and fsync'd every second), then handed to the catalog writer, which runs on its own
-    thread (``RE.catalog_writer``) and writes its caches out every second; call its ``flush()``
-    before reading a run that just ended.
+    thread (``RE.catalog_writer``) and writes its caches out every second. A run's stop document
+    waits for that writer, so when ``RE(plan)`` returns (or raises) the run is in the catalog, as a
+    user at the prompt expects; ``RE.catalog_writer.flush()`` also reports any write that failed.
     """
     md = JsonMetadataStore(catalog.data_dir / "run_engine.json")
     RE = OperandoRunEngine(md, call_returns_result=call_returns_result)
@@ -88,5 +47,6 @@ def make_run_engine(catalog: Catalog, *, call_returns_result: bool = False) -> R
     RE.subscribe(RE.journal)  # first: on disk before anything slower sees it
     RE.catalog_writer = BackgroundConsumer(FlushingTiledWriter(catalog.client))
     RE.subscribe(RE.catalog_writer)
+    RE.subscribe(lambda name, doc: RE.catalog_writer.wait(), "stop")  # the run stored, then returned
     catalog.writers.append(RE.catalog_writer)  # flushed before the catalog closes
     return RE

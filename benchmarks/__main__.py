@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     p.add_argument("--paged", type=int, default=100_000, help="samples for (b)")
     p.add_argument("--fast", type=int, default=2_000_000, help="samples for (c)")
     args = p.parse_args(argv)
-    from operando.acquisition.catalog import open_catalog
+    from operando.storage.catalog import open_catalog
 
     with tempfile.TemporaryDirectory(prefix="operando-bench-") as tmp:
         with open_catalog(Path(tmp)) as catalog:

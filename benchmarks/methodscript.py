@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bluesky.run_engine import call_in_bluesky_event_loop
 
-from operando.acquisition.catalog import files_dir, open_catalog
+from operando.storage.catalog import files_dir, open_catalog
 from operando.acquisition.session import make_run_engine
 from operando.devices.backends.methodscript import MethodScriptPotentiostatBackend
 from operando.devices.backends.methodscript_steps import build_script

@@ -21,7 +21,7 @@ import bluesky.preprocessors as bpp
 import numpy as np
 from bluesky.run_engine import call_in_bluesky_event_loop
 
-from operando.acquisition.catalog import files_dir, open_catalog
+from operando.storage.catalog import files_dir, open_catalog
 from operando.acquisition.session import make_run_engine
 from operando.devices.magnetometer import Magnetometer
 from operando.devices.potentiostat import Potentiostat

@@ -90,7 +90,7 @@ def bench_event_pages(catalog, n: int, page: int = 5_000) -> tuple[int, float]:
 
 
 def bench_fast_path(catalog, n: int, interval_s: float = 1e-3) -> tuple[int, float]:
-    from operando.acquisition.catalog import files_dir
+    from operando.storage.catalog import files_dir
     from operando.acquisition.session import make_run_engine
 
     RE = make_run_engine(catalog)

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 from event_model import compose_run
 
-from operando.acquisition.catalog import files_dir, open_catalog
-from operando.acquisition.catalog_writer import FlushingTiledWriter
-from operando.acquisition.journal import DocumentJournal
-from operando.acquisition.replay import replay, run_documents
-from operando.acquisition.runs import find_run
+from operando.storage.catalog import files_dir, open_catalog
+from operando.storage.catalog_writer import FlushingTiledWriter
+from operando.storage.journal import DocumentJournal
+from operando.storage.replay import replay, run_documents
+from operando.storage.runs import find_run
 from operando.devices.stream_writer import HDF5StreamWriter
 
 TARGET_OPEN_S = 2.0

@@ -362,6 +362,18 @@ class Potentiostat(StandardReadable):
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    async def wait_done_or_sleep(self, clock: Clock, seconds: float) -> bool:
+        """Wait ``seconds`` of experiment time on ``clock``, or less if the sequence ends first;
+        True once it has ended. Like ``wait_done``, safe to cancel and call again."""
+        if self._task is None or self._task.done():
+            return True
+        sleeper = asyncio.ensure_future(clock.sleep(seconds))
+        try:
+            await asyncio.wait({self._task, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+        return self._task.done()
+
     async def wait_done(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` (wall) for the sequence to end; True once it has.
 

@@ -153,7 +153,7 @@ class InProcessRunControl(RunControl):
         os.environ.setdefault("MPLBACKEND", "Agg")
         from bluesky.utils import DuringTask, RunEngineInterrupted
 
-        from operando.acquisition.catalog import open_catalog
+        from operando.storage.catalog import open_catalog
         from operando.acquisition.prepare import prepare_run
         from operando.acquisition.session import make_run_engine
 

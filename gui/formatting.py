@@ -64,7 +64,7 @@ def time_text(epoch) -> str:
     """Local date and time of an epoch time; ``—`` if unknown."""
     if missing(epoch):
         return DASH
-    from operando.acquisition.runs import format_time
+    from operando.analysis.summary import format_time
 
     try:
         return format_time(float(epoch))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from operando.acquisition.runs import RunRow, list_runs
+from operando.storage.runs import RunRow, list_runs
 
 from .model import ECHEM, RunData, row_times
 

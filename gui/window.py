@@ -139,7 +139,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # -- catalog -----------------------------------------------------------------------------
     def _tables_exclusive(self) -> bool:
-        from operando.acquisition.catalog import single_process_tables
+        from operando.storage.catalog import single_process_tables
 
         return single_process_tables(self.data_dir)
 
@@ -166,7 +166,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if busy:
             raise CatalogBusy(busy)
         if self._catalog is None:
-            from operando.acquisition.catalog import open_catalog, resolve_data_dir
+            from operando.storage.catalog import open_catalog, resolve_data_dir
 
             self._catalog = open_catalog(resolve_data_dir(self.data_dir))
         return self._catalog.client
@@ -180,7 +180,7 @@ class MainWindow(QtWidgets.QMainWindow):
         selection = self.setup.selection()
         if selection is None:
             return
-        from operando.acquisition.catalog import resolve_data_dir
+        from operando.storage.catalog import resolve_data_dir
         from operando.acquisition.config import ConfigError
 
         profile, _ = selection
@@ -208,7 +208,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # -- stored runs -------------------------------------------------------------------------
     def open_run(self, ref: str):
-        from operando.acquisition.runs import find_run
+        from operando.storage.runs import find_run
 
         self.timebar.play.setChecked(False)
         busy = self.catalog_busy()

@@ -149,11 +149,12 @@ def operando_cycling(
                 yield from _impedance_rows(potentiostat, impedance)
                 last_collect = time.monotonic()
             next_due = min((e.next_due for e in evaluators.values()), default=float("inf"))
-            wait_s = min(POLL_WALL_S, clock.wall_seconds(next_due - clock.time()))
+            wait_s = min(POLL_WALL_S * clock.speed, next_due - clock.time())
             if wait_s > 0:  # a frame already due goes next, without a round trip
-                # Not a complete() status: one held across a pause would be cancelled by the
-                # RunEngine.
-                yield from bps.wait_for([lambda: potentiostat.wait_done(wait_s)])
+                # On the experiment clock, so a virtual clock moves exactly to the next frame
+                # (no frame skipped however fast it runs). Not a complete() status: one held
+                # across a pause would be cancelled by the RunEngine.
+                yield from bps.wait_for([lambda wait_s=wait_s: potentiostat.wait_done_or_sleep(clock, wait_s)])
             done = not potentiostat.running
             if progress is not None:
                 yield from _report(progress, potentiostat, clock.time() - started, len(steps), frames)

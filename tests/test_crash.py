@@ -22,10 +22,10 @@ import h5py
 import numpy as np
 import pytest
 
-from operando.acquisition import postgres
-from operando.acquisition.catalog import CATALOG_URI_ENV, open_catalog
+from operando.storage import postgres
+from operando.storage.catalog import CATALOG_URI_ENV, open_catalog
 from operando.acquisition.cli import main as cli_main
-from operando.acquisition.journal import journal_dir, read_journal
+from operando.storage.journal import journal_dir, read_journal
 
 PG_ENV = "OPERANDO_TEST_POSTGRES_URI"
 LOSS_BOUND_S = 1.0
@@ -177,7 +177,7 @@ def test_sigkill_mid_run_loses_at_most_a_second_and_is_closed_incomplete(
 
 
 def test_a_torn_last_journal_line_is_skipped(tmp_path):
-    from operando.acquisition.journal import encode
+    from operando.storage.journal import encode
 
     path = tmp_path / "x.open.jsonl"
     good = [("start", {"uid": "u", "time": 1.0}), ("descriptor", {"uid": "d", "run_start": "u", "time": 2.0})]
@@ -186,7 +186,7 @@ def test_a_torn_last_journal_line_is_skipped(tmp_path):
 
 
 def test_swmr_flags_cleared_only_on_a_matching_superblock(tmp_path):
-    from operando.acquisition.hdf5_recovery import clear_swmr_flags, lookup3
+    from operando.storage.hdf5_recovery import clear_swmr_flags, lookup3
 
     assert lookup3(b"") == 0xDEADBEEF  # HDF5's H5_checksum_lookup3 of nothing
     path = tmp_path / "a.h5"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from event_model import compose_run
 
-from operando.acquisition.catalog import open_catalog
+from operando.storage.catalog import open_catalog
 from operando.acquisition.config import load_profile, load_protocol
 from operando.acquisition.experiment import run_experiment
 from operando.gui.curves import CycleCurves, capacity_curve, dqdv_curve

@@ -11,7 +11,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from operando.acquisition.catalog import open_catalog  # noqa: E402
+from operando.storage.catalog import open_catalog  # noqa: E402
 from operando.acquisition.config import load_profile, load_protocol  # noqa: E402
 from operando.acquisition.experiment import run_experiment  # noqa: E402
 from operando.gui.model import RunData  # noqa: E402

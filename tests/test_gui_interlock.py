@@ -14,7 +14,7 @@ import textwrap  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from operando.acquisition.catalog import open_catalog  # noqa: E402
+from operando.storage.catalog import open_catalog  # noqa: E402
 from operando.acquisition.cli import main as operando  # noqa: E402
 from operando.acquisition.config import PROFILES_DIR  # noqa: E402
 from operando.gui.controller import FAILED, FINISHED  # noqa: E402

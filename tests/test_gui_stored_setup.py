@@ -16,8 +16,8 @@ import pytest  # noqa: E402
 from event_model import compose_run  # noqa: E402
 from PySide6 import QtCore, QtWidgets  # noqa: E402
 
-from operando.acquisition.catalog import open_catalog  # noqa: E402
-from operando.acquisition.catalog_writer import FlushingTiledWriter  # noqa: E402
+from operando.storage.catalog import open_catalog  # noqa: E402
+from operando.storage.catalog_writer import FlushingTiledWriter  # noqa: E402
 from operando.acquisition.config import load_profile, load_protocol  # noqa: E402
 from operando.acquisition.experiment import run_experiment  # noqa: E402
 from operando.gui.formatting import duration_text, fmt, time_text  # noqa: E402

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PySide6 import QtCore  # noqa: E402
 
-from operando.acquisition.catalog import open_catalog  # noqa: E402
+from operando.storage.catalog import open_catalog  # noqa: E402
 from operando.acquisition.config import load_profile, load_protocol  # noqa: E402
 from operando.acquisition.experiment import run_experiment  # noqa: E402
 from operando.gui.controller import FAILED, PAUSED, RUNNING  # noqa: E402

@@ -14,7 +14,7 @@ import textwrap
 import pytest
 import yaml
 
-from operando.acquisition.catalog import open_catalog
+from operando.storage.catalog import open_catalog
 from operando.acquisition.config import PROFILES_DIR
 
 RUN_AND_LOOK = """

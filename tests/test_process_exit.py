@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from operando.acquisition.catalog import open_catalog
+from operando.storage.catalog import open_catalog
 
 
 # `operando run` in a child process, reporting the simulated engine's state once main() returns

@@ -49,7 +49,7 @@ def test_a_backend_must_be_registered_for_its_kind(tmp_path, capsys):
 def test_wire_simulator_profiles_run_the_demo_protocol(tmp_path, capsys, backend):
     """The same protocol through the in-process engine and through the real MethodSCRIPT driver
     on a pty: same steps, same cell, nearly the same charge per step."""
-    from operando.acquisition.catalog import open_catalog
+    from operando.storage.catalog import open_catalog
 
     base = "sim.yaml" if backend == "sim" else "sim-methodscript.yaml"
     data = tmp_path / "data"

@@ -27,7 +27,7 @@ from bluesky_queueserver_api import BPlan  # noqa: E402
 from bluesky_queueserver_api.comm_base import RequestTimeoutError  # noqa: E402
 from bluesky_queueserver_api.zmq import REManagerAPI  # noqa: E402
 
-from operando.acquisition.catalog import open_catalog  # noqa: E402
+from operando.storage.catalog import open_catalog  # noqa: E402
 from operando.acquisition.queue.documents import subscribe_documents  # noqa: E402
 from operando.acquisition.queue.server import KEY_ENV, manager_command  # noqa: E402
 

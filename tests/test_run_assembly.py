@@ -148,7 +148,7 @@ def test_start_metadata_describes_the_run_the_same_way_for_every_entry_point():
 def test_a_scripted_run_that_fails_is_stored_whole_before_the_catalog_closes(tmp_path):
     """The pattern of a script: a RunEngine inside `with open_catalog(...)`, a plan that raises.
     The catalog's writer is flushed before the catalog closes, so the failed run is complete."""
-    from operando.acquisition.catalog import open_catalog
+    from operando.storage.catalog import open_catalog
     from operando.acquisition.ipython import open_lab
     from operando.acquisition.session import make_run_engine
 
@@ -186,7 +186,6 @@ def test_ipython_lab_runs_a_protocol_as_the_cli_does(tmp_path):
     try:
         (uid,) = lab.RE(lab.operando(tmp_path / "short.yaml"))
         (count_uid,) = lab.RE(bp.count([lab.devices["magnetometer"]], num=2))
-        lab.RE.catalog_writer.flush()
         run = lab.catalog.client[uid]
         start = run.metadata["start"]
         assert start["profile"] == "sim" and start["protocol"] == "short"

@@ -16,14 +16,15 @@ import numpy as np
 import orjson
 import pytest
 
-from operando.acquisition import postgres
-from operando.acquisition.catalog import CATALOG_URI_ENV, open_catalog
+from operando.storage import postgres
+from operando.storage.catalog import CATALOG_URI_ENV, open_catalog
 from operando.acquisition.cli import main as cli_main
 from operando.acquisition.config import load_profile, load_protocol
 from operando.acquisition.experiment import run_experiment
-from operando.acquisition.importers import ImportFormatError, import_file
-from operando.acquisition.replay import replay, replay_run, run_documents
-from operando.acquisition.runs import echem_capacities, find_run, search_runs
+from operando.storage.importers import ImportFormatError, import_file
+from operando.storage.replay import replay, replay_run, run_documents
+from operando.storage.runs import find_run, search_runs
+from operando.analysis.summary import echem_capacities
 
 PG_ENV = "OPERANDO_TEST_POSTGRES_URI"
 PROTOCOL = textwrap.dedent(

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from operando.acquisition.catalog import open_catalog
+from operando.storage.catalog import open_catalog
 from operando.acquisition.config import load_profile, load_protocol
 from operando.acquisition.experiment import run_experiment
 from operando.devices.techniques import TECHNIQUE_CODES

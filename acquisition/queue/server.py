@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from operando.acquisition.catalog import DATA_ENV, resolve_data_dir
+from operando.storage.catalog import DATA_ENV, resolve_data_dir
 
 from .documents import DEFAULT_DOCS_IN, DEFAULT_DOCS_OUT, DOCS_IN_ENV, DOCS_OUT_ENV
 

@@ -15,7 +15,7 @@ import asyncio
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 
-from operando.acquisition.catalog import open_catalog, resolve_data_dir
+from operando.storage.catalog import open_catalog, resolve_data_dir
 from operando.acquisition.config import load_profile, load_protocol
 from operando.acquisition.prepare import check_run, prepare_run
 from operando.acquisition.session import make_run_engine

@@ -149,7 +149,7 @@ def _serve_on_lab(lab) -> Served:
 register_wire_simulator(WireSimulator(
     "potentiostat", "keithley2450", _serve_on_lab,
     "a simulated Keithley 2450 speaking SCPI on a loopback TCP socket",
-    virtual_clock=False,
+    command="keithley2450", main=main, virtual_clock=False,
 ))
 
 

@@ -205,6 +205,7 @@ def _serve_on_lab(lab) -> Served:
 register_wire_simulator(WireSimulator(
     "potentiostat", "methodscript", _serve_on_lab,
     "a simulated PalmSens EmStat4 speaking MethodSCRIPT on a pseudo-terminal",
+    command="potentiostat-methodscript", main=main,
 ))
 
 

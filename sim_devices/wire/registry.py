@@ -24,6 +24,9 @@ class WireSimulator:
     backend: str
     start: Callable[[object], Served]  # (SimLab) -> Served
     summary: str
+    # `operando sim serve <command> [args]` runs main(args) as a standalone simulator
+    command: str
+    main: Callable[[list[str]], None]
     virtual_clock: bool = True  # False: it serves from threads that a virtual clock cannot pace
 
 

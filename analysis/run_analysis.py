@@ -17,7 +17,6 @@ from operando.analysis.gitt import GittPulse, analyse_gitt
 from operando.analysis.voltammetry import (
     CvScan, DunnSplit, PowerLawFit, dunn_split, last_scan, peak_currents, power_law_fit,
 )
-from operando.devices.techniques import TECHNIQUE_CODES
 
 
 class AnalysisError(ValueError):
@@ -54,6 +53,15 @@ def _column(stream, name: str) -> np.ndarray:
     raise KeyError(name)
 
 
+def _technique_codes(stream) -> dict[str, int]:
+    """Technique name -> the integer stored in the ``technique`` column, as the stream's own
+    descriptor lists them (``choices``: the code is the position)."""
+    keys = stream.metadata.get("data_keys", {})
+    key = next((k for k in keys if k == "technique" or k.endswith("-technique")), None)
+    choices = keys.get(key, {}).get("choices") or []
+    return {name: code for code, name in enumerate(choices)}
+
+
 def _step_slices(step: np.ndarray) -> dict[int, np.ndarray]:
     return {int(s): np.flatnonzero(step == s) for s in np.unique(step)}
 
@@ -68,6 +76,7 @@ def analyse_run(run, diffusion_length_m: float | None = None) -> Analysis:
             cols = {k: _column(s, k) for k in ("timestamp", "Ewe", "I", "charge", "step", "technique")}
         except KeyError as exc:
             raise AnalysisError(f"{label}: the echem stream has no {exc.args[0]!r} column") from None
+        cols["codes"] = _technique_codes(s)
         _cv(out, cols)
         _gitt(out, cols, diffusion_length_m)
     else:
@@ -79,8 +88,8 @@ def analyse_run(run, diffusion_length_m: float | None = None) -> Analysis:
 
 
 def _cv(out: Analysis, c: dict) -> None:
-    by_step = _step_slices(c["step"][c["technique"] == TECHNIQUE_CODES["cv"]])
-    idx_all = np.flatnonzero(c["technique"] == TECHNIQUE_CODES["cv"])
+    by_step = _step_slices(c["step"][c["technique"] == c["codes"].get("cv", -1)])
+    idx_all = np.flatnonzero(c["technique"] == c["codes"].get("cv", -1))
     by_rate: dict[float, CvScan] = {}
     for step in by_step:
         idx = idx_all[c["step"][idx_all] == step]
@@ -104,7 +113,7 @@ def _cv(out: Analysis, c: dict) -> None:
 
 
 def _gitt(out: Analysis, c: dict, length_m: float | None) -> None:
-    idx_all = np.flatnonzero(c["technique"] == TECHNIQUE_CODES["gitt"])
+    idx_all = np.flatnonzero(c["technique"] == c["codes"].get("gitt", -1))
     if idx_all.size == 0:
         out.notes.append("no gitt step")
         return

@@ -64,6 +64,10 @@ class BackgroundConsumer:
                         self._errors.append(exc)
                     pending, last_flush = False, time.monotonic()
 
+    def wait(self) -> None:
+        """Block until every document handed over so far is consumed (errors stay for flush)."""
+        self._queue.join()
+
     def flush(self) -> None:
         """Block until every document handed over so far is consumed; raise its first error."""
         self._queue.join()

@@ -15,7 +15,7 @@ from operando.devices.stream_writer import HDF5StreamWriter
 from ..catalog import files_dir
 from ..catalog_writer import FlushingTiledWriter
 from ..journal import DocumentJournal
-from ..session import JsonMetadataStore
+from ..metadata import JsonMetadataStore
 
 BLOCK_ROWS = 100_000  # rows per StreamDatum: bounded memory for any file size
 
