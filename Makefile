@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml requirements.lock
 	   apt-get update -q && apt-get install -y -q python3-venv && $(PY) -m venv $(VENV))
 	$(BIN)/python -m pip install -q --upgrade "pip==26.3" 2>/dev/null || true
 	$(BIN)/python -m pip install -q -c requirements.lock -e ".[test]"
+	@git rev-parse --git-dir >/dev/null 2>&1 && git config core.hooksPath .githooks || true  # lint before each commit
 	@touch $(STAMP)
 
 demo: $(STAMP)

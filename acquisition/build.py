@@ -23,9 +23,9 @@ from operando.devices.kinds import DETECTOR_KINDS
 from operando.devices.potentiostat import Potentiostat
 from operando.devices.registry import BackendSpec, BuildContext
 from operando.plans.operando import DetectorSchedule
+from operando.storage.catalog import files_dir
 
 from .backends import WIRE_SIM_ADDRESS, backend_spec, wire_simulator
-from operando.storage.catalog import files_dir
 from .config import Instrument, Profile
 
 log = logging.getLogger(__name__)
@@ -103,9 +103,16 @@ def build_instruments(
             served = wire_simulator(inst.kind, inst.backend).start(lab)
             built.closers.append(served.stop)  # after the driver's port has closed (first=True)
             address = served.address
-        ctx = BuildContext(name, address, settings, clock, limits=inst.limits,
-                           lab=lab if spec.simulated else None, trigger_source=trigger_source,
-                           closers=built.closers)
+        ctx = BuildContext(
+            name,
+            address,
+            settings,
+            clock,
+            limits=inst.limits,
+            lab=lab if spec.simulated else None,
+            trigger_source=trigger_source,
+            closers=built.closers,
+        )
         backend = spec.build(ctx)
         return inject_faults(backend, name, faults, clock) if spec.simulated else backend
 
@@ -119,12 +126,13 @@ def build_instruments(
                 continue
             settings = inst.typed_settings
             trigger = pstat_backend if settings.trigger == "hardware" else None
-            device = DETECTOR_KINDS[inst.kind].make_device(
-                backend_for(name, inst, settings, trigger), settings, name
-            )
+            device = DETECTOR_KINDS[inst.kind].make_device(backend_for(name, inst, settings, trigger), settings, name)
             rules = tuple(inst.schedule) if inst.schedule else None
-            schedule = (DetectorSchedule(device, rules, name) if rules
-                        else DetectorSchedule.every(device, settings.period_s, name))
+            schedule = (
+                DetectorSchedule(device, rules, name)
+                if rules
+                else DetectorSchedule.every(device, settings.period_s, name)
+            )
             built.detectors.append(schedule)
         call_in_bluesky_event_loop(_connect_all(built.devices))
     except BaseException:

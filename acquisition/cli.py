@@ -11,6 +11,7 @@ import sys
 import time
 
 from operando.storage.catalog import DataDirectoryError, resolve_data_dir
+
 from .config import ConfigError
 
 
@@ -72,8 +73,9 @@ def _parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("replay", help="re-emit a stored run's documents with their timing")
     replay.add_argument("run", help="uid, partial uid, scan id, or -1 for the latest")
-    replay.add_argument("--speed", type=float, default=1.0,
-                        help="times faster than the original (default 1; inf = no waiting)")
+    replay.add_argument(
+        "--speed", type=float, default=1.0, help="times faster than the original (default 1; inf = no waiting)"
+    )
     replay.add_argument("--data", help=data_help)
     replay.set_defaults(func=_cmd_replay)
 
@@ -98,8 +100,11 @@ def _parser() -> argparse.ArgumentParser:
     analyse = sub.add_parser("analyse", help="CV b-values, GITT diffusion, EIS fits of a stored run")
     analyse.add_argument("run", help="uid, partial uid, scan id, or -1 for the latest")
     analyse.add_argument("--data", help=data_help)
-    analyse.add_argument("--diffusion-length-um", type=float,
-                         help="GITT diffusion length L (particle radius), um; without it D/L^2 is shown")
+    analyse.add_argument(
+        "--diffusion-length-um",
+        type=float,
+        help="GITT diffusion length L (particle radius), um; without it D/L^2 is shown",
+    )
     analyse.add_argument("--json", action="store_true", help="print the results as JSON")
     analyse.set_defaults(func=_cmd_analyse)
 
@@ -112,13 +117,16 @@ def _parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("sim", help="wire-level instrument simulators (real protocols)")
     sim_sub = sim.add_subparsers(dest="sim_command", required=True)
     sim_serve = sim_sub.add_parser(
-        "serve", help="serve one simulated instrument until Ctrl-C",
+        "serve",
+        help="serve one simulated instrument until Ctrl-C",
         description="Serve one wire-level simulated instrument; the options after its name are "
-                    "its own (`operando sim serve NAME --help`): --material, --speed, --soc, ... "
-                    "TCP simulators listen on loopback unless --host says otherwise.")
+        "its own (`operando sim serve NAME --help`): --material, --speed, --soc, ... "
+        "TCP simulators listen on loopback unless --host says otherwise.",
+    )
     # names come from the registry, looked up only when this command runs (imports are costly)
-    sim_serve.add_argument("instrument", help="potentiostat-methodscript, keithley2450, ... "
-                                               "(each registered wire-level simulator)")
+    sim_serve.add_argument(
+        "instrument", help="potentiostat-methodscript, keithley2450, ... (each registered wire-level simulator)"
+    )
     sim_serve.add_argument("options", nargs=argparse.REMAINDER, help="the simulator's own options")
     sim_serve.set_defaults(func=_cmd_sim_serve)
 
@@ -127,8 +135,11 @@ def _parser() -> argparse.ArgumentParser:
     gui.add_argument("--replay", metavar="RUN", help="open this stored run (uid, partial uid, scan id, -1)")
     gui.add_argument("--screenshot", metavar="FILE.png", help="render offscreen, save, exit")
     gui.add_argument("--at", type=float, help="with --replay: place the time cursor at this fraction (0-1)")
-    gui.add_argument("--in-process", action="store_true",
-                     help="run acquisition on a thread of the GUI's process (default: a child process)")
+    gui.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run acquisition on a thread of the GUI's process (default: a child process)",
+    )
     gui.set_defaults(func=_cmd_gui)
     return p
 
@@ -146,7 +157,12 @@ def _cmd_run(args) -> int:
     bar = None if args.quiet else ProgressBar()
     with _sigterm_as_interrupt() as interrupt_reason:
         result = run_experiment(
-            profile, protocol, data_dir, speed=args.speed, progress=bar, report=not args.no_report,
+            profile,
+            protocol,
+            data_dir,
+            speed=args.speed,
+            progress=bar,
+            report=not args.no_report,
             interrupt_reason=interrupt_reason,
         )
     if bar:
@@ -177,15 +193,21 @@ def _sigterm_as_interrupt():
 
 
 def _cmd_runs(args) -> int:
+    from operando.analysis.summary import format_runs
     from operando.storage.catalog import open_catalog
     from operando.storage.runs import list_runs, search_runs
-    from operando.analysis.summary import format_runs
 
     with open_catalog(resolve_data_dir(args.data)) as cat:
         try:
             found = search_runs(
-                cat.client, sample=args.sample, material=args.material, plan=args.plan,
-                since=args.since, until=args.until, status=args.status, tags=args.tag,
+                cat.client,
+                sample=args.sample,
+                material=args.material,
+                plan=args.plan,
+                since=args.since,
+                until=args.until,
+                status=args.status,
+                tags=args.tag,
             )
         except ValueError as exc:
             raise ConfigError(f"operando runs: {exc}") from None
@@ -198,7 +220,13 @@ def _cmd_runs(args) -> int:
 def _cmd_analyse(args) -> int:
     import json
 
-    from operando.analysis.run_analysis import AnalysisError, analyse_run, analysis_json, format_analysis, write_analysis_figure
+    from operando.analysis.run_analysis import (
+        AnalysisError,
+        analyse_run,
+        analysis_json,
+        format_analysis,
+        write_analysis_figure,
+    )
     from operando.storage.catalog import open_catalog
     from operando.storage.runs import RunNotFound, find_run
 
@@ -262,9 +290,9 @@ def _cmd_import(args) -> int:
 
 
 def _cmd_show(args) -> int:
+    from operando.analysis.summary import describe_run
     from operando.storage.catalog import open_catalog
     from operando.storage.runs import RunNotFound, find_run
-    from operando.analysis.summary import describe_run
 
     with open_catalog(resolve_data_dir(args.data)) as cat:
         try:
@@ -309,8 +337,10 @@ def _cmd_sim_serve(args) -> int:
     # Prints where to connect: a pty path (MethodSCRIPT) or a VISA resource string (Keithley).
     simulators = _wire_simulators()
     if args.instrument not in simulators:
-        raise ConfigError(f"operando sim serve: no wire-level simulator named {args.instrument!r}; "
-                          f"choose one of {', '.join(sorted(simulators))}")
+        raise ConfigError(
+            f"operando sim serve: no wire-level simulator named {args.instrument!r}; "
+            f"choose one of {', '.join(sorted(simulators))}"
+        )
     simulators[args.instrument].main(args.options)
     return 0
 
@@ -323,8 +353,8 @@ def _cmd_gui(args) -> int:
     if args.at is not None and not 0 <= args.at <= 1:
         raise ConfigError(f"--at must be between 0 and 1 (got {args.at})")
     shot = Path(args.screenshot) if args.screenshot else None
-    return run_gui(resolve_data_dir(args.data), replay=args.replay, shot=shot, at=args.at,
-                   in_process=args.in_process)
+    return run_gui(resolve_data_dir(args.data), replay=args.replay, shot=shot, at=args.at, in_process=args.in_process)
+
 
 class ProgressBar:
     """One line on stderr: bar, cycle/step, samples, ETA (wall time)."""
@@ -348,11 +378,9 @@ class ProgressBar:
         eta = max(self.total_s - p.elapsed_s, 0.0) / self.speed if self.total_s else float("nan")
         frames = " ".join(f"{k}={v}" for k, v in p.frames.items())
         sys.stderr.write(
-            ("\r" if self.tty else "")
-            + f"[{'#' * filled}{'.' * (self.width - filled)}] {frac * 100:5.1f}%  "
+            ("\r" if self.tty else "") + f"[{'#' * filled}{'.' * (self.width - filled)}] {frac * 100:5.1f}%  "
             f"cycle {p.cycle} step {p.step}/{p.total_steps}  {p.samples} samples  {frames}  "
-            f"ETA {eta:5.0f} s "
-            + ("" if self.tty else "\n")
+            f"ETA {eta:5.0f} s " + ("" if self.tty else "\n")
         )
         sys.stderr.flush()
 

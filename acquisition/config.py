@@ -107,9 +107,16 @@ class Instrument(StrictModel):
         elif self.address == WIRE_SIM_ADDRESS and wire is None:
             problem = f"the {self.backend} backend has no wire-level simulator yet; give {spec.address}"
         if problem:
-            raise ValidationError.from_exception_data("address", [InitErrorDetails(
-                type=PydanticCustomError("address", problem), loc=("address",),
-                input=self.address if self.address is not None else NOTHING)])
+            raise ValidationError.from_exception_data(
+                "address",
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("address", problem),
+                        loc=("address",),
+                        input=self.address if self.address is not None else NOTHING,
+                    )
+                ],
+            )
         return self
 
     @property
@@ -129,12 +136,10 @@ class Instrument(StrictModel):
         if kind == "potentiostat":
             if limits is None:
                 raise ValueError("a potentiostat needs limits: e_min_V, e_max_V, i_max_A")
-            if not (math.isfinite(limits.e_min_V) and math.isfinite(limits.e_max_V)
-                    and math.isfinite(limits.i_max_A)):
+            if not (math.isfinite(limits.e_min_V) and math.isfinite(limits.e_max_V) and math.isfinite(limits.i_max_A)):
                 raise ValueError("limits must be finite numbers")
             if limits.e_min_V >= limits.e_max_V:
-                raise ValueError(
-                    f"e_max_V ({limits.e_max_V:g}) must be above e_min_V ({limits.e_min_V:g})")
+                raise ValueError(f"e_max_V ({limits.e_max_V:g}) must be above e_min_V ({limits.e_min_V:g})")
         elif kind is not None and limits is not None:
             raise ValueError("limits (E window, |I| max) apply only to a potentiostat")
         return limits
@@ -149,8 +154,7 @@ def _settings_error(err: dict, model: type[BaseModel]) -> InitErrorDetails:
     close = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     message = f"unknown key{hint} (allowed keys: {', '.join(allowed) or 'none'})"
-    return InitErrorDetails(type=PydanticCustomError("unknown_setting", message), loc=loc,
-                            input=err["input"])
+    return InitErrorDetails(type=PydanticCustomError("unknown_setting", message), loc=loc, input=err["input"])
 
 
 class SimOptions(StrictModel):
@@ -197,8 +201,10 @@ class Profile(StrictModel):
                     f"simulation ({inst.backend}): faults are injected into simulated backends only"
                 )
             if fault.kind == "interlock_open" and inst.kind != "raman":
-                raise ValueError(f"faults: interlock_open on {fault.instrument!r}, a {inst.kind}: "
-                                 "only a Raman spectrometer has a laser interlock")
+                raise ValueError(
+                    f"faults: interlock_open on {fault.instrument!r}, a {inst.kind}: "
+                    "only a Raman spectrometer has a laser interlock"
+                )
         return sim
 
     @field_validator("suspenders")
@@ -264,7 +270,7 @@ def load_profile(name_or_path: Union[str, Path]) -> Profile:
     return _load(name_or_path, PROFILES_DIR, "profile", Profile, ConfigError)
 
 
-def load_protocol(name_or_path: Union[str, Path]) -> "Protocol":
+def load_protocol(name_or_path: Union[str, Path]) -> Protocol:
     from operando.plans.protocol import Protocol, ProtocolError  # protocol.py imports this module
 
     return _load(name_or_path, PROTOCOLS_DIR, "protocol", Protocol, ProtocolError)
@@ -295,8 +301,7 @@ def _load(name_or_path, folder: Path, what: str, model: type[BaseModel], error: 
 
 def _resolve(name_or_path, folder: Path, what: str, error: type[ConfigError]) -> Path:
     path = Path(name_or_path)
-    is_bare_name = (isinstance(name_or_path, str) and path.name == name_or_path
-                    and path.suffix not in (".yaml", ".yml"))
+    is_bare_name = isinstance(name_or_path, str) and path.name == name_or_path and path.suffix not in (".yaml", ".yml")
     if is_bare_name:
         path = folder / f"{name_or_path}.yaml"
         if not path.is_file():
@@ -322,8 +327,8 @@ class _StrictLoader(yaml.SafeLoader):
                 continue  # unhashable key: the base class reports it
             if duplicate:
                 raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"found duplicate key {key!r}", key_node.start_mark)
+                    "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}", key_node.start_mark
+                )
             seen.add(key)
         return super().construct_mapping(node, deep)
 
@@ -334,7 +339,7 @@ def _read_mapping(path: Path, error: type[ConfigError]) -> dict:
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"{path}: cannot read: {exc}") from None
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from bluesky.utils import RunEngineInterrupted
 
-from operando.storage.catalog import open_catalog, resolve_data_dir
-from .prepare import check_run, prepare_run
 from operando.analysis.summary import describe_run
+from operando.storage.catalog import open_catalog, resolve_data_dir
+
+from .prepare import check_run, prepare_run
 from .session import make_run_engine
 
 
@@ -26,7 +27,14 @@ INTERRUPTED = "interrupted by the user (Ctrl-C)"
 
 
 def run_experiment(
-    profile, protocol, data_dir: Path, *, speed=None, progress=None, report=True, callbacks=(),
+    profile,
+    protocol,
+    data_dir: Path,
+    *,
+    speed=None,
+    progress=None,
+    report=True,
+    callbacks=(),
     interrupt_reason=lambda: INTERRUPTED,
 ):
     """Run ``protocol`` on ``profile``'s instruments; store it under ``data_dir``.
@@ -43,8 +51,7 @@ def run_experiment(
         RE = make_run_engine(catalog)
         for callback in callbacks:
             RE.subscribe(callback)
-        prepared = prepare_run(profile, protocol, data_dir, speed=speed, progress=progress,
-                               checked=checked)
+        prepared = prepare_run(profile, protocol, data_dir, speed=speed, progress=progress, checked=checked)
         if progress is not None:
             progress.total_s = checked.total_s
             progress.speed = prepared.clock.speed

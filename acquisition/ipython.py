@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from operando.devices.configuration import ConfigError
+from operando.storage.catalog import Catalog, open_catalog, resolve_data_dir
 
 from .build import Instruments, build_instruments
-from operando.storage.catalog import Catalog, open_catalog, resolve_data_dir
 from .config import Profile, load_profile, load_protocol
 from .prepare import check_run, operando_plan
 from .session import make_run_engine
@@ -60,7 +60,8 @@ class Lab:
             raise ConfigError(
                 f"{protocol.source or protocol.name}: sampling.interval_s: this lab's potentiostat "
                 f"samples every {built:g} s; open it with open_lab(..., sample_interval_s={wanted:g}) "
-                f"(got {wanted!r})")
+                f"(got {wanted!r})"
+            )
         plan, _ = operando_plan(checked, self.instruments, md=md)
         return plan
 
@@ -100,8 +101,7 @@ def open_lab(
     except BaseException:
         catalog.close()
         raise
-    lab = Lab(RE, catalog, profile, instruments, data_dir, speed,
-              {d.name: d for d in instruments.devices})
+    lab = Lab(RE, catalog, profile, instruments, data_dir, speed, {d.name: d for d in instruments.devices})
     atexit.register(lab.close)
     return lab
 

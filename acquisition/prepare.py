@@ -87,8 +87,14 @@ def check_run(profile: Profile, protocol: Protocol, *, speed: Optional[float] = 
     problems = _capability_problems(profile, steps, protocol) + _clock_problems(profile, speed)
     if problems:
         raise CapabilityError("\n".join(problems), problems)
-    return CheckedRun(profile, protocol, steps, speed,
-                      estimate_duration_s(steps, profile.sample.capacity_mAh), run_metadata(profile, protocol))
+    return CheckedRun(
+        profile,
+        protocol,
+        steps,
+        speed,
+        estimate_duration_s(steps, profile.sample.capacity_mAh),
+        run_metadata(profile, protocol),
+    )
 
 
 def prepare_run(
@@ -116,18 +122,29 @@ def prepare_run(
     return PreparedRun(checked, instruments, suspenders, plan)
 
 
-def operando_plan(checked: CheckedRun, instruments: Instruments, *, md: Optional[dict] = None,
-                  progress: Optional[Callable[[Progress], None]] = None):
+def operando_plan(
+    checked: CheckedRun,
+    instruments: Instruments,
+    *,
+    md: Optional[dict] = None,
+    progress: Optional[Callable[[Progress], None]] = None,
+):
     """(plan, suspenders): the operando plan of a checked run on built ``instruments``, guarded by
     the profile's suspenders. ``prepare_run`` uses it; so does an IPython session's ``lab``."""
     profile = checked.profile
     by_name = {d.name: d for d in instruments.devices}
-    suspenders = [build_suspender(rule, by_name, instruments.potentiostat, instruments.clock)
-                  for rule in profile.suspenders]
+    suspenders = [
+        build_suspender(rule, by_name, instruments.potentiostat, instruments.clock) for rule in profile.suspenders
+    ]
     plan = operando_cycling(
-        instruments.potentiostat, checked.steps, instruments.detectors, instruments.clock,
-        capacity_mAh=profile.sample.capacity_mAh, md={**checked.metadata, **(md or {})},
-        progress=progress, suspenders=suspenders,
+        instruments.potentiostat,
+        checked.steps,
+        instruments.detectors,
+        instruments.clock,
+        capacity_mAh=profile.sample.capacity_mAh,
+        md={**checked.metadata, **(md or {})},
+        progress=progress,
+        suspenders=suspenders,
     )
     return plan, suspenders
 
@@ -169,7 +186,8 @@ def _capability_problems(profile: Profile, steps: list[ScheduledStep], protocol:
         problems.append(
             f"{where}: instruments.{pname}.backend: {pinst.backend} cannot run {kind} (step "
             f"{shown} of protocol {protocol.name!r}): {pspec.summary}; it runs "
-            f"{', '.join(sorted(pspec.techniques))} (got {pinst.backend!r})")
+            f"{', '.join(sorted(pspec.techniques))} (got {pinst.backend!r})"
+        )
     can_hold = Capability.HOLD in pspec.capabilities
     cannot_hold = f"needs a potentiostat that can hold at open circuit; {pinst.backend} cannot"
     detectors = {n: i for n, i in enabled_instruments(profile).items() if i.kind != "potentiostat"}
@@ -180,15 +198,21 @@ def _capability_problems(profile: Profile, steps: list[ScheduledStep], protocol:
         if inst.typed_settings.trigger == "hardware":
             spec = backend_spec(inst.kind, inst.backend)
             if Capability.TRIGGER_OUT not in pspec.capabilities:
-                problems.append(f"{where}: instruments.{name}.settings.trigger: hardware triggering needs "
-                                f"the potentiostat's trigger output; {pinst.backend} has none (got 'hardware')")
+                problems.append(
+                    f"{where}: instruments.{name}.settings.trigger: hardware triggering needs "
+                    f"the potentiostat's trigger output; {pinst.backend} has none (got 'hardware')"
+                )
             if Capability.TRIGGER_IN not in spec.capabilities:
-                problems.append(f"{where}: instruments.{name}.settings.trigger: the {inst.backend} "
-                                f"{inst.kind} has no trigger input (got 'hardware')")
+                problems.append(
+                    f"{where}: instruments.{name}.settings.trigger: the {inst.backend} "
+                    f"{inst.kind} has no trigger input (got 'hardware')"
+                )
     for i, rule in enumerate(profile.suspenders):
         if rule.echem == "hold" and not can_hold:
-            problems.append(f"{where}: suspenders[{i}].echem: suspending {rule.watch} with the cell held "
-                            f"{cannot_hold}; use echem: continue (got 'hold')")
+            problems.append(
+                f"{where}: suspenders[{i}].echem: suspending {rule.watch} with the cell held "
+                f"{cannot_hold}; use echem: continue (got 'hold')"
+            )
         inst = profile.instruments[rule.instrument]
         if not inst.enabled:
             problems.append(f"{where}: suspenders[{i}].watch: {rule.instrument} is disabled (got {rule.watch!r})")
@@ -202,12 +226,16 @@ def _clock_problems(profile: Profile, speed: Optional[float]) -> list[str]:
     if has_hardware(profile):
         hardware = [n for n, i in enabled_instruments(profile).items() if not i.simulated]
         if speed is not None and speed != 1.0:
-            problems.append(f"{where}: instruments.{hardware[0]}.address: a real instrument runs in real "
-                            f"time; the speed asked for is {speed:g} (got {speed!r})")
+            problems.append(
+                f"{where}: instruments.{hardware[0]}.address: a real instrument runs in real "
+                f"time; the speed asked for is {speed:g} (got {speed!r})"
+            )
         if sim is not None and sim.speed != 1.0:
-            problems.append(f"{where}: instruments.{hardware[0]}.address: a real instrument runs in real "
-                            f"time, but sim.speed is {sim.speed:g} (set it to 1, or use address: "
-                            f"{WIRE_SIM_ADDRESS}) (got {profile.instruments[hardware[0]].address!r})")
+            problems.append(
+                f"{where}: instruments.{hardware[0]}.address: a real instrument runs in real "
+                f"time, but sim.speed is {sim.speed:g} (set it to 1, or use address: "
+                f"{WIRE_SIM_ADDRESS}) (got {profile.instruments[hardware[0]].address!r})"
+            )
         if sim is not None and sim.clock == "virtual":
             problems.append(f"{where}: sim.clock: a real instrument runs on the wall clock (got 'virtual')")
     if needs_sim_lab(profile):
@@ -216,13 +244,17 @@ def _clock_problems(profile: Profile, speed: Optional[float]) -> list[str]:
         material = sim_material(profile)
         if material not in PRESETS:
             key = "sim.material" if sim and sim.material else "sample.sim_preset"
-            problems.append(f"{where}: {key}: unknown simulated material; choose one of "
-                            f"{', '.join(sorted(PRESETS))} (got {material!r})")
+            problems.append(
+                f"{where}: {key}: unknown simulated material; choose one of "
+                f"{', '.join(sorted(PRESETS))} (got {material!r})"
+            )
         if sim is not None and sim.clock == "virtual":
             for name, inst in enabled_instruments(profile).items():
                 wire = wire_simulator(inst.kind, inst.backend) if inst.address == WIRE_SIM_ADDRESS else None
                 if wire is not None and not wire.virtual_clock:
-                    problems.append(f"{where}: instruments.{name}.address: the {inst.backend} wire-level "
-                                    f"simulator runs on a scaled clock; sim.clock: virtual is not "
-                                    f"supported with it (got 'sim')")
+                    problems.append(
+                        f"{where}: instruments.{name}.address: the {inst.backend} wire-level "
+                        f"simulator runs on a scaled clock; sim.clock: virtual is not "
+                        f"supported with it (got 'sim')"
+                    )
     return problems

@@ -59,8 +59,7 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2], edges[1::2]))
 
 
-def analyse_gitt(time_s, potential_V, current_A, charge_mAh, length_m: float,
-                 skip: float = 0.2) -> list[GittPulse]:
+def analyse_gitt(time_s, potential_V, current_A, charge_mAh, length_m: float, skip: float = 0.2) -> list[GittPulse]:
     """Every pulse of one GITT step that has a relaxed potential before and after it.
 
     The potential before the first pulse is the step's first sample (the cell at rest when the
@@ -82,9 +81,16 @@ def analyse_gitt(time_s, potential_V, current_A, charge_mAh, length_m: float,
         tau = float(t[b - 1] - t0)
         dE_t = transient_change(t[a:b] - t0, e[a:b], tau, skip)
         dE_s = float(e[rest_end - 1] - before)
-        out.append(GittPulse(
-            k + 1, tau, float(np.median(i[a:b])), dE_s, dE_t,
-            weppner_huggins(tau, dE_s, dE_t, length_m), float(e[rest_end - 1]),
-            float(q[rest_end - 1]),
-        ))
+        out.append(
+            GittPulse(
+                k + 1,
+                tau,
+                float(np.median(i[a:b])),
+                dE_s,
+                dE_t,
+                weppner_huggins(tau, dE_s, dE_t, length_m),
+                float(e[rest_end - 1]),
+                float(q[rest_end - 1]),
+            )
+        )
     return out

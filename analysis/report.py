@@ -25,7 +25,7 @@ def write_overview(run, reports_dir: Path) -> Path:
     echem = run[start.get("echem_stream", "echem")]
     t_e = np.asarray(echem["timestamp"].read())
     t0 = t_e[0] if t_e.size else 0.0
-    hours = lambda t: (np.asarray(t) - t0) / 3600.0  # noqa: E731
+    hours = lambda t: (np.asarray(t) - t0) / 3600.0
 
     kinds = start.get("instruments", {})
     mag = next((n for n, i in kinds.items() if i["kind"] == "magnetometer" and n in run), None)

@@ -15,7 +15,13 @@ import numpy as np
 from operando.analysis.eis import EisFit, fit_spectrum
 from operando.analysis.gitt import GittPulse, analyse_gitt
 from operando.analysis.voltammetry import (
-    CvScan, DunnSplit, PowerLawFit, dunn_split, last_scan, peak_currents, power_law_fit,
+    CvScan,
+    DunnSplit,
+    PowerLawFit,
+    dunn_split,
+    last_scan,
+    peak_currents,
+    power_law_fit,
 )
 
 
@@ -108,8 +114,14 @@ def _cv(out: Analysis, c: dict) -> None:
     if min(an) <= 0 or max(ca) >= 0:
         out.notes.append("cv: a scan has no anodic or no cathodic current; no b-value")
         return
-    out.cv = CvResult(scans, an, ca, power_law_fit([s.scan_rate_V_s for s in scans], an),
-                      power_law_fit([s.scan_rate_V_s for s in scans], ca), dunn_split(scans))
+    out.cv = CvResult(
+        scans,
+        an,
+        ca,
+        power_law_fit([s.scan_rate_V_s for s in scans], an),
+        power_law_fit([s.scan_rate_V_s for s in scans], ca),
+        dunn_split(scans),
+    )
 
 
 def _gitt(out: Analysis, c: dict, length_m: float | None) -> None:
@@ -124,8 +136,9 @@ def _gitt(out: Analysis, c: dict, length_m: float | None) -> None:
         if first > 0 and abs(c["I"][first - 1]) < 1e-12:
             idx = np.concatenate([[first - 1], idx])
         try:
-            pulses = analyse_gitt(c["timestamp"][idx], c["Ewe"][idx], c["I"][idx], c["charge"][idx],
-                                  length_m if length_m else 1.0)
+            pulses = analyse_gitt(
+                c["timestamp"][idx], c["Ewe"][idx], c["I"][idx], c["charge"][idx], length_m if length_m else 1.0
+            )
         except ValueError as exc:
             out.notes.append(f"gitt step {int(step)} skipped: {exc}")
             continue
@@ -161,31 +174,45 @@ def format_analysis(a: Analysis) -> str:
     lines = [f"Analysis of {a.run_label}"]
     if a.cv:
         cv = a.cv
-        lines += ["", "Cyclic voltammetry (last scan of each step; i_p = a v^b)",
-                  f"  {'step':>4}  {'v/mV s-1':>9}  {'i_pa/mA':>9}  {'i_pc/mA':>9}  "
-                  f"{'capacitive (Dunn)':>17}"]
+        lines += [
+            "",
+            "Cyclic voltammetry (last scan of each step; i_p = a v^b)",
+            f"  {'step':>4}  {'v/mV s-1':>9}  {'i_pa/mA':>9}  {'i_pc/mA':>9}  {'capacitive (Dunn)':>17}",
+        ]
         for s, ia, ic, cap in zip(cv.scans, cv.anodic_A, cv.cathodic_A, cv.dunn.capacitive_fraction):
-            lines.append(f"  {s.step:>4}  {s.scan_rate_V_s * 1e3:9.3g}  {ia * 1e3:9.4f}  {ic * 1e3:9.4f}  "
-                         f"{cap * 100:16.1f}%")
+            lines.append(
+                f"  {s.step:>4}  {s.scan_rate_V_s * 1e3:9.3g}  {ia * 1e3:9.4f}  {ic * 1e3:9.4f}  {cap * 100:16.1f}%"
+            )
         lines.append(f"  b anodic   = {_pm(cv.anodic.b, cv.anodic.b_stderr, '.3f')}  ({cv.anodic.n} rates)")
         lines.append(f"  b cathodic = {_pm(cv.cathodic.b, cv.cathodic.b_stderr, '.3f')}")
         lines.append("  (b ~ 0.5 diffusion-limited bulk storage, b ~ 1 capacitive/interfacial)")
     for step, pulses in a.gitt.items():
         unit = "D/m2 s-1" if a.diffusion_length_m else "D/L2 s-1"
-        lines += ["", f"GITT step {step} (Weppner-Huggins; "
-                  + (f"L = {a.diffusion_length_m * 1e6:g} um)" if a.diffusion_length_m
-                     else "no --diffusion-length-um: D/L^2 shown)"),
-                  f"  {'pulse':>5}  {'tau/s':>7}  {'dEs/mV':>8}  {'dEt/mV':>8}  {unit:>10}  "
-                  f"{'OCV/V':>7}  {'Q/mAh':>8}  {'SOC':>6}"]
+        lines += [
+            "",
+            f"GITT step {step} (Weppner-Huggins; "
+            + (
+                f"L = {a.diffusion_length_m * 1e6:g} um)"
+                if a.diffusion_length_m
+                else "no --diffusion-length-um: D/L^2 shown)"
+            ),
+            f"  {'pulse':>5}  {'tau/s':>7}  {'dEs/mV':>8}  {'dEt/mV':>8}  {unit:>10}  "
+            f"{'OCV/V':>7}  {'Q/mAh':>8}  {'SOC':>6}",
+        ]
         for p in pulses:
             soc = _soc(a, p.charge_mAh)
-            lines.append(f"  {p.index:>5}  {p.tau_s:7.1f}  {p.dE_s_V * 1e3:8.2f}  {p.dE_t_V * 1e3:8.2f}  "
-                         f"{p.D_m2_s:10.3e}  {p.E_relaxed_V:7.4f}  {p.charge_mAh:8.4f}  "
-                         + (f"{soc:6.3f}" if soc is not None else "     -"))
+            lines.append(
+                f"  {p.index:>5}  {p.tau_s:7.1f}  {p.dE_s_V * 1e3:8.2f}  {p.dE_t_V * 1e3:8.2f}  "
+                f"{p.D_m2_s:10.3e}  {p.E_relaxed_V:7.4f}  {p.charge_mAh:8.4f}  "
+                + (f"{soc:6.3f}" if soc is not None else "     -")
+            )
     for step, fit in a.eis.items():
-        lines += ["", f"Impedance step {step}: {fit.model}, {fit.frequency_Hz.size} frequencies "
-                  f"({fit.frequency_Hz.min():.3g}-{fit.frequency_Hz.max():.3g} Hz), "
-                  f"rms misfit {fit.rms_relative * 100:.2f}% of |Z|"]
+        lines += [
+            "",
+            f"Impedance step {step}: {fit.model}, {fit.frequency_Hz.size} frequencies "
+            f"({fit.frequency_Hz.min():.3g}-{fit.frequency_Hz.max():.3g} Hz), "
+            f"rms misfit {fit.rms_relative * 100:.2f}% of |Z|",
+        ]
         for n, u, v, e in zip(fit.names, fit.units, fit.values, fit.stderr):
             shaky = "  (not identifiable in this band)" if not e < abs(v) else ""
             lines.append(f"  {n:10} {_pm(v, e):>24} {u}{shaky}")
@@ -202,20 +229,45 @@ def analysis_json(a: Analysis) -> dict:
     if a.cv:
         cv = a.cv
         out["cv"] = {
-            "scan_rate_V_s": [s.scan_rate_V_s for s in cv.scans], "steps": [s.step for s in cv.scans],
-            "anodic_peak_A": cv.anodic_A, "cathodic_peak_A": cv.cathodic_A,
-            "b_anodic": num(cv.anodic.b), "b_anodic_stderr": num(cv.anodic.b_stderr),
-            "b_cathodic": num(cv.cathodic.b), "b_cathodic_stderr": num(cv.cathodic.b_stderr),
+            "scan_rate_V_s": [s.scan_rate_V_s for s in cv.scans],
+            "steps": [s.step for s in cv.scans],
+            "anodic_peak_A": cv.anodic_A,
+            "cathodic_peak_A": cv.cathodic_A,
+            "b_anodic": num(cv.anodic.b),
+            "b_anodic_stderr": num(cv.anodic.b_stderr),
+            "b_cathodic": num(cv.cathodic.b),
+            "b_cathodic_stderr": num(cv.cathodic.b_stderr),
             "capacitive_fraction": [num(x) for x in cv.dunn.capacitive_fraction],
         }
     key = "D_m2_s" if a.diffusion_length_m else "D_over_L2_per_s"
-    out["gitt"] = {str(step): [
-        {"pulse": p.index, "tau_s": p.tau_s, "current_A": p.current_A, "dE_s_V": p.dE_s_V,
-         "dE_t_V": p.dE_t_V, key: p.D_m2_s, "ocv_V": p.E_relaxed_V, "charge_mAh": p.charge_mAh,
-         "soc": _soc(a, p.charge_mAh)} for p in pulses] for step, pulses in a.gitt.items()}
-    out["eis"] = {str(step): {"model": f.model, "rms_relative": f.rms_relative, **{
-        n: {"value": num(v), "stderr": num(e), "unit": u}
-        for n, u, v, e in zip(f.names, f.units, f.values, f.stderr)}} for step, f in a.eis.items()}
+    out["gitt"] = {
+        str(step): [
+            {
+                "pulse": p.index,
+                "tau_s": p.tau_s,
+                "current_A": p.current_A,
+                "dE_s_V": p.dE_s_V,
+                "dE_t_V": p.dE_t_V,
+                key: p.D_m2_s,
+                "ocv_V": p.E_relaxed_V,
+                "charge_mAh": p.charge_mAh,
+                "soc": _soc(a, p.charge_mAh),
+            }
+            for p in pulses
+        ]
+        for step, pulses in a.gitt.items()
+    }
+    out["eis"] = {
+        str(step): {
+            "model": f.model,
+            "rms_relative": f.rms_relative,
+            **{
+                n: {"value": num(v), "stderr": num(e), "unit": u}
+                for n, u, v, e in zip(f.names, f.units, f.values, f.stderr)
+            },
+        }
+        for step, f in a.eis.items()
+    }
     return out
 
 
@@ -236,8 +288,10 @@ def write_analysis_figure(a: Analysis, path: Path) -> Path:
             ax.set_aspect("equal", adjustable="datalim")
         elif panel == "cv":
             v = np.array([s.scan_rate_V_s for s in a.cv.scans])
-            for name, peaks, fit, mark in (("anodic", a.cv.anodic_A, a.cv.anodic, "o"),
-                                           ("cathodic", a.cv.cathodic_A, a.cv.cathodic, "s")):
+            for name, peaks, fit, mark in (
+                ("anodic", a.cv.anodic_A, a.cv.anodic, "o"),
+                ("cathodic", a.cv.cathodic_A, a.cv.cathodic, "s"),
+            ):
                 ax.loglog(v * 1e3, np.abs(peaks) * 1e3, mark, mfc="none", label=f"{name}: b = {fit.b:.3f}")
                 ax.loglog(v * 1e3, fit.a * v**fit.b * 1e3, "-", lw=1, color=ax.lines[-1].get_color())
             ax.set(xlabel="scan rate / mV s$^{-1}$", ylabel="|i$_p$| / mA", title="CV peak currents")
@@ -245,9 +299,11 @@ def write_analysis_figure(a: Analysis, path: Path) -> Path:
             for step, pulses in a.gitt.items():
                 x = [(_soc(a, p.charge_mAh) if a.capacity_mAh else p.charge_mAh) for p in pulses]
                 ax.semilogy(x, [p.D_m2_s for p in pulses], "o-", label=f"step {step}")
-            ax.set(xlabel="SOC" if a.capacity_mAh else "charge / mAh",
-                   ylabel="D / m$^2$ s$^{-1}$" if a.diffusion_length_m else "D/L$^2$ / s$^{-1}$",
-                   title="GITT (Weppner-Huggins)")
+            ax.set(
+                xlabel="SOC" if a.capacity_mAh else "charge / mAh",
+                ylabel="D / m$^2$ s$^{-1}$" if a.diffusion_length_m else "D/L$^2$ / s$^{-1}$",
+                title="GITT (Weppner-Huggins)",
+            )
         ax.legend(fontsize=8)
     fig.suptitle(f"Analysis of {a.run_label}")
     fig.tight_layout()

@@ -57,7 +57,6 @@ def describe_run(run) -> str:
             if c.charge_mAh == 0 and c.discharge_mAh == 0:
                 continue  # a rest-only cycle (e.g. the initial OCV, cycle 0)
             lines.append(
-                f"  {c.cycle:>5}  {c.charge_mAh:10.4f}  {c.discharge_mAh:13.4f}  "
-                f"{c.coulombic_efficiency:14.3f}"
+                f"  {c.cycle:>5}  {c.charge_mAh:10.4f}  {c.discharge_mAh:13.4f}  {c.coulombic_efficiency:14.3f}"
             )
     return "\n".join(lines)

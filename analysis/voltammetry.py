@@ -125,9 +125,11 @@ def dunn_split(scans: list[CvScan], n_points: int = 50, margin: float = 0.05) ->
     grid = np.linspace(lo + margin * span, hi - margin * span, n_points)
     v = np.array([s.scan_rate_V_s for s in scans])
     sv = np.sqrt(v)
-    currents = np.array([  # (rates, 2 * n_points)
-        np.concatenate([_branch(s, True, grid), _branch(s, False, grid)]) for s in scans
-    ])
+    currents = np.array(
+        [  # (rates, 2 * n_points)
+            np.concatenate([_branch(s, True, grid), _branch(s, False, grid)]) for s in scans
+        ]
+    )
     design = np.column_stack([sv, np.ones_like(sv)])
     coef, *_ = np.linalg.lstsq(design, currents / sv[:, None], rcond=None)
     k1, k2 = coef

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 from .storage_paths import bench_event_pages, bench_fast_path, bench_one_event_per_sample
@@ -40,7 +39,9 @@ def main(argv=None) -> int:
     print(f"ratio (c)/(a): {rate['(c)'] / rate['(a)']:,.0f}x")
     print(f"ratio (c)/(b): {rate['(c)'] / rate['(b)']:,.1f}x")
     floor, goal = 100_000, 1_000_000
-    verdict = "meets the goal" if rate["(c)"] >= goal else "meets the floor" if rate["(c)"] >= floor else "BELOW the floor"
+    verdict = (
+        "meets the goal" if rate["(c)"] >= goal else "meets the floor" if rate["(c)"] >= floor else "BELOW the floor"
+    )
     print(f"(c) {rate['(c)']:,.0f} samples/s: {verdict} (floor {floor:,}, goal {goal:,})")
     return 0 if rate["(c)"] >= floor else 1
 

@@ -54,8 +54,7 @@ def million_points(n: int):
     steps = []
     for c in range(1, 400):
         for sign in (-1, 1):
-            tech = ConstantCurrent(current_A=sign * amps, e_min_V=lim.e_min_V, e_max_V=lim.e_max_V,
-                                   max_duration_s=3600)
+            tech = ConstantCurrent(current_A=sign * amps, e_min_V=lim.e_min_V, e_max_V=lim.e_max_V, max_duration_s=3600)
             steps.append(ScheduledStep(technique=tech, cycle=c, step=len(steps) + 1))
     pot = lab.potentiostat
     pot.load(steps)
@@ -63,8 +62,13 @@ def million_points(n: int):
     pot.advance_to(pot.start_time + (n + 100_000) * 1.0)  # spare rows: 50 appended per frame
     block = pot.drain()
     data = RunData()
-    data.set_start({"uid": "bench", "sample": profile.sample.model_dump(mode="json"),
-                    "instruments": {"potentiostat": {"kind": "potentiostat", "backend": "sim"}}})
+    data.set_start(
+        {
+            "uid": "bench",
+            "sample": profile.sample.model_dump(mode="json"),
+            "instruments": {"potentiostat": {"kind": "potentiostat", "backend": "sim"}},
+        }
+    )
     keys = {k: {"dtype": "number", "shape": []} for k in block}
     data.add_stream("echem", keys)
     data.append("echem", {k: v[:n] for k, v in block.items()})
@@ -81,7 +85,7 @@ def frames_per_second(app, data, extra: dict, seconds: float, draw, k: int = 0) 
     while time.perf_counter() < t_end:
         # the spare rows again, shifted later, when a fast panel has used them all up
         a, lap = k % m, k // m
-        rows = {key: v[a:a + 50] for key, v in extra.items()}
+        rows = {key: v[a : a + 50] for key, v in extra.items()}
         rows["timestamp"] = rows["timestamp"] + lap * span
         data.append("echem", rows)
         k += 50
@@ -117,8 +121,9 @@ def main(argv=None) -> int:
 
         # (2) open a 24-hour run
         (tmp / "day.yaml").write_text(DAY_PROTOCOL)
-        result = run_experiment(load_profile("sim"), load_protocol(tmp / "day.yaml"), tmp / "data",
-                                speed=20_000, report=False)
+        result = run_experiment(
+            load_profile("sim"), load_protocol(tmp / "day.yaml"), tmp / "data", speed=20_000, report=False
+        )
         window.catalog_client()  # the browser's catalog is open before the user clicks a run
         t = time.perf_counter()
         window.open_run(result.uid)
@@ -130,8 +135,10 @@ def main(argv=None) -> int:
         read_s = time.perf_counter() - t
         span_h = (stored.t_end - stored.t0) / 3600
         counts = {name: len(v) for name, v in stored.times.items()}
-        print(f"open a {span_h:.1f} h run ({counts}): {open_s:.2f} s to every panel "
-              f"(reading its arrays alone, again: {read_s:.2f} s; goal <= {OPEN_GOAL_S:g} s)")
+        print(
+            f"open a {span_h:.1f} h run ({counts}): {open_s:.2f} s to every panel "
+            f"(reading its arrays alone, again: {read_s:.2f} s; goal <= {OPEN_GOAL_S:g} s)"
+        )
         ok &= open_s <= OPEN_GOAL_S
 
         # (1) refresh rate with a million points
@@ -175,17 +182,26 @@ def main(argv=None) -> int:
             samples[where] = (after - before, control.status.state)
             control.abort("benchmark over")
             control.wait(60)
-        print(f"refresh with {data.echem.rows:,} echem points, while a simulated run (2000x) acquires "
-              f"in the GUI's process (a thread: {samples['thread'][0]:,} samples meanwhile) or in a "
-              f"child process ({samples['process'][0]:,} samples):")
-        for label, what in (("panel", "E and I vs time panel"), ("window", "window tick, 7 panels"),
-                            ("full", "tick + full repaint")):
+        print(
+            f"refresh with {data.echem.rows:,} echem points, while a simulated run (2000x) acquires "
+            f"in the GUI's process (a thread: {samples['thread'][0]:,} samples meanwhile) or in a "
+            f"child process ({samples['process'][0]:,} samples):"
+        )
+        for label, what in (
+            ("panel", "E and I vs time panel"),
+            ("window", "window tick, 7 panels"),
+            ("full", "tick + full repaint"),
+        ):
             idle, thread, proc = rows[label, "idle"], rows[label, "thread"], rows[label, "process"]
-            print(f"  {what:22} {idle:6.1f} frames/s idle; acquiring: in a thread {thread:6.1f} "
-                  f"(ratio {thread / idle:.2f}), in a child process {proc:6.1f} (ratio {proc / idle:.2f})")
-        print(f"  goal: >= {FPS_GOAL:g} frames/s for the 1,000,000-point panel while acquiring "
-              "(the window's default: a child process)")
-        for where, (n, state) in samples.items():
+            print(
+                f"  {what:22} {idle:6.1f} frames/s idle; acquiring: in a thread {thread:6.1f} "
+                f"(ratio {thread / idle:.2f}), in a child process {proc:6.1f} (ratio {proc / idle:.2f})"
+            )
+        print(
+            f"  goal: >= {FPS_GOAL:g} frames/s for the 1,000,000-point panel while acquiring "
+            "(the window's default: a child process)"
+        )
+        for where, (_n, state) in samples.items():
             if state != "running":
                 print(f"  note: the run in a {where} was {state!r} when measured, not running")
                 ok = False

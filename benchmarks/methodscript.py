@@ -22,7 +22,6 @@ from pathlib import Path
 
 from bluesky.run_engine import call_in_bluesky_event_loop
 
-from operando.storage.catalog import files_dir, open_catalog
 from operando.acquisition.session import make_run_engine
 from operando.devices.backends.methodscript import MethodScriptPotentiostatBackend
 from operando.devices.backends.methodscript_steps import build_script
@@ -36,6 +35,7 @@ from operando.sim_devices.cell import SimCell, preset
 from operando.sim_devices.clock import SimClock
 from operando.sim_devices.lab import build_sim_lab
 from operando.sim_devices.wire.methodscript_server import MethodScriptSimulator
+from operando.storage.catalog import files_dir, open_catalog
 
 INTERVAL_S = 0.5
 SPEED = 1e7

@@ -21,7 +21,6 @@ import bluesky.preprocessors as bpp
 import numpy as np
 from bluesky.run_engine import call_in_bluesky_event_loop
 
-from operando.storage.catalog import files_dir, open_catalog
 from operando.acquisition.session import make_run_engine
 from operando.devices.magnetometer import Magnetometer
 from operando.devices.potentiostat import Potentiostat
@@ -30,6 +29,7 @@ from operando.plans.operando import DetectorSchedule, operando_cycling
 from operando.sim_devices.backends.detectors import SimMagnetometerBackend
 from operando.sim_devices.backends.potentiostat import SimPotentiostatBackend
 from operando.sim_devices.lab import build_sim_lab
+from operando.storage.catalog import files_dir, open_catalog
 
 GOAL_S = 5e-3
 
@@ -49,8 +49,11 @@ def measure(seconds: float, exposure_s: float) -> dict[str, np.ndarray]:
         RE.catalog = catalog
         lab = build_sim_lab("fe_li2o", active_mass_g=1e-2, speed=1.0, sample_interval_s=1e-3, soc=0.3)
         pstat = Potentiostat(
-            SimPotentiostatBackend(lab), Limits(e_min_V=0.0, e_max_V=3.0, i_max_A=1.0),
-            files_dir(catalog.data_dir), name="potentiostat", clock=lab.clock,
+            SimPotentiostatBackend(lab),
+            Limits(e_min_V=0.0, e_max_V=3.0, i_max_A=1.0),
+            files_dir(catalog.data_dir),
+            name="potentiostat",
+            clock=lab.clock,
         )
         mag = Magnetometer(SimMagnetometerBackend(lab), averaging_s=exposure_s, name="magnetometer")
         for d in (pstat, mag):
@@ -71,8 +74,10 @@ def measure(seconds: float, exposure_s: float) -> dict[str, np.ndarray]:
 
         step = ConstantCurrent(current_A=1e-4, e_max_V=3.0, max_duration_s=seconds)
         plan = operando_cycling(
-            pstat, [ScheduledStep(technique=step, cycle=1, step=1)],
-            [DetectorSchedule.every(mag, exposure_s, "magnetometer")], lab.clock,
+            pstat,
+            [ScheduledStep(technique=step, cycle=1, step=1)],
+            [DetectorSchedule.every(mag, exposure_s, "magnetometer")],
+            lab.clock,
         )
         (uid,) = RE(plan)
         RE.catalog_writer.flush()
@@ -99,8 +104,9 @@ def main(argv=None) -> int:
     print(f"echem rows stored meanwhile: {rows:,} (1 kHz)")
     print(f"ratio operando / baseline (median): {op_med / base_med:.2f}x")
     ok = op_med <= GOAL_S
-    print(f"goal: median <= {GOAL_S * 1e3:.0f} ms: {'met' if ok else 'NOT met'}"
-          f" (95th percentile {op_p95 * 1e3:.1f} ms)")
+    print(
+        f"goal: median <= {GOAL_S * 1e3:.0f} ms: {'met' if ok else 'NOT met'} (95th percentile {op_p95 * 1e3:.1f} ms)"
+    )
     return 0 if ok else 1
 
 

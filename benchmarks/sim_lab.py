@@ -17,7 +17,6 @@ from pathlib import Path
 
 from bluesky.run_engine import call_in_bluesky_event_loop
 
-from operando.storage.catalog import files_dir, open_catalog
 from operando.acquisition.session import make_run_engine
 from operando.devices.magnetometer import Magnetometer
 from operando.devices.potentiostat import Potentiostat
@@ -26,10 +25,11 @@ from operando.devices.skpm import Skpm
 from operando.devices.techniques import ConstantCurrent, Limits, OpenCircuit, ScheduledStep
 from operando.plans.operando import DetectorSchedule, operando_cycling
 from operando.sim_devices.backends.detectors import SimRamanBackend
-from operando.sim_devices.backends.potentiostat import SimPotentiostatBackend
-from operando.sim_devices.lab import build_sim_lab
 from operando.sim_devices.backends.mpms import SimMpmsBackend
+from operando.sim_devices.backends.potentiostat import SimPotentiostatBackend
 from operando.sim_devices.backends.skpm import SimSkpmBackend
+from operando.sim_devices.lab import build_sim_lab
+from operando.storage.catalog import files_dir, open_catalog
 
 TARGET_WALL_S = 30.0
 START = 1_800_000_000.0
@@ -56,19 +56,29 @@ def run_once(data_dir: Path, cycles: int, clock: str, detectors: bool, speed: fl
     data_dir.mkdir(parents=True, exist_ok=True)
     with open_catalog(data_dir) as catalog:
         RE = make_run_engine(catalog)
-        lab = build_sim_lab("fe_li2o", active_mass_g=1e-3, speed=speed, sample_interval_s=10.0,
-                            seed=0, start_time=START, clock=clock)
+        lab = build_sim_lab(
+            "fe_li2o", active_mass_g=1e-3, speed=speed, sample_interval_s=10.0, seed=0, start_time=START, clock=clock
+        )
         p = lab.cell.params
         limits = Limits(e_min_V=p.e_min_V, e_max_V=p.e_max_V, i_max_A=0.01)
         # 2 ms polls: each detector frame waits for the echem samples around its midpoint
-        pot = Potentiostat(SimPotentiostatBackend(lab), limits, lambda: files_dir(data_dir),
-                           poll_period_s=0.002, name="potentiostat")
+        pot = Potentiostat(
+            SimPotentiostatBackend(lab), limits, lambda: files_dir(data_dir), poll_period_s=0.002, name="potentiostat"
+        )
         schedules = []
         if detectors:
             schedules = [
-                DetectorSchedule.every(Magnetometer(SimMpmsBackend(lab, 1.0, 300.0), 10.0, name="magnetometer"), MAG_PERIOD_S, "magnetometer"),
-                DetectorSchedule.every(RamanSpectrometer(SimRamanBackend(lab), 10.0, 2, name="raman"), RAMAN_PERIOD_S, "raman"),
-                DetectorSchedule.every(Skpm(SimSkpmBackend(lab), 32, 32, 200e-9, 200e-9, 0.5, name="skpm"), SKPM_PERIOD_S, "skpm"),
+                DetectorSchedule.every(
+                    Magnetometer(SimMpmsBackend(lab, 1.0, 300.0), 10.0, name="magnetometer"),
+                    MAG_PERIOD_S,
+                    "magnetometer",
+                ),
+                DetectorSchedule.every(
+                    RamanSpectrometer(SimRamanBackend(lab), 10.0, 2, name="raman"), RAMAN_PERIOD_S, "raman"
+                ),
+                DetectorSchedule.every(
+                    Skpm(SimSkpmBackend(lab), 32, 32, 200e-9, 200e-9, 0.5, name="skpm"), SKPM_PERIOD_S, "skpm"
+                ),
             ]
         devices = [pot, *[d.device for d in schedules]]
 
@@ -83,17 +93,21 @@ def run_once(data_dir: Path, cycles: int, clock: str, detectors: bool, speed: fl
         RE.catalog_writer.flush()
         wall = time.perf_counter() - t0
         run = catalog.client[uid]
-        keys = {"echem": "Ewe", "magnetometer": "magnetometer-moment", "raman": "raman-spectrum",
-                "skpm": "skpm-cpd"}
+        keys = {"echem": "Ewe", "magnetometer": "magnetometer-moment", "raman": "raman-spectrum", "skpm": "skpm-cpd"}
         rows = {s: len(run[s][k].read()) for s, k in keys.items() if s in run}
         stop = run.metadata["stop"]
         stamps = run["echem"]["timestamp"].read()
         sim_s = float(stamps[-1] - stamps[0])
         expected = {"magnetometer": MAG_PERIOD_S, "raman": RAMAN_PERIOD_S, "skpm": SKPM_PERIOD_S}
         missed = {s: round(sim_s / T) + 1 - rows[s] for s, T in expected.items() if s in rows}
-        return {"wall_s": wall, "sim_s": sim_s, "rows": rows, "exit": stop.get("exit_status"),
-                "missed": missed,
-                "cycles_done": int(run["echem"]["cycle"].read()[-1])}
+        return {
+            "wall_s": wall,
+            "sim_s": sim_s,
+            "rows": rows,
+            "exit": stop.get("exit_status"),
+            "missed": missed,
+            "cycles_done": int(run["echem"]["cycle"].read()[-1]),
+        }
 
 
 def main(argv: list[str] | None = None) -> int:

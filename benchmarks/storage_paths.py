@@ -72,7 +72,10 @@ def bench_event_pages(catalog, n: int, page: int = 5_000) -> tuple[int, float]:
     writer("descriptor", desc.descriptor_doc)
     for first in range(0, n, page):
         rows = np.arange(first, min(first + page, n))
-        data = {key: (rows.tolist() if dt.startswith("<i") else (rows * 1.0).tolist()) for key, (_, dt) in ECHEM_COLUMNS.items()}
+        data = {
+            key: (rows.tolist() if dt.startswith("<i") else (rows * 1.0).tolist())
+            for key, (_, dt) in ECHEM_COLUMNS.items()
+        }
         now = time.time()
         writer(
             "event_page",
@@ -90,8 +93,8 @@ def bench_event_pages(catalog, n: int, page: int = 5_000) -> tuple[int, float]:
 
 
 def bench_fast_path(catalog, n: int, interval_s: float = 1e-3) -> tuple[int, float]:
-    from operando.storage.catalog import files_dir
     from operando.acquisition.session import make_run_engine
+    from operando.storage.catalog import files_dir
 
     RE = make_run_engine(catalog)
     lab = build_sim_lab("fe_li2o", active_mass_g=1.0, speed=1e6, sample_interval_s=interval_s, soc=0.3)

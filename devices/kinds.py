@@ -67,8 +67,15 @@ DETECTOR_KINDS: dict[str, DetectorKind] = {
     ),
     "skpm": DetectorKind(
         SkpmSettings,
-        lambda backend, s, name: Skpm(backend, pixels=s.pixels, lines=s.lines, width_m=s.width_m,
-                                      height_m=s.height_m, line_rate_hz=s.line_rate_hz, name=name),
+        lambda backend, s, name: Skpm(
+            backend,
+            pixels=s.pixels,
+            lines=s.lines,
+            width_m=s.width_m,
+            height_m=s.height_m,
+            line_rate_hz=s.line_rate_hz,
+            name=name,
+        ),
     ),
 }
 

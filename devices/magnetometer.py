@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,9 +43,7 @@ class Magnetometer(PolledStatus, StandardReadable):
             self.temperature, self._set_temperature = soft_signal_r_and_setter(float, units="K")
             self.exposure_start, self._set_start = soft_signal_r_and_setter(float, units="s")
             self.exposure_end, self._set_end = soft_signal_r_and_setter(float, units="s")
-            self.trigger_instrument_time, self._set_trigger_time = soft_signal_r_and_setter(
-                float, math.nan, units="s"
-            )
+            self.trigger_instrument_time, self._set_trigger_time = soft_signal_r_and_setter(float, math.nan, units="s")
         with self.add_children_as_readables(Format.CONFIG_SIGNAL):
             self.averaging_time = soft_signal_rw(float, averaging_s, units="s")
             self.backend_description, _ = soft_signal_r_and_setter(str, backend.description)
@@ -64,7 +61,6 @@ class Magnetometer(PolledStatus, StandardReadable):
                 "temperature_K": self._set_temperature,
             },
         )
-
 
     @AsyncStatus.wrap
     async def trigger(self) -> None:

@@ -190,7 +190,7 @@ class Potentiostat(StandardReadable):
                 period = self._poll_period_s if loop.time() - started > 0.5 else FAST_POLL_S
                 try:
                     await asyncio.wait_for(self._poll_now.wait(), period)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         except asyncio.CancelledError:
             await self._safe_stop("cancelled")
@@ -222,8 +222,10 @@ class Potentiostat(StandardReadable):
     def drain_impedance(self) -> dict[str, np.ndarray]:
         """Impedance rows (IMPEDANCE_COLUMNS) measured since the last drain, for the plan to emit."""
         chunks, self._impedance_pending = self._impedance_pending, []
-        return {k: np.concatenate([c[k] for c in chunks]) if chunks else np.empty(0, dtype)
-                for k, (_u, dtype) in IMPEDANCE_COLUMNS.items()}
+        return {
+            k: np.concatenate([c[k] for c in chunks]) if chunks else np.empty(0, dtype)
+            for k, (_u, dtype) in IMPEDANCE_COLUMNS.items()
+        }
 
     def _ingest(self, block: dict[str, np.ndarray], check_limits: bool = True, arrived=None) -> None:
         n = len(block.get("Ewe", ()))
@@ -296,8 +298,12 @@ class Potentiostat(StandardReadable):
 
     async def release(self, why: str) -> None:
         self._holds.discard(why)
-        if not self._holds and self._task is not None and not self._task.done() \
-                and Capability.HOLD in self._backend.capabilities:
+        if (
+            not self._holds
+            and self._task is not None
+            and not self._task.done()
+            and Capability.HOLD in self._backend.capabilities
+        ):
             await self._backend.release()
 
     def let_next_pause_pass(self) -> None:
@@ -340,7 +346,7 @@ class Potentiostat(StandardReadable):
             self._poll_now.set()  # don't wait for the next periodic poll
             try:
                 await asyncio.wait_for(self._new_samples.wait(), min(remaining, 0.002))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def state_at(self, t: float, instrument_time: float | None = None) -> EchemState | None:

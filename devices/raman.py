@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -51,15 +50,11 @@ class RamanSpectrometer(PolledStatus, StandardReadable):
     ):
         self._backend = backend
         with self.add_children_as_readables(Format.HINTED_SIGNAL):
-            self.spectrum, self._set_spectrum = soft_signal_r_and_setter(
-                Array1D[np.float64], units="counts"
-            )
+            self.spectrum, self._set_spectrum = soft_signal_r_and_setter(Array1D[np.float64], units="counts")
         with self.add_children_as_readables():
             self.exposure_start, self._set_start = soft_signal_r_and_setter(float, units="s")
             self.exposure_end, self._set_end = soft_signal_r_and_setter(float, units="s")
-            self.trigger_instrument_time, self._set_trigger_time = soft_signal_r_and_setter(
-                float, math.nan, units="s"
-            )
+            self.trigger_instrument_time, self._set_trigger_time = soft_signal_r_and_setter(float, math.nan, units="s")
         with self.add_children_as_readables(Format.CONFIG_SIGNAL):
             self.exposure_time = soft_signal_rw(float, exposure_s, units="s")
             self.accumulations = soft_signal_rw(int, accumulations)
@@ -76,15 +71,13 @@ class RamanSpectrometer(PolledStatus, StandardReadable):
             self.name, backend.status, {"connected": set_connected, "interlock_closed": set_interlock}
         )
 
-
     @AsyncStatus.wrap
     async def trigger(self) -> None:
         exposure = await self.exposure_time.get_value()
         accumulations = await self.accumulations.get_value()
         if exposure <= 0 or accumulations < 1:
             raise ValueError(
-                f"{self.name}: exposure_time must be > 0 s and accumulations >= 1 "
-                f"(got {exposure} s, {accumulations})"
+                f"{self.name}: exposure_time must be > 0 s and accumulations >= 1 (got {exposure} s, {accumulations})"
             )
         r = await self._backend.acquire(exposure, accumulations)
         self._set_trigger_time(r.trigger_instrument_time)

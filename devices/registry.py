@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Optional
 
 from .clock import Clock
@@ -25,7 +25,7 @@ from .configuration import StrictModel
 from .techniques import Limits
 
 
-class Capability(str, Enum):
+class Capability(StrEnum):
     """What a backend can do beyond its kind's basics (streaming echem, taking a frame)."""
 
     HOLD = "hold"  # potentiostat: open circuit now, keep measuring, resume the frozen step later
@@ -35,9 +35,6 @@ class Capability(str, Enum):
     FIELD_CONTROL = "field_control"  # magnetometer: sets and ramps the field
     TEMPERATURE_CONTROL = "temperature_control"  # magnetometer: sets the temperature
     MAPPING = "mapping"  # detector: scans an area (a stage or a probe)
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass

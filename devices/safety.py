@@ -42,8 +42,7 @@ def _potentials(t) -> list[tuple[str, float]]:
         return [("e_V", t.e_V)]
     if isinstance(t, PotentiostaticEis) and t.e_dc_V is not None:
         # the sine's peaks must stay inside the window too
-        return [("e_dc_V - amplitude_V", t.e_dc_V - t.amplitude_V),
-                ("e_dc_V + amplitude_V", t.e_dc_V + t.amplitude_V)]
+        return [("e_dc_V - amplitude_V", t.e_dc_V - t.amplitude_V), ("e_dc_V + amplitude_V", t.e_dc_V + t.amplitude_V)]
     return []
 
 
@@ -70,8 +69,7 @@ def check_steps(instrument: str, steps: Sequence[ScheduledStep], limits: Limits)
         for field, volts in _potentials(t):
             if not limits.e_min_V <= volts <= limits.e_max_V:
                 problems.append(
-                    f"{where}: {field} {volts:g} V is outside the window "
-                    f"[{limits.e_min_V:g}, {limits.e_max_V:g}] V"
+                    f"{where}: {field} {volts:g} V is outside the window [{limits.e_min_V:g}, {limits.e_max_V:g}] V"
                 )
         if isinstance(t, ConstantCurrent):
             if t.current_A > 0 and t.e_max_V is None and t.max_duration_s is None:
@@ -130,6 +128,8 @@ class ExcursionWatch:
                 self._since = float(t[i])
             if t[i] - self._since >= self.limits.excursion_s:
                 lasted = t[i] - self._since
-                return (describe_sample(float(np.asarray(ewe_V)[i]), float(np.asarray(current_A)[i]), self.limits)
-                        + f", lasting {lasted:.3g} s (allowed {self.limits.excursion_s:g} s)")
+                return (
+                    describe_sample(float(np.asarray(ewe_V)[i]), float(np.asarray(current_A)[i]), self.limits)
+                    + f", lasting {lasted:.3g} s (allowed {self.limits.excursion_s:g} s)"
+                )
         return None

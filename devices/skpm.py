@@ -104,9 +104,7 @@ class Skpm(StandardReadable):
         shape = (scan.lines, scan.pixels)
         for label, image in (("topography", frame.topography_m), ("cpd", frame.cpd_V)):
             if np.shape(image) != shape:
-                raise RuntimeError(
-                    f"{self.name}: {label} map has shape {np.shape(image)}, expected {shape}"
-                )
+                raise RuntimeError(f"{self.name}: {label} map has shape {np.shape(image)}, expected {shape}")
         self._set_start(frame.scan_start)
         self._set_end(frame.scan_end)
         self._set_topography(np.asarray(frame.topography_m, dtype=np.float64))

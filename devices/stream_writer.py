@@ -27,8 +27,13 @@ class HDF5StreamWriter:
     ``columns`` maps a data key to ``(units, numpy dtype string)``.
     """
 
-    def __init__(self, path: Path, columns: Mapping[str, tuple[str, str]], group: str = "/entry",
-                 choices: Mapping[str, list[str]] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        columns: Mapping[str, tuple[str, str]],
+        group: str = "/entry",
+        choices: Mapping[str, list[str]] | None = None,
+    ):
         self.path = Path(path)
         self.columns = dict(columns)
         self.choices = dict(choices or {})  # names of an integer column's codes (an enum)
@@ -52,9 +57,7 @@ class HDF5StreamWriter:
         self._file = h5py.File(self.path, "w", libver="latest")
         grp = self._file.require_group(self.group)
         for key, (units, dtype) in self.columns.items():
-            ds = grp.create_dataset(
-                key, shape=(0,), maxshape=(None,), dtype=np.dtype(dtype), chunks=(CHUNK_ROWS,)
-            )
+            ds = grp.create_dataset(key, shape=(0,), maxshape=(None,), dtype=np.dtype(dtype), chunks=(CHUNK_ROWS,))
             ds.attrs["units"] = units
             self._datasets[key] = ds
         # SWMR lets Tiled (and any reader) see flushed rows while the run is still writing.

@@ -101,8 +101,11 @@ class CyclicVoltammetry(_Technique):
 
     @property
     def scan_duration_s(self) -> float:
-        path = (abs(self.e_vertex1_V - self.e_start_V) + abs(self.e_vertex2_V - self.e_vertex1_V)
-                + abs(self.e_start_V - self.e_vertex2_V))
+        path = (
+            abs(self.e_vertex1_V - self.e_start_V)
+            + abs(self.e_vertex2_V - self.e_vertex1_V)
+            + abs(self.e_start_V - self.e_vertex2_V)
+        )
         return path / self.scan_rate_V_s
 
     @property
@@ -208,7 +211,15 @@ Technique = Annotated[
 # Integer code of each technique in the stream's ``technique`` column (its descriptor lists the
 # names as ``choices``). Append only: stored runs keep these numbers.
 TECHNIQUE_CODES: dict[str, int] = {
-    "ocv": 0, "cc": 1, "cccv": 2, "lsv": 3, "cv": 4, "ca": 5, "gitt": 6, "peis": 7, "geis": 8,
+    "ocv": 0,
+    "cc": 1,
+    "cccv": 2,
+    "lsv": 3,
+    "cv": 4,
+    "ca": 5,
+    "gitt": 6,
+    "peis": 7,
+    "geis": 8,
 }
 IMPEDANCE_KINDS = ("peis", "geis")
 

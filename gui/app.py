@@ -35,8 +35,14 @@ def screenshot(window, path: Path) -> Path:
     return path
 
 
-def run(data_dir: Path, replay: str | None = None, shot: Path | None = None, at: float | None = None,
-        size: tuple[int, int] = (1680, 1050), in_process: bool = False) -> int:
+def run(
+    data_dir: Path,
+    replay: str | None = None,
+    shot: Path | None = None,
+    at: float | None = None,
+    size: tuple[int, int] = (1680, 1050),
+    in_process: bool = False,
+) -> int:
     """The window; runs it starts acquire in a child process unless ``in_process``."""
     app = qt_app(offscreen=shot is not None)
     from .controller import InProcessRunControl

@@ -71,12 +71,25 @@ class BrowserPanel(QtWidgets.QWidget):
             self.plan.clear()
             self.plan.addItems(["", *plans])
             self.plan.setCurrentText(current)
-        self.rows = search_runs(client, self.text.text(), self.plan.currentText(), self.status.currentText(),
-                                self.since.date().toPython(), self.until.date().toPython())
+        self.rows = search_runs(
+            client,
+            self.text.text(),
+            self.plan.currentText(),
+            self.status.currentText(),
+            self.since.date().toPython(),
+            self.until.date().toPython(),
+        )
         self.table.setRowCount(len(self.rows))
         for i, r in enumerate(self.rows):
-            values = [fmt(r.scan_id, "d"), fmt(r.uid[:8] or None), time_text(r.start), fmt(r.plan),
-                      fmt(r.sample), duration_text(r.duration_s), fmt(r.status)]
+            values = [
+                fmt(r.scan_id, "d"),
+                fmt(r.uid[:8] or None),
+                time_text(r.start),
+                fmt(r.plan),
+                fmt(r.sample),
+                duration_text(r.duration_s),
+                fmt(r.status),
+            ]
             for c, v in enumerate(values):
                 self.table.setItem(i, c, QtWidgets.QTableWidgetItem(v))
         self.table.resizeColumnsToContents()

@@ -22,7 +22,15 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 IDLE, STARTING, RUNNING, PAUSING, PAUSED, ABORTING, FINISHED, FAILED = (
-    "idle", "starting", "running", "pausing", "paused", "aborting", "finished", "failed")
+    "idle",
+    "starting",
+    "running",
+    "pausing",
+    "paused",
+    "aborting",
+    "finished",
+    "failed",
+)
 
 
 @dataclass
@@ -77,7 +85,8 @@ class InProcessRunControl(RunControl):
         self._abort_reason = None
         # Not a daemon: the interpreter waits for the run to end and be stored, GUI or not.
         self._thread = threading.Thread(
-            target=self._work, args=(checked, Path(data_dir), speed), name="operando-run", daemon=False)
+            target=self._work, args=(checked, Path(data_dir), speed), name="operando-run", daemon=False
+        )
         self._thread.start()
 
     def pause(self) -> None:
@@ -153,9 +162,9 @@ class InProcessRunControl(RunControl):
         os.environ.setdefault("MPLBACKEND", "Agg")
         from bluesky.utils import DuringTask, RunEngineInterrupted
 
-        from operando.storage.catalog import open_catalog
         from operando.acquisition.prepare import prepare_run
         from operando.acquisition.session import make_run_engine
+        from operando.storage.catalog import open_catalog
 
         try:
             with open_catalog(data_dir) as catalog:
@@ -164,8 +173,14 @@ class InProcessRunControl(RunControl):
                 RE._during_task = DuringTask()  # just wait: never drive Qt from this thread
                 RE.subscribe(self._on_document)
                 # The same run as `operando run` and a queued item: prepare_run puts it together.
-                prepared = prepare_run(checked.profile, checked.protocol, data_dir, speed=speed,
-                                       progress=self._on_progress, checked=checked)
+                prepared = prepare_run(
+                    checked.profile,
+                    checked.protocol,
+                    data_dir,
+                    speed=speed,
+                    progress=self._on_progress,
+                    checked=checked,
+                )
                 self.prepared = prepared
                 self.status.speed = prepared.clock.speed
                 self.status.can_pause = prepared.can_pause
@@ -186,7 +201,7 @@ class InProcessRunControl(RunControl):
             self.status.state, self.status.message = FAILED, f"{type(exc).__name__}: {exc}"
 
     def _drive(self, RE, plan, interrupted):
-        call = lambda: RE(plan)  # noqa: E731
+        call = lambda: RE(plan)
         while True:
             try:
                 call()

@@ -64,11 +64,17 @@ class Envelope:
         b0, b1 = -(-i0 // s), i1 // s  # full buckets inside the range
         mins, maxs = self.levels[level]
         b1 = min(b1, mins.n)
-        xs = [x[i0:i0 + 1], x[b0 * s:b1 * s:s], x[b1 * s:b1 * s + 1]]
-        lo = [y[i0:b0 * s].min(keepdims=True) if b0 * s > i0 else y[:0], mins.values[b0:b1],
-              y[b1 * s:i1].min(keepdims=True) if i1 > b1 * s else y[:0]]
-        hi = [y[i0:b0 * s].max(keepdims=True) if b0 * s > i0 else y[:0], maxs.values[b0:b1],
-              y[b1 * s:i1].max(keepdims=True) if i1 > b1 * s else y[:0]]
+        xs = [x[i0 : i0 + 1], x[b0 * s : b1 * s : s], x[b1 * s : b1 * s + 1]]
+        lo = [
+            y[i0 : b0 * s].min(keepdims=True) if b0 * s > i0 else y[:0],
+            mins.values[b0:b1],
+            y[b1 * s : i1].min(keepdims=True) if i1 > b1 * s else y[:0],
+        ]
+        hi = [
+            y[i0 : b0 * s].max(keepdims=True) if b0 * s > i0 else y[:0],
+            maxs.values[b0:b1],
+            y[b1 * s : i1].max(keepdims=True) if i1 > b1 * s else y[:0],
+        ]
         xs = [xs[0] if len(lo[0]) else xs[0][:0], xs[1], xs[2] if len(lo[2]) else xs[2][:0]]
         bx = np.concatenate(xs)
         by = np.empty(2 * len(bx))

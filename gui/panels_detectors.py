@@ -87,8 +87,7 @@ class RamanPanel(Panel):
         self.image = pg.ImageItem()
         self.image.setColorMap(pg.colormap.get("viridis"))
         self.waterfall.addItem(self.image)
-        bar = pg.ColorBarItem(colorMap=pg.colormap.get("viridis"), interactive=False, width=10,
-                              label="counts")
+        bar = pg.ColorBarItem(colorMap=pg.colormap.get("viridis"), interactive=False, width=10, label="counts")
         bar.setImageItem(self.image, insert_in=self.waterfall.getPlotItem())
         self.bar = bar
         self.cursor = cursor_line(self.waterfall)
@@ -113,14 +112,19 @@ class RamanPanel(Panel):
             return
         spectra = stream[key]
         shift_key = key_ending(stream.configuration, "raman_shift")
-        shift = np.asarray(stream.configuration[shift_key], float) if shift_key else np.arange(spectra.shape[1], dtype=float)
+        shift = (
+            np.asarray(stream.configuration[shift_key], float)
+            if shift_key
+            else np.arange(spectra.shape[1], dtype=float)
+        )
         t = hours(stream.experiment_time(), t0)
         self.image.setImage(spectra.T, autoLevels=False)  # rows: shift, columns: time
         lo, hi = np.percentile(spectra, [1, 99.5]) if spectra.size else (0, 1)
         self.bar.setLevels((lo, max(hi, lo + 1e-9)))
         dt = (t[-1] - t[0]) / max(len(t) - 1, 1) if len(t) > 1 else 1 / 60
-        self.image.setRect(QtCore.QRectF(t[0] - dt / 2, shift.min(), max(t[-1] - t[0] + dt, 1e-9),
-                                         shift.max() - shift.min()))
+        self.image.setRect(
+            QtCore.QRectF(t[0] - dt / 2, shift.min(), max(t[-1] - t[0] + dt, 1e-9), shift.max() - shift.min())
+        )
         if shift[0] > shift[-1]:  # image rows follow pixel order
             self.image.setTransform(self.image.transform().scale(1, -1))
         i = data.row_at(stream, data.at())
@@ -131,7 +135,8 @@ class RamanPanel(Panel):
             self.spectrum.setData(shift, spectra[i])
             at = "" if missing(t[i]) else f" at {fmt(t[i], '.2f')} h"
             self.spectrum_plot.getPlotItem().setTitle(
-                f"<span style='font-size:10pt; font-weight:600'>Spectrum {i + 1}{at}</span>")
+                f"<span style='font-size:10pt; font-weight:600'>Spectrum {i + 1}{at}</span>"
+            )
         place_cursor(self.cursor, None if data.cursor is None else (data.cursor - t0) / 3600)
 
 
@@ -260,8 +265,10 @@ class StatusPanel(Panel):
             i = data.row_at(e, t) if e is not None else None
             if i is None:
                 return ""
-            return (f"E = {fmt(e['Ewe'][i], '.4f', 'V')}   I = {fmt(e['I'][i] * 1e3, '+.4f', 'mA')}   "
-                    f"cycle {fmt(e['cycle'][i], 'd')} step {fmt(e['step'][i], 'd')}")
+            return (
+                f"E = {fmt(e['Ewe'][i], '.4f', 'V')}   I = {fmt(e['I'][i] * 1e3, '+.4f', 'mA')}   "
+                f"cycle {fmt(e['cycle'][i], 'd')} step {fmt(e['step'][i], 'd')}"
+            )
         stream = data.streams.get(name)
         i = data.row_at(stream, t) if stream is not None else None
         if i is None:

@@ -83,8 +83,7 @@ class CyclePanel(Panel):
         self.plot = plot(title, x_label, y_label, x_units, y_units)
         self.legend = self.plot.getPlotItem().addLegend(offset=(-5, 5), labelTextSize="8pt")
         self.curves = CycleCurves(fn)
-        self.items = [curve(self.plot, CYCLE_COLOURS[k % len(CYCLE_COLOURS)], gaps=True)
-                      for k in range(last)]
+        self.items = [curve(self.plot, CYCLE_COLOURS[k % len(CYCLE_COLOURS)], gaps=True) for k in range(last)]
         self._drawn: list = [None] * last  # (cycle, x array) per item: only changed curves are set
         self.marker = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(COLOURS["cursor"]), pen=None)
         self.marker.setZValue(60)

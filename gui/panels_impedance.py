@@ -120,8 +120,7 @@ class ImpedancePanel(Panel):
         self._show_empty(False)
         _, keys = found
         i = data.row_at(stream, data.at())
-        bounds = spectrum_bounds(*(stream[keys[k]] if keys[k] else None for k in ("step", "cycle")),
-                                 stream.rows)
+        bounds = spectrum_bounds(*(stream[keys[k]] if keys[k] else None for k in ("step", "cycle")), stream.rows)
         # spectra begun at or before the cursor, the last one cut at it
         upto = [(a, min(b, i + 1), k) for k, (a, b) in enumerate(bounds) if i is not None and a <= i]
         self._set_curves(data, (stream, keys), upto[-LAST:], len(upto[-LAST:]) - 1 if upto else None)
@@ -134,19 +133,25 @@ class ImpedancePanel(Panel):
             step_key, cycle_key = keys["step"], keys["cycle"]
         shown = []
         if spans:  # a log |Z| axis only when |Z| spans a decade: a 10–15 Ω range has no ticks on one
-            modulus = np.hypot(z_re[spans[0][0]:spans[-1][1]], z_im[spans[0][0]:spans[-1][1]])
+            modulus = np.hypot(z_re[spans[0][0] : spans[-1][1]], z_im[spans[0][0] : spans[-1][1]])
             wide = bool(modulus.size and modulus.min() > 0 and modulus.max() > 10 * modulus.min())
             if wide != self.log_modulus:
                 self.log_modulus = wide
                 self.bode.getPlotItem().setLogMode(x=True, y=wide)
-        for k, items in enumerate(self.items[len(spans):]):
+        for items in self.items[len(spans) :]:
             for item in items:
                 item.setData([], [])
         for k, (a, b, ordinal) in enumerate(spans):
             step = int(stream[step_key][a]) if step_key and not missing(stream[step_key][a]) else None
             cycle = int(stream[cycle_key][a]) if cycle_key and not missing(stream[cycle_key][a]) else None
-            label = " ".join(p for p in (f"step {step}" if step is not None else f"spectrum {ordinal + 1}",
-                                         technique_of_step(data, step) if step is not None else "") if p)
+            label = " ".join(
+                p
+                for p in (
+                    f"step {step}" if step is not None else f"spectrum {ordinal + 1}",
+                    technique_of_step(data, step) if step is not None else "",
+                )
+                if p
+            )
             if cycle is not None:
                 label += f" · cycle {cycle}"
             shown.append((a, b, label))
@@ -156,8 +161,11 @@ class ImpedancePanel(Panel):
             dashed = pg.mkPen(colour, width=2 if top else 1, style=QtCore.Qt.PenStyle.DashLine)
             re, im, fr = z_re[a:b], z_im[a:b], f[a:b]
             ny, mod, ph = self._item(k)
-            for item, x, y, p in ((ny, re, -im, line), (mod, fr, np.hypot(re, im), line),
-                                  (ph, np.log10(fr), -np.degrees(np.arctan2(im, re)), dashed)):
+            for item, x, y, p in (
+                (ny, re, -im, line),
+                (mod, fr, np.hypot(re, im), line),
+                (ph, np.log10(fr), -np.degrees(np.arctan2(im, re)), dashed),
+            ):
                 item.setData(x, y)
                 item.setPen(p)
                 item.setSymbolPen(None)

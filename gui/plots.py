@@ -10,8 +10,18 @@ from .envelope import Envelope
 
 # One colour per quantity, the same in every panel.
 COLOURS = {"E": "#1f4e9c", "I": "#d9730d", "moment": "#2a8a3e", "cursor": "#c0392b", "grey": "#9aa0a6"}
-CYCLE_COLOURS = ["#1f4e9c", "#d9730d", "#2a8a3e", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d",
-                 "#b7950b", "#2c3e50", "#e84393"]
+CYCLE_COLOURS = [
+    "#1f4e9c",
+    "#d9730d",
+    "#2a8a3e",
+    "#8e44ad",
+    "#c0392b",
+    "#16a085",
+    "#7f8c8d",
+    "#b7950b",
+    "#2c3e50",
+    "#e84393",
+]
 
 
 SI_UNITS = {"V", "A", "s"}
@@ -57,20 +67,18 @@ def plot(title: str, x_label: str, y_label: str, x_units=None, y_units=None) -> 
     return w
 
 
-def pen(colour: str) -> "QtGui.QPen":
+def pen(colour: str) -> QtGui.QPen:
     """A 1-px cosmetic pen: Qt draws it on its fast path (wider or fractional pens go through the
     stroker: a 2,000-point curve cost ~1.2 ms more per frame, measured offscreen)."""
     return pg.mkPen(colour, width=1)
 
 
-def curve(target, colour: str, name: str | None = None,
-          gaps: bool = False) -> pg.PlotDataItem:
+def curve(target, colour: str, name: str | None = None, gaps: bool = False) -> pg.PlotDataItem:
     """A curve that stays fast with millions of points: peak downsampling, clipped to the view.
 
     ``gaps``: the data use NaN to separate pieces (skips the per-point finite check otherwise).
     """
-    item = pg.PlotDataItem(pen=pen(colour), name=name,
-                           connect="finite" if gaps else "all", skipFiniteCheck=not gaps)
+    item = pg.PlotDataItem(pen=pen(colour), name=name, connect="finite" if gaps else "all", skipFiniteCheck=not gaps)
     target.addItem(item)
     # After addItem: a PlotItem imposes its own (off) downsampling on the items it adopts.
     item.setDownsampling(auto=True, method="peak")
@@ -144,8 +152,9 @@ def right_axis(widget: pg.PlotWidget, label: str, units: str | None, colour: str
 
 
 def cursor_line(widget: pg.PlotWidget) -> pg.InfiniteLine:
-    line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(COLOURS["cursor"], width=1,
-                                                                 style=QtCore.Qt.PenStyle.DashLine))
+    line = pg.InfiniteLine(
+        angle=90, movable=False, pen=pg.mkPen(COLOURS["cursor"], width=1, style=QtCore.Qt.PenStyle.DashLine)
+    )
     line.setZValue(50)
     widget.addItem(line, ignoreBounds=True)
     line.hide()

@@ -53,17 +53,25 @@ class ProcessRunControl(RunControl):
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "operando.gui.run_process", str(write_fd)],
-                stdin=subprocess.PIPE, pass_fds=(write_fd,), start_new_session=True)
+                stdin=subprocess.PIPE,
+                pass_fds=(write_fd,),
+                start_new_session=True,
+            )
         finally:
             os.close(write_fd)  # the child holds it: EOF here means the child is gone
         # The profile as its file when it has one (so the run records it), else as data.
-        request = {"profile": profile.model_dump(mode="json"),
-                   "profile_file": str(profile.source) if profile.source else None,
-                   "protocol_file": str(protocol.source), "data_dir": str(Path(data_dir)), "speed": speed}
+        request = {
+            "profile": profile.model_dump(mode="json"),
+            "profile_file": str(profile.source) if profile.source else None,
+            "protocol_file": str(protocol.source),
+            "data_dir": str(Path(data_dir)),
+            "speed": speed,
+        }
         self._proc.stdin.write((json.dumps(request) + "\n").encode())
         self._proc.stdin.flush()
-        self._reader = threading.Thread(target=self._read, args=(os.fdopen(read_fd, "rb"),),
-                                        name="operando-run-reader", daemon=True)
+        self._reader = threading.Thread(
+            target=self._read, args=(os.fdopen(read_fd, "rb"),), name="operando-run-reader", daemon=True
+        )
         self._reader.start()
 
     def _command(self, line: str) -> None:
@@ -134,5 +142,9 @@ class ProcessRunControl(RunControl):
                     self.status = RunStatus(**fields)
         code = self._proc.wait()
         if self.status.state not in (FINISHED, FAILED):  # ended without saying how
-            self.status = RunStatus(FAILED, f"acquisition process exited with code {code}",
-                                    uid=self.status.uid, exit_status=self.status.exit_status)
+            self.status = RunStatus(
+                FAILED,
+                f"acquisition process exited with code {code}",
+                uid=self.status.uid,
+                exit_status=self.status.exit_status,
+            )

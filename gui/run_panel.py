@@ -7,8 +7,16 @@ from PySide6 import QtCore, QtWidgets
 from .controller import ABORTING, FAILED, FINISHED, IDLE, PAUSED, PAUSING, RUNNING, STARTING, RunStatus
 from .formatting import DASH, duration_text, fmt
 
-STATE_COLOURS = {RUNNING: "#2a8a3e", PAUSED: "#b7950b", PAUSING: "#b7950b", ABORTING: "#c0392b",
-                 FAILED: "#c0392b", FINISHED: "#1f4e9c", STARTING: "#555", IDLE: "#555"}
+STATE_COLOURS = {
+    RUNNING: "#2a8a3e",
+    PAUSED: "#b7950b",
+    PAUSING: "#b7950b",
+    ABORTING: "#c0392b",
+    FAILED: "#c0392b",
+    FINISHED: "#1f4e9c",
+    STARTING: "#555",
+    IDLE: "#555",
+}
 
 
 class RunPanel(QtWidgets.QWidget):
@@ -24,8 +32,12 @@ class RunPanel(QtWidgets.QWidget):
         self.resume = QtWidgets.QPushButton("▶ Resume")
         self.abort = QtWidgets.QPushButton("■ Abort")
         self.abort.setStyleSheet("QPushButton:enabled { color: #c0392b; font-weight: 600 }")
-        for button, signal in ((self.start, self.start_clicked), (self.pause, self.pause_clicked),
-                               (self.resume, self.resume_clicked), (self.abort, self.abort_clicked)):
+        for button, signal in (
+            (self.start, self.start_clicked),
+            (self.pause, self.pause_clicked),
+            (self.resume, self.resume_clicked),
+            (self.abort, self.abort_clicked),
+        ):
             button.clicked.connect(signal.emit)
         self.state = QtWidgets.QLabel()
         self.progress = QtWidgets.QProgressBar()
@@ -69,4 +81,5 @@ class RunPanel(QtWidgets.QWidget):
             f"cycle {fmt(p.cycle, 'd')}  step {fmt(p.step, 'd')}/{fmt(p.total_steps, 'd')}  ·  "
             f"{fmt(p.samples, ',')} samples  ·  {frames}  ·  "
             f"{duration_text(p.elapsed_s)} elapsed  ·  ETA {duration_text(eta) if active else DASH}"
-            + (f"  ·  {s.message}" if s.state in (FAILED, PAUSED) else ""))
+            + (f"  ·  {s.message}" if s.state in (FAILED, PAUSED) else "")
+        )

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")
     from operando.acquisition.config import Profile, load_protocol
 
-    from .controller import FINISHED, FAILED, InProcessRunControl
+    from .controller import FAILED, FINISHED, InProcessRunControl
 
     request = json.loads(sys.stdin.readline())  # data only: yaml/json, never code
     control = InProcessRunControl()

@@ -16,15 +16,30 @@ from pydantic import ValidationError
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from operando.acquisition.config import (
-    ConfigError, Profile, Sample, list_profiles, list_protocols, load_profile, load_protocol)
+    ConfigError,
+    Profile,
+    Sample,
+    list_profiles,
+    list_protocols,
+    load_profile,
+    load_protocol,
+)
 from operando.acquisition.prepare import check_run
 
 from .formatting import duration_text, fmt
 from .validation import Problem, locate
 
-SAMPLE_FIELDS = [("name", "name"), ("material", "material"), ("active_mass_g", "active mass / g"),
-                 ("theoretical_capacity_mAh_g", "capacity / mAh g⁻¹"), ("electrolyte", "electrolyte"),
-                 ("cell_type", "cell type"), ("operator", "operator"), ("notes", "notes"), ("tags", "tags")]
+SAMPLE_FIELDS = [
+    ("name", "name"),
+    ("material", "material"),
+    ("active_mass_g", "active mass / g"),
+    ("theoretical_capacity_mAh_g", "capacity / mAh g⁻¹"),
+    ("electrolyte", "electrolyte"),
+    ("cell_type", "cell type"),
+    ("operator", "operator"),
+    ("notes", "notes"),
+    ("tags", "tags"),
+]
 ERROR_STYLE = "border: 1px solid #c0392b; background: #fdecea"
 
 
@@ -46,7 +61,9 @@ class SetupPanel(QtWidgets.QWidget):
         self.profile_box.addItems(list_profiles())
         self.profile_box.currentTextChanged.connect(self.load_profile)
         self.instruments = QtWidgets.QTableWidget(0, 6)
-        self.instruments.setHorizontalHeaderLabels(["instrument", "kind", "backend", "status", "limits / settings", "period / s"])
+        self.instruments.setHorizontalHeaderLabels(
+            ["instrument", "kind", "backend", "status", "limits / settings", "period / s"]
+        )
         self.instruments.verticalHeader().hide()
         self.instruments.horizontalHeader().setStretchLastSection(True)
         self.instruments.setMaximumHeight(130)
@@ -164,8 +181,7 @@ class SetupPanel(QtWidgets.QWidget):
         for r, (name, inst) in enumerate(items):
             if inst.limits:
                 lim = inst.limits
-                detail = (f"E {fmt(lim.e_min_V)}–{fmt(lim.e_max_V, 'g', 'V')}, "
-                          f"|I| ≤ {fmt(lim.i_max_A * 1e3, 'g', 'mA')}")
+                detail = f"E {fmt(lim.e_min_V)}–{fmt(lim.e_max_V, 'g', 'V')}, |I| ≤ {fmt(lim.i_max_A * 1e3, 'g', 'mA')}"
             else:
                 detail = fmt({k: v for k, v in (inst.settings or {}).items() if k != "period_s"})
             status = "not connected" if inst.enabled else "disabled"
@@ -280,9 +296,11 @@ class SetupPanel(QtWidgets.QWidget):
             return
         seconds = self.checked.total_s
         speed = self.speed.value()
-        self.estimate.setText(f"<b>{len(self.steps)} steps, {max(s.cycle for s in self.steps)} cycles</b> · "
-                              f"estimated {duration_text(seconds)} experiment time"
-                              + (f" · {duration_text(seconds / speed)} wall at {fmt(speed)}×" if speed != 1 else ""))
+        self.estimate.setText(
+            f"<b>{len(self.steps)} steps, {max(s.cycle for s in self.steps)} cycles</b> · "
+            f"estimated {duration_text(seconds)} experiment time"
+            + (f" · {duration_text(seconds / speed)} wall at {fmt(speed)}×" if speed != 1 else "")
+        )
 
     def selection(self):
         """(profile, protocol) to run, or None if something is wrong."""

@@ -63,8 +63,9 @@ class StoredRun:
         return finished
 
 
-def search_runs(client, text: str = "", plan: str = "", status: str = "",
-                since: dt.date | None = None, until: dt.date | None = None) -> list[RunRow]:
+def search_runs(
+    client, text: str = "", plan: str = "", status: str = "", since: dt.date | None = None, until: dt.date | None = None
+) -> list[RunRow]:
     """Runs whose sample/uid contains ``text``, with this plan and status, started in the dates."""
     rows = list_runs(client)
     text, plan, status = text.lower().strip(), plan.strip(), status.strip()
@@ -102,4 +103,3 @@ def read_run(run) -> StoredRun:
         streams[name] = (data_keys, config, cols)
         times[name] = row_times(cols)
     return StoredRun(start, dict(stop) if stop else None, streams, times)
-

@@ -18,9 +18,26 @@ from .setup_panel import SAMPLE_FIELDS
 
 BANNER_STYLE = "background: #e8eef8; border: 1px solid #1f4e9c; border-radius: 3px; padding: 4px 6px"
 # start-document keys shown in their own place (the rest are listed under "Other keys")
-SHOWN = {"uid", "time", "scan_id", "plan_name", "sample", "profile", "protocol", "protocol_file",
-         "instruments", "schedules", "detectors", "clock_speed", "total_steps", "total_cycles",
-         "capacity_mAh", "imported_from", "imported_at", "hints"}
+SHOWN = {
+    "uid",
+    "time",
+    "scan_id",
+    "plan_name",
+    "sample",
+    "profile",
+    "protocol",
+    "protocol_file",
+    "instruments",
+    "schedules",
+    "detectors",
+    "clock_speed",
+    "total_steps",
+    "total_cycles",
+    "capacity_mAh",
+    "imported_from",
+    "imported_at",
+    "hints",
+}
 ELIDE = 160  # characters of an "other" value shown (all of it in the tooltip)
 
 
@@ -31,8 +48,9 @@ def schedule_text(rules) -> str:
     parts = []
     for rule in rules:
         if isinstance(rule, dict):
-            parts.append(", ".join(f"{k}: {fmt(v)}" for k, v in rule.items()
-                                   if not (k == "hold" and v in ("none", None))))
+            parts.append(
+                ", ".join(f"{k}: {fmt(v)}" for k, v in rule.items() if not (k == "hold" and v in ("none", None)))
+            )
         else:
             parts.append(fmt(rule))
     return "; ".join(parts) or DASH
@@ -124,8 +142,10 @@ class StoredSetupPanel(QtWidgets.QWidget):
         for form in (self.run_form, self.profile_form, self.sample_form, self.protocol_form, self.other_form):
             _clear(form)
         scan, uid = fmt(start.get("scan_id"), "d"), str(start.get("uid") or "")
-        self.banner.setText(f"<b>Stored run {html.escape(scan)} · {html.escape(uid[:8]) or DASH}</b><br>"
-                            "the set-up it was made with, from its start document (read-only)")
+        self.banner.setText(
+            f"<b>Stored run {html.escape(scan)} · {html.escape(uid[:8]) or DASH}</b><br>"
+            "the set-up it was made with, from its start document (read-only)"
+        )
         self._show_run_rows(start, stop)
         self._show_profile(start)
         self._show_sample(start.get("sample"))
@@ -166,8 +186,12 @@ class StoredSetupPanel(QtWidgets.QWidget):
         rows += [(name, {}) for name in schedules if name not in instruments]  # a stream of its own name
         self.instruments.setRowCount(len(rows))
         for r, (name, info) in enumerate(rows):
-            values = [name, fmt(info.get("kind")), fmt(info.get("backend")),
-                      schedule_text(schedules[name]) if name in schedules else ""]
+            values = [
+                name,
+                fmt(info.get("kind")),
+                fmt(info.get("backend")),
+                schedule_text(schedules[name]) if name in schedules else "",
+            ]
             for c, text in enumerate(values):
                 self.instruments.setItem(r, c, QtWidgets.QTableWidgetItem(text))
             self.shown[f"instruments.{name}"] = " · ".join(values[1:])
@@ -175,8 +199,12 @@ class StoredSetupPanel(QtWidgets.QWidget):
         t.setVisible(bool(rows))
         t.resizeColumnsToContents()
         t.resizeRowsToContents()
-        fit = (t.horizontalHeader().sizeHint().height() + 2 * t.frameWidth() + 2
-               + sum(t.rowHeight(r) for r in range(t.rowCount())))
+        fit = (
+            t.horizontalHeader().sizeHint().height()
+            + 2 * t.frameWidth()
+            + 2
+            + sum(t.rowHeight(r) for r in range(t.rowCount()))
+        )
         t.setMaximumHeight(min(fit, 160))
 
     def _show_sample(self, sample):

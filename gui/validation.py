@@ -26,7 +26,7 @@ def parse_problems(lines: list[str], file: str) -> list[tuple[str, str]]:
     """(field path, rest of the line) for each ConfigError line about ``file``."""
     out = []
     for text in lines:
-        rest = text[len(file) + 2:] if text.startswith(f"{file}: ") else text
+        rest = text[len(file) + 2 :] if text.startswith(f"{file}: ") else text
         field, sep, message = rest.partition(": ")
         if not sep or " " in field.strip():  # e.g. "line 3, column 5: invalid YAML"
             m = re.match(r"line (\d+), column \d+: (.*)", rest)
@@ -66,5 +66,7 @@ def field_line(text: str, field: str) -> int | None:
 
 
 def locate(lines: list[str], file: str, text: str) -> list[Problem]:
-    return [Problem(f if not f.startswith("@") else "", m, field_line(text, f) if f else None)
-            for f, m in parse_problems(lines, file)]
+    return [
+        Problem(f if not f.startswith("@") else "", m, field_line(text, f) if f else None)
+        for f, m in parse_problems(lines, file)
+    ]

@@ -34,6 +34,8 @@ SETUP_TAB, STORED_SETUP_TAB = "Set-up", "Set-up of the stored run"
 
 class CatalogBusy(RuntimeError):
     """The catalog is being written by another process (see ``MainWindow.catalog_busy``)."""
+
+
 log = logging.getLogger(__name__)
 
 
@@ -77,8 +79,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.map = MapPanel()
         self.status = StatusPanel()
         self.impedance = ImpedancePanel()
-        self.panels = [self.echem, self.moment, self.capacity, self.dqdv, self.raman, self.map,
-                       self.impedance, self.status]
+        self.panels = [
+            self.echem,
+            self.moment,
+            self.capacity,
+            self.dqdv,
+            self.raman,
+            self.map,
+            self.impedance,
+            self.status,
+        ]
         # Maps and impedance share a place: a run rarely has both, and a hidden tab costs nothing.
         self.lower_tabs = QtWidgets.QTabWidget()
         self.lower_tabs.addTab(self.map, "Map (any 2-D stream)")
@@ -150,10 +160,11 @@ class MainWindow(QtWidgets.QMainWindow):
         directory from before that keeps DuckDB tables, which one process at a time may open:
         while a child runs, this window then leaves the catalog alone.
         """
-        if (getattr(self.control, "separate_process", False) and self.control.busy
-                and self._tables_exclusive()):
-            return ("the running acquisition (its own process) is writing the catalog: stored runs "
-                    "open when it ends (or start the GUI with --in-process)")
+        if getattr(self.control, "separate_process", False) and self.control.busy and self._tables_exclusive():
+            return (
+                "the running acquisition (its own process) is writing the catalog: stored runs "
+                "open when it ends (or start the GUI with --in-process)"
+            )
         return None
 
     def release_catalog(self) -> None:
@@ -180,8 +191,8 @@ class MainWindow(QtWidgets.QMainWindow):
         selection = self.setup.selection()
         if selection is None:
             return
-        from operando.storage.catalog import resolve_data_dir
         from operando.acquisition.config import ConfigError
+        from operando.storage.catalog import resolve_data_dir
 
         profile, _ = selection
         try:
@@ -340,11 +351,15 @@ class MainWindow(QtWidgets.QMainWindow):
         frac = (at - t0) / max(end - t0, 1e-9)
         e = d.echem
         i = d.row_at(e, at) if e is not None else None
-        state = (f"E {fmt(e['Ewe'][i], '.3f', 'V')} · cycle {fmt(e['cycle'][i], 'd')} "
-                 f"step {fmt(e['step'][i], 'd')}" if i is not None else "")
+        state = (
+            f"E {fmt(e['Ewe'][i], '.3f', 'V')} · cycle {fmt(e['cycle'][i], 'd')} step {fmt(e['step'][i], 'd')}"
+            if i is not None
+            else ""
+        )
         mode = "cursor" if d.cursor is not None else "latest"
-        self.timebar.show_position(frac, f"{mode} t = {fmt((at - t0) / 3600, '.3f')} h of "
-                                         f"{fmt(span / 3600, '.2f')} h · {state}")
+        self.timebar.show_position(
+            frac, f"{mode} t = {fmt((at - t0) / 3600, '.3f')} h of {fmt(span / 3600, '.2f')} h · {state}"
+        )
 
     def _title(self, start: dict) -> str:
         """``LIVE run 3 · 98d7b2d9 · sample · protocol``: the parts the start document has."""
@@ -354,8 +369,10 @@ class MainWindow(QtWidgets.QMainWindow):
         sample = start.get("sample")
         sample = sample.get("name") if isinstance(sample, dict) else sample
         uid = str(start.get("uid") or "")[:8]
-        parts = [f"{source} run {fmt(start.get('scan_id'), 'd')}",
-                 *(fmt(p, dash="") for p in (uid, sample, start.get("protocol") or start.get("plan_name")))]
+        parts = [
+            f"{source} run {fmt(start.get('scan_id'), 'd')}",
+            *(fmt(p, dash="") for p in (uid, sample, start.get("protocol") or start.get("plan_name"))),
+        ]
         return " · ".join(p for p in parts if p)
 
     # -- closing -----------------------------------------------------------------------------
@@ -364,8 +381,11 @@ class MainWindow(QtWidgets.QMainWindow):
         # process exits when the run has ended), or its child process does.
         self.timer.stop()
         if getattr(self.control, "busy", False):
-            print("operando gui: window closed; the run continues until its protocol ends "
-                  f"(uid {self.control.status.uid})", flush=True)
+            print(
+                "operando gui: window closed; the run continues until its protocol ends "
+                f"(uid {self.control.status.uid})",
+                flush=True,
+            )
         if hasattr(self.control, "detach"):
             self.control.detach()  # a child process: it goes on unobserved
         self.handler.close_files()

@@ -52,7 +52,7 @@ class DetectorSchedule:
             raise ValueError(f"detector {self.stream}: a schedule needs at least one rule")
 
     @classmethod
-    def every(cls, device, period_s: float, stream: str) -> "DetectorSchedule":
+    def every(cls, device, period_s: float, stream: str) -> DetectorSchedule:
         return cls(device, (EveryTime(every_s=period_s),), stream)
 
 
@@ -142,7 +142,9 @@ def operando_cycling(
             for d in detectors:
                 fired = evaluators[d.stream].update(new, now)
                 if fired:
-                    ok = yield from _frame(d, fired, evaluators[d.stream], potentiostat, stamp, capacity_mAh, failure, clock)
+                    ok = yield from _frame(
+                        d, fired, evaluators[d.stream], potentiostat, stamp, capacity_mAh, failure, clock
+                    )
                     frames[d.stream] += ok
             if time.monotonic() - last_collect >= flush_period_s:
                 yield from bps.collect(potentiostat, name=ECHEM_STREAM)
@@ -263,7 +265,9 @@ def _report(progress, potentiostat, elapsed, total_steps, frames):
     step = yield from bps.rd(potentiostat.step)
     samples = yield from bps.rd(potentiostat.samples)
     progress(
-        Progress(elapsed, int(cycle or 0), int(step or 0), total_steps, int(samples or 0), dict(frames), potentiostat.held)
+        Progress(
+            elapsed, int(cycle or 0), int(step or 0), total_steps, int(samples or 0), dict(frames), potentiostat.held
+        )
     )
 
 

@@ -36,22 +36,24 @@ sample and the potentiostat's limits, so nothing that violates the limits is eve
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Union
+from collections.abc import Iterable
+from typing import Optional, Union
 
 from pydantic import Field, PositiveFloat, PrivateAttr
 
+from operando.devices.configuration import ConfigError, StrictModel
 from operando.devices.techniques import (
     ConstantCurrent,
     ConstantCurrentConstantVoltage,
     ConstantPotential,
     CyclicVoltammetry,
     Gitt,
+    ImpedanceSweep,
     Limits,
     LinearSweep,
     OpenCircuit,
     ScheduledStep,
     Technique,
-    ImpedanceSweep,
 )
 
 from .protocol_compile import compile_step
@@ -68,8 +70,6 @@ from .protocol_steps import (  # noqa: F401  (re-exported: the step kinds a prot
     Rest,
     Step,
 )
-from operando.devices.configuration import ConfigError, StrictModel
-
 from .sample import Sample
 
 MAX_COMPILED_STEPS = 1_000_000  # guards against a typo like repeat: 10000000

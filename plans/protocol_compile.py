@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from operando.devices.configuration import NOTHING
 from operando.devices.techniques import (
     ConstantCurrent,
     ConstantCurrentConstantVoltage,
@@ -34,8 +35,6 @@ from .protocol_steps import (
     PeisStep,
     Rest,
 )
-from operando.devices.configuration import NOTHING
-
 from .sample import Sample
 
 _UNITS_S = {"s": 1.0, "min": 60.0, "h": 3600.0}
@@ -60,8 +59,11 @@ class _Context:
         given = [(u, v) for u, v in given if v is not None]
         if len(given) > 1:
             unit, value = given[1]
-            self.problem(f"{prefix}_{unit}", f"give only one of {prefix}_s, {prefix}_min, "
-                         f"{prefix}_h; {prefix}_{given[0][0]} is also set", value)
+            self.problem(
+                f"{prefix}_{unit}",
+                f"give only one of {prefix}_s, {prefix}_min, {prefix}_h; {prefix}_{given[0][0]} is also set",
+                value,
+            )
             return None, "conflict"
         if not given:
             return None, ""
@@ -76,8 +78,9 @@ class _Context:
                 self.problem(None, f"a {step.kind} step needs one of current_A, current_A_g, c_rate")
             return None, ""
         if len(specs) > 1:
-            self.problem(specs[1][0], f"give only one of current_A, current_A_g, c_rate; "
-                         f"{specs[0][0]} is also set", specs[1][1])
+            self.problem(
+                specs[1][0], f"give only one of current_A, current_A_g, c_rate; {specs[0][0]} is also set", specs[1][1]
+            )
             return None, ""
         key, value = specs[0]
         if key == "current_A":
@@ -95,8 +98,7 @@ class _Context:
     def cutoff_amps(self, step) -> Optional[float]:
         """An optional current cut-off from i_cutoff_A or i_cutoff_c_rate."""
         if step.i_cutoff_A is not None and step.i_cutoff_c_rate is not None:
-            self.problem("i_cutoff_c_rate", "give only one of i_cutoff_A, i_cutoff_c_rate",
-                         step.i_cutoff_c_rate)
+            self.problem("i_cutoff_c_rate", "give only one of i_cutoff_A, i_cutoff_c_rate", step.i_cutoff_c_rate)
             return None
         if step.i_cutoff_c_rate is not None:
             return self.c_rate_amps(step.i_cutoff_c_rate)
@@ -104,19 +106,20 @@ class _Context:
 
     def check_current(self, key: str, amps: float, value, what: str) -> None:
         if abs(amps) > self.limits.i_max_A * (1 + 1e-9):  # c_rate arithmetic may round up
-            self.problem(key, f"{what} is {abs(amps):.4g} A, above the potentiostat limit "
-                         f"i_max_A = {self.limits.i_max_A:g} A", value)
+            self.problem(
+                key,
+                f"{what} is {abs(amps):.4g} A, above the potentiostat limit i_max_A = {self.limits.i_max_A:g} A",
+                value,
+            )
 
     def check_potential(self, field: str, volts: Optional[float]) -> None:
         lim = self.limits
         if volts is not None and not lim.e_min_V <= volts <= lim.e_max_V:
-            self.problem(field, f"outside the potentiostat limits window {lim.e_min_V:g} to "
-                         f"{lim.e_max_V:g} V", volts)
+            self.problem(field, f"outside the potentiostat limits window {lim.e_min_V:g} to {lim.e_max_V:g} V", volts)
 
     def scan_rate(self, step) -> Optional[float]:
         if step.scan_rate_V_s is not None and step.scan_rate_mV_s is not None:
-            self.problem("scan_rate_mV_s", "give only one of scan_rate_V_s, scan_rate_mV_s",
-                         step.scan_rate_mV_s)
+            self.problem("scan_rate_mV_s", "give only one of scan_rate_V_s, scan_rate_mV_s", step.scan_rate_mV_s)
             return None
         if step.scan_rate_V_s is None and step.scan_rate_mV_s is None:
             self.problem(None, f"a {step.kind} step needs scan_rate_V_s or scan_rate_mV_s")
@@ -136,8 +139,9 @@ def compile_rest(step: Rest, cx: _Context):
 def compile_cc(step: ConstantCurrentStep, cx: _Context):
     amps, what = cx.amps(step)
     if amps == 0:
-        cx.problem(next(k for k in CURRENT_KEYS if getattr(step, k) is not None),
-                   "a zero current is a rest: use kind: rest", 0)
+        cx.problem(
+            next(k for k in CURRENT_KEYS if getattr(step, k) is not None), "a zero current is a rest: use kind: rest", 0
+        )
         return None
     for name in ("e_min_V", "e_max_V"):
         cx.check_potential(name, getattr(step, name))
@@ -145,8 +149,11 @@ def compile_cc(step: ConstantCurrentStep, cx: _Context):
         cx.problem("e_max_V", f"must be above e_min_V ({step.e_min_V:g} V)", step.e_max_V)
     max_s, _ = cx.seconds(step, "max_duration")
     if step.max_capacity_mAh is not None and step.max_capacity_fraction is not None:
-        cx.problem("max_capacity_fraction", "give only one of max_capacity_mAh, "
-                   "max_capacity_fraction", step.max_capacity_fraction)
+        cx.problem(
+            "max_capacity_fraction",
+            "give only one of max_capacity_mAh, max_capacity_fraction",
+            step.max_capacity_fraction,
+        )
     if amps is None or not cx.ok:
         return None
     capacity = step.max_capacity_mAh
@@ -158,8 +165,11 @@ def compile_cc(step: ConstantCurrentStep, cx: _Context):
     ends_at, end_key = (step.e_max_V, "e_max_V") if amps > 0 else (step.e_min_V, "e_min_V")
     if ends_at is None and max_s is None:
         direction = "charge (current > 0)" if amps > 0 else "discharge (current < 0)"
-        cx.problem(None, f"a {direction} needs {end_key}, max_duration_s/_min/_h or "
-                   "max_capacity_mAh/_fraction to end; otherwise only the safety limit stops it")
+        cx.problem(
+            None,
+            f"a {direction} needs {end_key}, max_duration_s/_min/_h or "
+            "max_capacity_mAh/_fraction to end; otherwise only the safety limit stops it",
+        )
         return None
     direction = "charge" if amps > 0 else "discharge"
     return ConstantCurrent(
@@ -182,13 +192,18 @@ def compile_cccv(step: CccvStep, cx: _Context):
     if amps is None or not cx.ok:
         return None
     if amps == 0 or cutoff >= abs(amps):
-        cx.problem("i_cutoff_A" if step.i_cutoff_A is not None else "i_cutoff_c_rate",
-                   f"the current cut-off {cutoff:.4g} A must be below |current| {abs(amps):.4g} A",
-                   step.i_cutoff_A if step.i_cutoff_A is not None else step.i_cutoff_c_rate)
+        cx.problem(
+            "i_cutoff_A" if step.i_cutoff_A is not None else "i_cutoff_c_rate",
+            f"the current cut-off {cutoff:.4g} A must be below |current| {abs(amps):.4g} A",
+            step.i_cutoff_A if step.i_cutoff_A is not None else step.i_cutoff_c_rate,
+        )
         return None
     direction = "charge" if amps > 0 else "discharge"
     return ConstantCurrentConstantVoltage(
-        current_A=amps, e_hold_V=step.e_hold_V, i_cutoff_A=cutoff, max_duration_s=max_s,
+        current_A=amps,
+        e_hold_V=step.e_hold_V,
+        i_cutoff_A=cutoff,
+        max_duration_s=max_s,
         label=step.label or f"CCCV {direction} {what} to {step.e_hold_V:g} V",
     )
 
@@ -202,7 +217,10 @@ def compile_lsv(step: LsvStep, cx: _Context):
     if not cx.ok:
         return None
     return LinearSweep(
-        e_start_V=step.e_start_V, e_end_V=step.e_end_V, scan_rate_V_s=rate, e_step_V=step.e_step_mV / 1e3,
+        e_start_V=step.e_start_V,
+        e_end_V=step.e_end_V,
+        scan_rate_V_s=rate,
+        e_step_V=step.e_step_mV / 1e3,
         label=step.label or f"LSV {step.e_start_V:g}->{step.e_end_V:g} V at {rate * 1e3:g} mV/s",
     )
 
@@ -219,8 +237,12 @@ def compile_cv(step: CvStep, cx: _Context):
     if not cx.ok:
         return None
     return CyclicVoltammetry(
-        e_start_V=step.e_start_V, e_vertex1_V=step.e_vertex1_V, e_vertex2_V=step.e_vertex2_V,
-        scan_rate_V_s=rate, cycles=step.cycles, e_step_V=step.e_step_mV / 1e3,
+        e_start_V=step.e_start_V,
+        e_vertex1_V=step.e_vertex1_V,
+        e_vertex2_V=step.e_vertex2_V,
+        scan_rate_V_s=rate,
+        cycles=step.cycles,
+        e_step_V=step.e_step_mV / 1e3,
         label=step.label or f"CV {rate * 1e3:g} mV/s x{step.cycles}",
     )
 
@@ -233,8 +255,9 @@ def compile_ca(step: CaStep, cx: _Context):
     cutoff = cx.cutoff_amps(step)
     if not cx.ok:
         return None
-    return ConstantPotential(e_V=step.e_V, duration_s=seconds, i_cutoff_A=cutoff,
-                             label=step.label or f"hold {step.e_V:g} V for {given}")
+    return ConstantPotential(
+        e_V=step.e_V, duration_s=seconds, i_cutoff_A=cutoff, label=step.label or f"hold {step.e_V:g} V for {given}"
+    )
 
 
 def compile_gitt(step: GittStep, cx: _Context):
@@ -249,16 +272,23 @@ def compile_gitt(step: GittStep, cx: _Context):
     if amps is None or not cx.ok:
         return None
     if amps == 0:
-        cx.problem(next(k for k in CURRENT_KEYS if getattr(step, k) is not None),
-                   "GITT needs a non-zero pulse current", 0)
+        cx.problem(
+            next(k for k in CURRENT_KEYS if getattr(step, k) is not None), "GITT needs a non-zero pulse current", 0
+        )
         return None
     end_key = "e_max_V" if amps > 0 else "e_min_V"
     if getattr(step, end_key) is None and step.max_pulses is None:
         cx.problem(None, f"a gitt step needs {end_key} (its direction's cut-off) or max_pulses to end")
         return None
-    return Gitt(current_A=amps, pulse_s=pulse_s, relax_s=relax_s, e_min_V=step.e_min_V,
-                e_max_V=step.e_max_V, max_pulses=step.max_pulses,
-                label=step.label or f"GITT {what} {pulse} / {relax}")
+    return Gitt(
+        current_A=amps,
+        pulse_s=pulse_s,
+        relax_s=relax_s,
+        e_min_V=step.e_min_V,
+        e_max_V=step.e_max_V,
+        max_pulses=step.max_pulses,
+        label=step.label or f"GITT {what} {pulse} / {relax}",
+    )
 
 
 def _check_band(step, cx: _Context) -> None:
@@ -275,9 +305,14 @@ def compile_peis(step: PeisStep, cx: _Context):
     if not cx.ok:
         return None
     at = "OCV" if step.e_dc_V is None else f"{step.e_dc_V:g} V"
-    return PotentiostaticEis(e_dc_V=step.e_dc_V, amplitude_V=amplitude, f_max_Hz=step.f_max_Hz,
-                             f_min_Hz=step.f_min_Hz, points_per_decade=step.points_per_decade,
-                             label=step.label or f"PEIS at {at}")
+    return PotentiostaticEis(
+        e_dc_V=step.e_dc_V,
+        amplitude_V=amplitude,
+        f_max_Hz=step.f_max_Hz,
+        f_min_Hz=step.f_min_Hz,
+        points_per_decade=step.points_per_decade,
+        label=step.label or f"PEIS at {at}",
+    )
 
 
 def compile_geis(step: GeisStep, cx: _Context):
@@ -290,14 +325,25 @@ def compile_geis(step: GeisStep, cx: _Context):
     cx.check_current("amplitude_A", abs(dc or 0.0) + amplitude, amplitude, "DC + amplitude")
     if not cx.ok:
         return None
-    return GalvanostaticEis(i_dc_A=dc or 0.0, amplitude_A=amplitude, f_max_Hz=step.f_max_Hz,
-                            f_min_Hz=step.f_min_Hz, points_per_decade=step.points_per_decade,
-                            label=step.label or f"GEIS {amplitude * 1e3:.3g} mA")
+    return GalvanostaticEis(
+        i_dc_A=dc or 0.0,
+        amplitude_A=amplitude,
+        f_max_Hz=step.f_max_Hz,
+        f_min_Hz=step.f_min_Hz,
+        points_per_decade=step.points_per_decade,
+        label=step.label or f"GEIS {amplitude * 1e3:.3g} mA",
+    )
 
 
 COMPILERS = {
-    "rest": compile_rest, "cc": compile_cc, "cccv": compile_cccv, "lsv": compile_lsv,
-    "cv": compile_cv, "ca": compile_ca, "gitt": compile_gitt, "peis": compile_peis,
+    "rest": compile_rest,
+    "cc": compile_cc,
+    "cccv": compile_cccv,
+    "lsv": compile_lsv,
+    "cv": compile_cv,
+    "ca": compile_ca,
+    "gitt": compile_gitt,
+    "peis": compile_peis,
     "geis": compile_geis,
 }
 

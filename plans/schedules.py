@@ -123,7 +123,6 @@ class ScheduleEvaluator:
                     fired.append(i)
         return fired
 
-
     def finish(self) -> list[int]:
         """Rules that fire when the sequence ends: the last step and cycle end there."""
         if self._last is None:

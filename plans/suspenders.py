@@ -85,6 +85,7 @@ def _in_bluesky_loop(action) -> None:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+
         async def run():
             action()
 
@@ -97,8 +98,9 @@ def build_suspender(rule: SuspenderRule, devices: dict, potentiostat, clock):
     """A bluesky suspender for ``rule``; ``devices`` maps instrument names to devices."""
     device = devices.get(rule.instrument)
     if device is None:
-        raise ValueError(f"suspender {rule.watch}: no instrument named {rule.instrument!r} "
-                         f"(have {', '.join(sorted(devices))})")
+        raise ValueError(
+            f"suspender {rule.watch}: no instrument named {rule.instrument!r} (have {', '.join(sorted(devices))})"
+        )
     signal = getattr(device, rule.signal, None)
     if signal is None or not hasattr(signal, "subscribe_reading"):
         raise ValueError(f"suspender {rule.watch}: {rule.instrument} has no signal {rule.signal!r}")

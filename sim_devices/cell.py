@@ -212,9 +212,7 @@ class SimCell:
         """Small-signal Z (complex ohm, Z'' < 0 capacitive) about the present state; no change."""
         slope = self._u(self.surface_stoichiometry)[1]
         r_f = faradaic_resistance(self._r_ct, self._f_half, self._i_f)
-        return circuit_impedance(
-            frequencies_Hz, self._r_ohm, self._cap_total, r_f, slope, self._diff.surface_response
-        )
+        return circuit_impedance(frequencies_Hz, self._r_ohm, self._cap_total, r_f, slope, self._diff.surface_response)
 
     # ---- dynamics ----------------------------------------------------------------------------
     def run(
@@ -238,9 +236,9 @@ class SimCell:
             raise ValueError("sample_times_rel must be > 0 and strictly ascending")
 
         if current > 0 and e_max_V is not None:
-            crossed = lambda e: e >= e_max_V  # noqa: E731
+            crossed = lambda e: e >= e_max_V
         elif current < 0 and e_min_V is not None:
-            crossed = lambda e: e <= e_min_V  # noqa: E731
+            crossed = lambda e: e <= e_min_V
         else:
             crossed = None
 

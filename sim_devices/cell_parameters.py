@@ -13,7 +13,6 @@ zones overlap), times the interface area per gram. Without it, ``interface_share
 from __future__ import annotations
 
 import math
-
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
@@ -113,7 +112,7 @@ class CellParameters(BaseModel):
     ea_charge_transfer_eV: float = Field(default=0.5, ge=0.0)  # Arrhenius activation of i0
 
     @model_validator(mode="after")
-    def _window(self) -> "CellParameters":
+    def _window(self) -> CellParameters:
         if not self.e_max_V > self.e_min_V:
             raise ValueError(f"e_max_V ({self.e_max_V}) must exceed e_min_V ({self.e_min_V})")
         return self
@@ -145,12 +144,7 @@ class CellParameters(BaseModel):
 
     def r_ct_at(self, temperature_K: float) -> float:
         """Charge-transfer resistance RT/(F i0(T)), i0 Arrhenius-activated."""
-        return (
-            self.r_ct_ohm
-            * temperature_K
-            / T_REF_K
-            * _arrhenius(self.ea_charge_transfer_eV, T_REF_K, temperature_K)
-        )
+        return self.r_ct_ohm * temperature_K / T_REF_K * _arrhenius(self.ea_charge_transfer_eV, T_REF_K, temperature_K)
 
     def diffusion_at(self, temperature_K: float) -> float:
         return self.diffusion_m2_s / _arrhenius(self.ea_diffusion_eV, T_REF_K, temperature_K)
@@ -159,7 +153,7 @@ class CellParameters(BaseModel):
     def r_ct_at_temperature_ohm(self) -> float:
         return self.r_ct_at(self.temperature_K)
 
-    def with_particle_size(self, thickness_m: float) -> "CellParameters":
+    def with_particle_size(self, thickness_m: float) -> CellParameters:
         """The same material made of particles (or layers) ``thickness_m`` thick.
 
         Radius = thickness / 2; interface area per gram scales as 1/thickness, and the

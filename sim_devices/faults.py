@@ -36,9 +36,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat
 
-FaultKind = Literal[
-    "disconnect", "timeout", "garbled", "truncated", "slow", "clock_drift", "stuck", "interlock_open"
-]
+FaultKind = Literal["disconnect", "timeout", "garbled", "truncated", "slow", "clock_drift", "stuck", "interlock_open"]
 # calls that talk to the instrument; anything else (attributes, properties) passes through
 CALLS = ("start", "poll", "measure", "acquire", "scan", "status", "open_circuit", "hold", "release")
 VALUE_FIELDS = ("moment_emu", "counts", "topography_m", "cpd_V")
@@ -86,7 +84,7 @@ class FaultSchedule(BaseModel):
     faults: list[Fault] = Field(default_factory=list)
 
     @classmethod
-    def from_yaml(cls, source: str | Path) -> "FaultSchedule":
+    def from_yaml(cls, source: str | Path) -> FaultSchedule:
         """From a YAML file path or YAML text (``faults: [{instrument: ..., kind: ...}]``)."""
         text = Path(source).read_text() if isinstance(source, Path) else source
         return cls.model_validate(yaml.safe_load(text) or {})

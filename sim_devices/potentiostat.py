@@ -15,7 +15,7 @@ Gaussian noise from the engine's seeded generator); timestamp = the measurement'
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -198,8 +198,7 @@ class SimPotentiostatEngine:
             noise = self._rng.normal(0.0, self.EIS_NOISE, 2)
             z *= 1.0 + complex(noise[0], noise[1])
             self._z_rows.append(
-                (offset + t_end, f, z.real, z.imag, self._last_ewe, self._last_current,
-                 step.cycle, step.step)
+                (offset + t_end, f, z.real, z.imag, self._last_ewe, self._last_current, step.cycle, step.step)
             )
 
     def _begin_step(self, index: int) -> None:
@@ -231,8 +230,7 @@ class SimPotentiostatEngine:
         rows, self._z_rows = self._z_rows, []
         cols = list(zip(*rows)) if rows else [()] * len(IMPEDANCE_COLUMNS)
         return {
-            name: np.asarray(col, dtype=dtype)
-            for (name, (_unit, dtype)), col in zip(IMPEDANCE_COLUMNS.items(), cols)
+            name: np.asarray(col, dtype=dtype) for (name, (_unit, dtype)), col in zip(IMPEDANCE_COLUMNS.items(), cols)
         }
 
     # ---- status ------------------------------------------------------------------------------

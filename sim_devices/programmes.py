@@ -80,7 +80,5 @@ class Staircase:
         return self.sweep(k * tau)
 
 
-def staircase(
-    e_start_V: float, vertices_V: Sequence[float], rate_V_s: float, e_step_V: float
-) -> Staircase:
+def staircase(e_start_V: float, vertices_V: Sequence[float], rate_V_s: float, e_step_V: float) -> Staircase:
     return Staircase(linear_sweep(e_start_V, vertices_V, rate_V_s), float(e_step_V))

@@ -82,9 +82,7 @@ class SimRamanPhysics:
     def spectrum(self, exposure_s: float, accumulations: int = 1) -> np.ndarray:
         """Summed counts of ``accumulations`` exposures of ``exposure_s`` each."""
         if not exposure_s > 0 or accumulations < 1:
-            raise ValueError(
-                f"need exposure_s > 0 and accumulations >= 1, got {exposure_s!r}, {accumulations!r}"
-            )
+            raise ValueError(f"need exposure_s > 0 and accumulations >= 1, got {exposure_s!r}, {accumulations!r}")
         total_s = exposure_s * accumulations
         expected = (self.clean_rate() + self.DARK_COUNTS_S) * total_s
         counts = self._rng.poisson(expected).astype(np.float64)

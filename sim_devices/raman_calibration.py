@@ -28,9 +28,7 @@ class WavelengthCalibration:
         return 1e7 / laser_nm - 1e7 / self.wavelength_nm(pixels)
 
     @classmethod
-    def fit(
-        cls, pixels: Sequence[float], wavelengths_nm: Sequence[float], order: int = 3
-    ) -> "WavelengthCalibration":
+    def fit(cls, pixels: Sequence[float], wavelengths_nm: Sequence[float], order: int = 3) -> WavelengthCalibration:
         if len(pixels) != len(wavelengths_nm) or len(pixels) <= order:
             raise ValueError(f"need more than {order} matched lines, got {len(pixels)}")
         coef = np.polynomial.polynomial.polyfit(pixels, wavelengths_nm, order)
@@ -39,7 +37,7 @@ class WavelengthCalibration:
     @classmethod
     def for_shift_range(
         cls, laser_nm: float, shift_lo_cm1: float, shift_hi_cm1: float, n_pixels: int
-    ) -> "WavelengthCalibration":
+    ) -> WavelengthCalibration:
         """A cubic whose Raman-shift axis spans the range almost linearly (a typical grating)."""
         p = np.arange(n_pixels, dtype=float)
         shift = np.linspace(shift_lo_cm1, shift_hi_cm1, n_pixels)

@@ -152,9 +152,7 @@ class TechniqueRun:
             else:
                 self.segment = None if self._last_pulse else self._pulse(at)
         elif self.eis_points:
-            while self._eis_next < len(self.eis_points) and samples(
-                self.eis_points[self._eis_next][1], self.dt
-            ) <= at:
+            while self._eis_next < len(self.eis_points) and samples(self.eis_points[self._eis_next][1], self.dt) <= at:
                 done.append(self.eis_points[self._eis_next])
                 self._eis_next += 1
             self.segment = self._eis_segment()

@@ -160,9 +160,7 @@ def build_catalog_app(data_dir: Path, api_key: str, uri: str | None = None):
 
     register_exporters()
 
-    return build_app(
-        catalog_adapter(data_dir, uri), authentication=Authentication(single_user_api_key=api_key)
-    )
+    return build_app(catalog_adapter(data_dir, uri), authentication=Authentication(single_user_api_key=api_key))
 
 
 @dataclass
@@ -192,7 +190,7 @@ class Catalog:
         # Leaves the in-process server's portal; without this the interpreter hangs at exit.
         self._context.close()
 
-    def __enter__(self) -> "Catalog":
+    def __enter__(self) -> Catalog:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -33,8 +33,13 @@ def aligned_run(tmp_path_factory):
     finally:
         SimCell.STEP_S = default
     pbackend = SimPotentiostatBackend(lab, instrument_clock=(OFFSET_S, DRIFT_PPM))
-    pstat = Potentiostat(pbackend, Limits(e_min_V=0.0, e_max_V=3.0, i_max_A=1.0),
-                         tmp_path_factory.mktemp("h5"), name="potentiostat", clock=lab.clock)
+    pstat = Potentiostat(
+        pbackend,
+        Limits(e_min_V=0.0, e_max_V=3.0, i_max_A=1.0),
+        tmp_path_factory.mktemp("h5"),
+        name="potentiostat",
+        clock=lab.clock,
+    )
     soft = Magnetometer(SimMagnetometerBackend(lab), averaging_s=0.1, name="soft")
     hard = Magnetometer(SimMagnetometerBackend(lab, trigger_source=pbackend), averaging_s=0.1, name="hard")
     RE = OperandoRunEngine({})
@@ -85,16 +90,20 @@ def test_the_instrument_clock_is_mapped_and_recorded(aligned_run):
 
 def test_software_timed_frames_align_within_a_millisecond(aligned_run):
     errors = alignment_errors(*aligned_run, "soft")
-    print(f"\nsoftware-timed: {errors.size} frames, alignment error max {errors.max() * 1e3:.3f} ms, "
-          f"median {np.median(errors) * 1e3:.3f} ms")
+    print(
+        f"\nsoftware-timed: {errors.size} frames, alignment error max {errors.max() * 1e3:.3f} ms, "
+        f"median {np.median(errors) * 1e3:.3f} ms"
+    )
     assert errors.size >= 10
     assert errors.max() <= 1e-3
 
 
 def test_hardware_triggered_frames_share_the_echem_time_base(aligned_run):
     errors = alignment_errors(*aligned_run, "hard")
-    print(f"\nhardware-triggered: {errors.size} frames, alignment error max {errors.max() * 1e6:.3f} us, "
-          f"median {np.median(errors) * 1e6:.3f} us")
+    print(
+        f"\nhardware-triggered: {errors.size} frames, alignment error max {errors.max() * 1e6:.3f} us, "
+        f"median {np.median(errors) * 1e6:.3f} us"
+    )
     assert errors.size >= 10
     # The edge is a sample instant of the echem record itself: only the drift estimate's error
     # over half an exposure (tens of ppm x 50 ms: microseconds) can separate them.

@@ -37,8 +37,17 @@ def _potentiostat_only_profile(tmp_path: Path, material: str) -> Path:
 def _cv_series(tmp_path: Path, material: str) -> Path:
     p = preset(material)
     # Both presets start empty, at their lower vertex: each scan goes up and back from there.
-    steps = [{"kind": "cv", "e_start_V": p.e_min_V, "e_vertex1_V": p.e_max_V, "e_vertex2_V": p.e_min_V,
-              "scan_rate_mV_s": rate, "cycles": 1} for rate in CV_SERIES[material]]
+    steps = [
+        {
+            "kind": "cv",
+            "e_start_V": p.e_min_V,
+            "e_vertex1_V": p.e_max_V,
+            "e_vertex2_V": p.e_min_V,
+            "scan_rate_mV_s": rate,
+            "cycles": 1,
+        }
+        for rate in CV_SERIES[material]
+    ]
     path = tmp_path / f"cv_{material}.yaml"
     protocol = {"name": f"cv_{material}", "sampling": {"interval_s": 2.0}, "steps": steps}
     path.write_text(yaml.safe_dump(protocol))
@@ -54,8 +63,7 @@ def _analyse(capsys, *args) -> tuple[int, str, str]:
 @pytest.mark.parametrize("material, b_lo, b_hi", [("bulk_micron", 0.4, 0.65), ("fe_li2o", 0.85, 1.1)])
 def test_cv_series_b_value_tells_bulk_from_interfacial_storage(tmp_path, capsys, material, b_lo, b_hi):
     profile = load_profile(_potentiostat_only_profile(tmp_path, material))
-    result = run_experiment(profile, load_protocol(_cv_series(tmp_path, material)), tmp_path,
-                            speed=20000, report=False)
+    result = run_experiment(profile, load_protocol(_cv_series(tmp_path, material)), tmp_path, speed=20000, report=False)
     assert result.exit_status == "success"
     rc, out, _ = _analyse(capsys, result.uid, "--data", str(tmp_path), "--json")
     assert rc == 0
@@ -76,8 +84,7 @@ def test_characterisation_gitt_and_eis_match_the_simulated_cell(tmp_path, capsys
     cell = preset(profile.sample.sim_preset, profile.sample.active_mass_g)
     radius_um = cell.particle_radius_m * 1e6
 
-    rc, out, _ = _analyse(capsys, "-1", "--data", str(tmp_path), "--json",
-                          "--diffusion-length-um", str(radius_um))
+    rc, out, _ = _analyse(capsys, "-1", "--data", str(tmp_path), "--json", "--diffusion-length-um", str(radius_um))
     assert rc == 0
     report = yaml.safe_load(out)
     (pulses,) = report["gitt"].values()
@@ -97,16 +104,28 @@ def test_characterisation_gitt_and_eis_match_the_simulated_cell(tmp_path, capsys
 
 def test_a_run_with_nothing_to_analyse_is_named_with_what_is_missing(tmp_path, capsys):
     protocol = tmp_path / "rest.yaml"
-    protocol.write_text(yaml.safe_dump({"name": "rest", "steps": [
-        {"kind": "rest", "duration_min": 2},
-        {"kind": "cv", "e_start_V": 0.01, "e_vertex1_V": 0.5, "e_vertex2_V": 0.01, "scan_rate_mV_s": 2}]}))
-    result = run_experiment(load_profile(_potentiostat_only_profile(tmp_path, "fe_li2o")),
-                            load_protocol(protocol), tmp_path, speed=20000, report=False)
+    protocol.write_text(
+        yaml.safe_dump(
+            {
+                "name": "rest",
+                "steps": [
+                    {"kind": "rest", "duration_min": 2},
+                    {"kind": "cv", "e_start_V": 0.01, "e_vertex1_V": 0.5, "e_vertex2_V": 0.01, "scan_rate_mV_s": 2},
+                ],
+            }
+        )
+    )
+    result = run_experiment(
+        load_profile(_potentiostat_only_profile(tmp_path, "fe_li2o")),
+        load_protocol(protocol),
+        tmp_path,
+        speed=20000,
+        report=False,
+    )
     rc, out, err = _analyse(capsys, result.uid, "--data", str(tmp_path))
     assert rc == 2 and out == ""
     assert f"run {result.uid[:8]}" in err and "no cv steps at two or more scan rates" in err
     assert "no gitt step" in err and "no impedance stream" in err
-
 
 
 def test_eis_fit_finds_the_cell_resistances_where_its_semicircle_is_in_the_band():

@@ -40,7 +40,7 @@ def test_peak_current_power_law_gives_b_exactly(b, k1, k2):
 
 
 def test_two_rates_give_b_without_an_error_and_one_rate_is_refused():
-    fit = power_law_fit([1e-3, 2e-3], [1.0, 2.0 ** 0.7])
+    fit = power_law_fit([1e-3, 2e-3], [1.0, 2.0**0.7])
     assert fit.b == pytest.approx(0.7) and math.isnan(fit.b_stderr)
     with pytest.raises(ValueError, match="two or more scan rates"):
         power_law_fit([1e-3, 1e-3], [1.0, 1.0])

@@ -32,9 +32,7 @@ def test_current_above_the_limit_is_refused_before_anything_starts(tmp_path, cap
 
 
 def test_unknown_profile_lists_the_available_ones(tmp_path, capsys):
-    code, out, err = run_cli(
-        capsys, "run", "galvanostatic_cycling", "--profile", "nosuch", "--data", str(tmp_path)
-    )
+    code, out, err = run_cli(capsys, "run", "galvanostatic_cycling", "--profile", "nosuch", "--data", str(tmp_path))
     assert code == 2
     assert "nosuch" in err and "sim" in err
 

@@ -76,7 +76,9 @@ def test_every_problem_reported_one_per_line(tmp_path):
     lines = _error(load_profile, _write(tmp_path, data)).splitlines()
     assert len(lines) == 2
     assert all(line.startswith(str(tmp_path / "lab.yaml") + ": ") for line in lines)
-    assert any("instruments.raman.backend: expected one of sim for kind raman (got 'seabrezee')" in line for line in lines)
+    assert any(
+        "instruments.raman.backend: expected one of sim for kind raman (got 'seabrezee')" in line for line in lines
+    )
     assert any("sample.active_mass_g:" in line and "(got -1)" in line for line in lines)
 
 
@@ -91,11 +93,13 @@ def test_potentiostat_needs_limits_and_must_be_unique(tmp_path):
     data = _sim_data()
     del data["instruments"]["potentiostat"]["limits"]
     assert "instruments.potentiostat.limits: a potentiostat needs limits" in _error(
-        load_profile, _write(tmp_path, data))
+        load_profile, _write(tmp_path, data)
+    )
     data = _sim_data()
     data["instruments"]["second"] = dict(data["instruments"]["potentiostat"])
     assert "instruments: expected exactly one instrument of kind potentiostat, found 2" in _error(
-        load_profile, _write(tmp_path, data))
+        load_profile, _write(tmp_path, data)
+    )
 
 
 def test_unknown_instrument_kind(tmp_path):

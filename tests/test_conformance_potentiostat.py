@@ -44,8 +44,9 @@ ONE_OF_EACH = {
     "cc": ConstantCurrent(current_A=I_CHARGE, e_max_V=2.9, max_duration_s=600),
     "cccv": Cccv(current_A=I_CHARGE, e_hold_V=2.5, i_cutoff_A=1e-4, max_duration_s=600),
     "lsv": LinearSweep(e_start_V=0.5, e_end_V=0.6, scan_rate_V_s=1e-3, e_step_V=0.01),
-    "cv": CyclicVoltammetry(e_start_V=0.5, e_vertex1_V=0.6, e_vertex2_V=0.5, scan_rate_V_s=1e-3,
-                            e_step_V=0.01, cycles=1),
+    "cv": CyclicVoltammetry(
+        e_start_V=0.5, e_vertex1_V=0.6, e_vertex2_V=0.5, scan_rate_V_s=1e-3, e_step_V=0.01, cycles=1
+    ),
     "ca": ConstantPotential(e_V=0.5, duration_s=60),
     "gitt": Gitt(current_A=I_CHARGE, pulse_s=60, relax_s=60, max_pulses=2, e_max_V=2.9),
     "peis": PotentiostaticEis(e_dc_V=None, amplitude_V=0.01, f_max_Hz=1e4, f_min_Hz=100, points_per_decade=2),
@@ -54,18 +55,31 @@ ONE_OF_EACH = {
 
 
 def _profile(spec) -> Profile:
-    return Profile.model_validate({
-        "name": f"conformance-{spec.name}",
-        "instruments": {"potentiostat": {
-            "kind": "potentiostat", "backend": spec.name, "limits": LIMITS,
-            **({"address": "sim"} if spec.address is not None else {}),
-            "settings": {"sample_interval_s": 1.0},
-        }},
-        "sample": {"name": "conformance", "material": "Fe3O4", "sim_preset": "fe_li2o",
-                   "active_mass_g": 0.002, "theoretical_capacity_mAh_g": 926, "electrolyte": "-",
-                   "cell_type": "-", "operator": "test"},
-        "sim": {"speed": SPEED.get(spec.name, 2000.0), "seed": 0},
-    })
+    return Profile.model_validate(
+        {
+            "name": f"conformance-{spec.name}",
+            "instruments": {
+                "potentiostat": {
+                    "kind": "potentiostat",
+                    "backend": spec.name,
+                    "limits": LIMITS,
+                    **({"address": "sim"} if spec.address is not None else {}),
+                    "settings": {"sample_interval_s": 1.0},
+                }
+            },
+            "sample": {
+                "name": "conformance",
+                "material": "Fe3O4",
+                "sim_preset": "fe_li2o",
+                "active_mass_g": 0.002,
+                "theoretical_capacity_mAh_g": 926,
+                "electrolyte": "-",
+                "cell_type": "-",
+                "operator": "test",
+            },
+            "sim": {"speed": SPEED.get(spec.name, 2000.0), "seed": 0},
+        }
+    )
 
 
 @pytest.fixture(params=POTENTIOSTATS, ids=lambda s: s.name)
@@ -79,8 +93,10 @@ def built(request, tmp_path):
 
 def _run(make):
     """Await ``make()`` in bluesky's event loop (an AsyncStatus must be made inside it)."""
+
     async def go():
         return await make()
+
     return call_in_bluesky_event_loop(go())
 
 
@@ -121,11 +137,13 @@ def test_refuses_out_of_window_setpoints_before_sending_anything(built):
     original = backend.start
     backend.start = lambda steps: started.append(steps) or original(steps)
     charge = cell.charge_mAh
-    for bad in (ConstantCurrent(current_A=0.02, e_max_V=2.9, max_duration_s=60),  # |I| > i_max
-                ConstantPotential(e_V=3.5, duration_s=60),  # above e_max
-                Cccv(current_A=I_CHARGE, e_hold_V=3.2, i_cutoff_A=1e-4)):
+    for bad in (
+        ConstantCurrent(current_A=0.02, e_max_V=2.9, max_duration_s=60),  # |I| > i_max
+        ConstantPotential(e_V=3.5, duration_s=60),  # above e_max
+        Cccv(current_A=I_CHARGE, e_hold_V=3.2, i_cutoff_A=1e-4),
+    ):
         with pytest.raises(LimitError, match="potentiostat"):
-            _run(lambda: pstat.prepare(_steps(OpenCircuit(duration_s=10), bad)))
+            _run(lambda bad=bad: pstat.prepare(_steps(OpenCircuit(duration_s=10), bad)))
     assert not started and cell.current_A == 0 and cell.charge_mAh == charge
 
 
@@ -211,9 +229,12 @@ def test_honours_exactly_the_impedance_and_trigger_it_declares(built):
 def test_a_profile_asking_for_an_undeclared_capability_is_refused_before_start(built):
     spec, _instruments = built
     data = yaml.safe_load(yaml.safe_dump(_profile(spec).model_dump(mode="json")))
-    data["instruments"]["raman"] = {"kind": "raman", "backend": "sim",
-                                    "schedule": [{"at": "step_end", "hold": "ocv"}],
-                                    "settings": {"trigger": "hardware"}}
+    data["instruments"]["raman"] = {
+        "kind": "raman",
+        "backend": "sim",
+        "schedule": [{"at": "step_end", "hold": "ocv"}],
+        "settings": {"trigger": "hardware"},
+    }
     profile = Profile.model_validate(data)
     from operando.acquisition.config import load_protocol
 

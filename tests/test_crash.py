@@ -22,9 +22,9 @@ import h5py
 import numpy as np
 import pytest
 
+from operando.acquisition.cli import main as cli_main
 from operando.storage import postgres
 from operando.storage.catalog import CATALOG_URI_ENV, open_catalog
-from operando.acquisition.cli import main as cli_main
 from operando.storage.journal import journal_dir, read_journal
 
 PG_ENV = "OPERANDO_TEST_POSTGRES_URI"
@@ -100,9 +100,7 @@ KILL_AFTER_S = {"sqlite": [0.0, 1.2, 3.0], "postgresql": [1.5]}
 
 
 @pytest.mark.parametrize("catalog_env", list(_backends()), indirect=True)
-def test_sigkill_mid_run_loses_at_most_a_second_and_is_closed_incomplete(
-    catalog_env, tmp_path, monkeypatch, capsys
-):
+def test_sigkill_mid_run_loses_at_most_a_second_and_is_closed_incomplete(catalog_env, tmp_path, monkeypatch, capsys):
     backend = "postgresql" if catalog_env else "sqlite"
     env = {**os.environ, **catalog_env}
     children = []
@@ -116,7 +114,9 @@ def test_sigkill_mid_run_loses_at_most_a_second_and_is_closed_incomplete(
         progress.touch()
         proc = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(data), str(progress), "300"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         children.append((proc, data, progress, delay, env.get(CATALOG_URI_ENV)))
 

@@ -37,7 +37,9 @@ def stored_run(tmp_path_factory):
     # The virtual clock: frames happen at their scheduled experiment times however loaded the
     # machine is (a scaled clock at 20000x skipped most of them on a busy machine).
     profile_file = base / "sim-virtual.yaml"
-    profile_file.write_text((PROFILES_DIR / "sim.yaml").read_text().replace("  seed: 0\n", "  seed: 0\n  clock: virtual\n"))
+    profile_file.write_text(
+        (PROFILES_DIR / "sim.yaml").read_text().replace("  seed: 0\n", "  seed: 0\n  clock: virtual\n")
+    )
     docs = []
     result = run_experiment(
         load_profile(profile_file),
@@ -138,9 +140,11 @@ def test_scan_id_keeps_counting_across_processes(stored_run):
     data, result, _ = stored_run
     cli = [sys.executable, "-m", "operando.acquisition.cli"]
     second = subprocess.run(
-        cli + ["run", str(data.parent / "short.yaml"), "--data", str(data), "--speed", "50000",
-               "--no-report", "--quiet"],
-        capture_output=True, text=True, timeout=300,
+        cli
+        + ["run", str(data.parent / "short.yaml"), "--data", str(data), "--speed", "50000", "--no-report", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert second.returncode == 0, second.stderr
     assert f"(scan {result.scan_id + 1})" in second.stdout

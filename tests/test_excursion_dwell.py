@@ -21,8 +21,10 @@ def _run(tmp_path, technique, limits, soc):
     call_in_bluesky_event_loop(dev.connect())
     stops = []
     try:
-        RE(galvanostatic_cycling(dev, [ScheduledStep(technique=technique, cycle=1, step=1)], lab.clock),
-           lambda name, doc: stops.append(doc) if name == "stop" else None)
+        RE(
+            galvanostatic_cycling(dev, [ScheduledStep(technique=technique, cycle=1, step=1)], lab.clock),
+            lambda name, doc: stops.append(doc) if name == "stop" else None,
+        )
     except Exception:
         pass  # a fault fails the run; the stop document says why
     data = {k: np.asarray(v) for k, v in dev.history.since(0)[1].items()}

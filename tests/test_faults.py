@@ -11,6 +11,7 @@ from operando.devices.skpm import Skpm
 from operando.devices.techniques import ConstantCurrent, Limits, OpenCircuit, ScheduledStep
 from operando.sim_devices.backends.detectors import SimMagnetometerBackend, SimRamanBackend
 from operando.sim_devices.backends.potentiostat import SimPotentiostatBackend
+from operando.sim_devices.backends.skpm import SimSkpmBackend
 from operando.sim_devices.faults import (
     Fault,
     FaultSchedule,
@@ -19,7 +20,6 @@ from operando.sim_devices.faults import (
     inject_faults,
 )
 from operando.sim_devices.lab import build_sim_lab
-from operando.sim_devices.backends.skpm import SimSkpmBackend
 
 T0 = 1_800_000_000.0
 RAISING = ["disconnect", "timeout", "garbled", "truncated"]
@@ -34,9 +34,7 @@ def schedule(instrument, kind, **kw):
 
 
 def test_schedule_is_validated_data():
-    s = FaultSchedule.from_yaml(
-        "faults:\n  - {instrument: mag, kind: timeout, at_s: 60, duration_s: 30, delay_s: 5}\n"
-    )
+    s = FaultSchedule.from_yaml("faults:\n  - {instrument: mag, kind: timeout, at_s: 60, duration_s: 30, delay_s: 5}\n")
     assert s.for_instrument("mag")[0].delay_s == 5 and s.for_instrument("raman") == []
     with pytest.raises(ValueError, match="kind"):
         FaultSchedule.from_yaml("faults: [{instrument: mag, kind: gremlins}]")
@@ -54,7 +52,10 @@ def test_potentiostat_fault_stops_the_run_and_opens_the_circuit(kind, tmp_path):
         ScheduledStep(technique=OpenCircuit(duration_s=600), cycle=1, step=2),
     ]
     backend = inject_faults(
-        SimPotentiostatBackend(the_lab), "potentiostat", schedule("potentiostat", kind, at_s=600, delay_s=5), the_lab.clock
+        SimPotentiostatBackend(the_lab),
+        "potentiostat",
+        schedule("potentiostat", kind, at_s=600, delay_s=5),
+        the_lab.clock,
     )
     limits = Limits(e_min_V=p.e_min_V, e_max_V=p.e_max_V, i_max_A=0.01)
 
@@ -87,7 +88,9 @@ def test_potentiostat_fault_stops_the_run_and_opens_the_circuit(kind, tmp_path):
 # ---- detectors ---------------------------------------------------------------------------------
 def detector(kind_of, the_lab, sched):
     if kind_of == "raman":
-        return RamanSpectrometer(inject_faults(SimRamanBackend(the_lab), "raman", sched, the_lab.clock), 1.0, 1, name="raman")
+        return RamanSpectrometer(
+            inject_faults(SimRamanBackend(the_lab), "raman", sched, the_lab.clock), 1.0, 1, name="raman"
+        )
     if kind_of == "skpm":
         return Skpm(inject_faults(SimSkpmBackend(the_lab), "skpm", sched, the_lab.clock), 16, 4, name="skpm")
     raise ValueError(kind_of)
@@ -144,10 +147,18 @@ def test_slow_and_drifting_instruments_are_silent_but_visible():
 def test_stuck_potentiostat_freezes_ewe(tmp_path):
     the_lab = lab()
     p = the_lab.cell.params
-    backend = inject_faults(SimPotentiostatBackend(the_lab), "potentiostat", schedule("potentiostat", "stuck", at_s=100), the_lab.clock)
+    backend = inject_faults(
+        SimPotentiostatBackend(the_lab), "potentiostat", schedule("potentiostat", "stuck", at_s=100), the_lab.clock
+    )
 
     async def go():
-        await backend.start([ScheduledStep(technique=ConstantCurrent(current_A=p.c_rate_current_A(1.0), e_max_V=p.e_max_V), cycle=1, step=1)])
+        await backend.start(
+            [
+                ScheduledStep(
+                    technique=ConstantCurrent(current_A=p.c_rate_current_A(1.0), e_max_V=p.e_max_V), cycle=1, step=1
+                )
+            ]
+        )
         blocks = []
         for _ in range(6):
             await the_lab.clock.sleep(60)

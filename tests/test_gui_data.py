@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from event_model import compose_run
 
-from operando.storage.catalog import open_catalog
 from operando.acquisition.config import load_profile, load_protocol
 from operando.acquisition.experiment import run_experiment
 from operando.gui.curves import CycleCurves, capacity_curve, dqdv_curve
 from operando.gui.documents import DocumentHandler
 from operando.gui.stored import read_run, search_runs
 from operando.gui.validation import field_line, locate
+from operando.storage.catalog import open_catalog
 
 SHORT = textwrap.dedent(
     """
@@ -34,8 +34,14 @@ def live_and_stored(tmp_path_factory):
     (base / "short.yaml").write_text(SHORT)
     (base / "data").mkdir()
     handler = DocumentHandler()
-    result = run_experiment(load_profile("sim"), load_protocol(base / "short.yaml"), base / "data",
-                            speed=20000, report=False, callbacks=[handler])
+    result = run_experiment(
+        load_profile("sim"),
+        load_protocol(base / "short.yaml"),
+        base / "data",
+        speed=20000,
+        report=False,
+        callbacks=[handler],
+    )
     with open_catalog(base / "data") as cat:
         stored = read_run(cat.client[result.uid])
         rows = search_runs(cat.client, "fe3o4")
@@ -97,23 +103,34 @@ def test_2d_event_streams_become_frames():
     handler = DocumentHandler()
     bundle = compose_run(metadata={"sample": {"name": "x", "active_mass_g": 1e-3}})
     handler("start", bundle.start_doc)
-    desc = bundle.compose_descriptor(name="skpm", data_keys={
-        "skpm-cpd": {"source": "sim", "dtype": "array", "shape": [8, 16], "units": "V"},
-        "skpm-exposure_start": {"source": "sim", "dtype": "number", "shape": []},
-        "skpm-exposure_end": {"source": "sim", "dtype": "number", "shape": []}})
+    desc = bundle.compose_descriptor(
+        name="skpm",
+        data_keys={
+            "skpm-cpd": {"source": "sim", "dtype": "array", "shape": [8, 16], "units": "V"},
+            "skpm-exposure_start": {"source": "sim", "dtype": "number", "shape": []},
+            "skpm-exposure_end": {"source": "sim", "dtype": "number", "shape": []},
+        },
+    )
     handler("descriptor", desc.descriptor_doc)
     for k in range(3):
         frame = np.full((8, 16), float(k))
-        handler("event", desc.compose_event(
-            data={"skpm-cpd": frame, "skpm-exposure_start": 100.0 * k, "skpm-exposure_end": 100.0 * k + 50},
-            timestamps={"skpm-cpd": 0, "skpm-exposure_start": 0, "skpm-exposure_end": 0}))
+        handler(
+            "event",
+            desc.compose_event(
+                data={"skpm-cpd": frame, "skpm-exposure_start": 100.0 * k, "skpm-exposure_end": 100.0 * k + 50},
+                timestamps={"skpm-cpd": 0, "skpm-exposure_start": 0, "skpm-exposure_end": 0},
+            ),
+        )
     s = handler.data.streams["skpm"]
     assert s["skpm-cpd"].shape == (3, 8, 16) and s.keys_of_ndim(2) == ["skpm-cpd"]
     assert handler.data.row_at(s, 180.0) == 1  # mid-exposure times 25, 125, 225
 
 
 def test_problems_land_on_their_yaml_line():
-    text = "name: p\nsteps:\n  - {kind: rest, duration_min: 5}\n  - kind: loop\n    repeat: 2\n    steps:\n      - {kind: cc, c_rate: 40}\n"
+    text = (
+        "name: p\nsteps:\n  - {kind: rest, duration_min: 5}\n  - kind: loop\n    repeat: 2\n"
+        "    steps:\n      - {kind: cc, c_rate: 40}\n"
+    )
     assert field_line(text, "steps[1].steps[0].c_rate") == 7
     assert field_line(text, "steps[1].repeat") == 5
     problems = locate(["f.yaml: steps[1].steps[0].c_rate: 40C is 0.07 A, above the limit (got 40)"], "f.yaml", text)

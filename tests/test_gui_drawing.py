@@ -4,9 +4,9 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from operando.gui.curves import thin_monotonic  # noqa: E402
+from operando.gui.curves import thin_monotonic
 
 
 def test_thin_monotonic_keeps_every_bins_extremes():
@@ -72,20 +72,42 @@ def test_detector_panels_redraw_on_new_frames_not_on_new_echem_rows(qtbot):
     configure()
     data = RunData()
     data.set_start({"uid": "x"})
-    data.add_stream("echem", {k: {"dtype": "number", "shape": []}
-                              for k in ("timestamp", "Ewe", "I", "cycle", "step", "charge")})
-    data.add_stream("raman", {"raman-spectrum": {"dtype": "array", "shape": [16]},
-                              "raman-exposure_start": {"dtype": "number", "shape": []},
-                              "raman-exposure_end": {"dtype": "number", "shape": []}},
-                    {"raman-raman_shift": np.linspace(200, 1800, 16)})
+    data.add_stream(
+        "echem", {k: {"dtype": "number", "shape": []} for k in ("timestamp", "Ewe", "I", "cycle", "step", "charge")}
+    )
+    data.add_stream(
+        "raman",
+        {
+            "raman-spectrum": {"dtype": "array", "shape": [16]},
+            "raman-exposure_start": {"dtype": "number", "shape": []},
+            "raman-exposure_end": {"dtype": "number", "shape": []},
+        },
+        {"raman-raman_shift": np.linspace(200, 1800, 16)},
+    )
 
     def echem_rows(t):
-        data.append("echem", {"timestamp": t, "Ewe": 3 + 0 * t, "I": 1e-3 + 0 * t, "cycle": 1 + 0 * t,
-                              "step": 1 + 0 * t, "charge": 1e-3 * t})
+        data.append(
+            "echem",
+            {
+                "timestamp": t,
+                "Ewe": 3 + 0 * t,
+                "I": 1e-3 + 0 * t,
+                "cycle": 1 + 0 * t,
+                "step": 1 + 0 * t,
+                "charge": 1e-3 * t,
+            },
+        )
 
     def spectrum(t):
-        data.append("raman", {"raman-spectrum": np.arange(16.0)[None] * t, "raman-exposure_start": [t - 1],
-                              "raman-exposure_end": [t + 1], "time": [t]})
+        data.append(
+            "raman",
+            {
+                "raman-spectrum": np.arange(16.0)[None] * t,
+                "raman-exposure_start": [t - 1],
+                "raman-exposure_end": [t + 1],
+                "time": [t],
+            },
+        )
 
     echem_rows(np.arange(0.0, 100.0))
     spectrum(50.0)

@@ -6,18 +6,18 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # CI has no display
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from operando.storage.catalog import open_catalog  # noqa: E402
-from operando.acquisition.config import load_profile, load_protocol  # noqa: E402
-from operando.acquisition.experiment import run_experiment  # noqa: E402
-from operando.gui.model import RunData  # noqa: E402
-from operando.gui.panels_impedance import ImpedancePanel, spectrum_bounds  # noqa: E402
-from operando.gui.plots import configure  # noqa: E402
-from operando.gui.stored import read_run  # noqa: E402
+from operando.acquisition.config import load_profile, load_protocol
+from operando.acquisition.experiment import run_experiment
+from operando.gui.model import RunData
+from operando.gui.panels_impedance import ImpedancePanel, spectrum_bounds
+from operando.gui.plots import configure
+from operando.gui.stored import read_run
+from operando.storage.catalog import open_catalog
 
 PROTOCOL = Path(__file__).parent / "protocols" / "characterisation_short.yaml"
 Z = "impedance-"
@@ -54,8 +54,11 @@ def spectra(run):
     """step -> (frequency, Z_re, Z_im, experiment time) of each stored spectrum."""
     z = run.streams["impedance"][2]
     t = run.times["impedance"]
-    return {int(s): (z[Z + "frequency"][m], z[Z + "Z_re"][m], z[Z + "Z_im"][m], t[m])
-            for s in np.unique(z[Z + "step"]) for m in [z[Z + "step"] == s]}
+    return {
+        int(s): (z[Z + "frequency"][m], z[Z + "Z_re"][m], z[Z + "Z_im"][m], t[m])
+        for s in np.unique(z[Z + "step"])
+        for m in [z[Z + "step"] == s]
+    }
 
 
 def test_one_curve_per_impedance_step_with_the_stored_points(stored, panel):
@@ -65,7 +68,10 @@ def test_one_curve_per_impedance_step_with_the_stored_points(stored, panel):
     by_step = spectra(run)
     assert sorted(by_step) == [2, 12, 13]  # PEIS, PEIS, GEIS
     assert [label for _, _, label in panel.shown] == [
-        "step 2 PEIS · cycle 0", "step 12 PEIS · cycle 4", "step 13 GEIS · cycle 4"]
+        "step 2 PEIS · cycle 0",
+        "step 12 PEIS · cycle 4",
+        "step 13 GEIS · cycle 4",
+    ]
     assert not panel.empty.isVisibleTo(panel) and panel.tabs.isVisibleTo(panel)
     for k, step in enumerate([2, 12, 13]):
         f, re, im, _ = by_step[step]
@@ -76,10 +82,10 @@ def test_one_curve_per_impedance_step_with_the_stored_points(stored, panel):
         assert x[np.argmax(f)] == re[np.argmax(f)]  # Z' at the highest frequency, as measured
         fx, mz = modulus.getData()  # Bode: log10(f); |Z| linear, as it spans less than a decade
         assert not panel.log_modulus
-        np.testing.assert_allclose(10 ** fx, f)
+        np.testing.assert_allclose(10**fx, f)
         np.testing.assert_allclose(mz, np.hypot(re, im))
         px, py = phase.getData()
-        np.testing.assert_allclose(10 ** px, f)
+        np.testing.assert_allclose(10**px, f)
         np.testing.assert_allclose(py, -np.degrees(np.arctan2(im, re)))
     assert len(panel.items) == 3
     assert panel.highlighted == 2  # the newest spectrum
@@ -146,15 +152,30 @@ def test_window_opens_the_impedance_tab_for_a_run_with_eis(stored, qtbot):
 def synthetic() -> RunData:
     data = RunData()
     data.set_start({"uid": "x"})
-    data.add_stream("echem", {k: {"dtype": "number", "shape": []}
-                              for k in ("timestamp", "Ewe", "I", "cycle", "step", "charge", "technique")})
+    data.add_stream(
+        "echem",
+        {
+            k: {"dtype": "number", "shape": []}
+            for k in ("timestamp", "Ewe", "I", "cycle", "step", "charge", "technique")
+        },
+    )
     return data
 
 
 def echem_rows(data, t):
     t = np.atleast_1d(np.asarray(t, float))
-    data.append("echem", {"timestamp": t, "Ewe": 3.0 + 0 * t, "I": 0 * t, "cycle": 0 * t,
-                          "step": 0 * t + 1, "charge": 0 * t, "technique": 0 * t + 7})
+    data.append(
+        "echem",
+        {
+            "timestamp": t,
+            "Ewe": 3.0 + 0 * t,
+            "I": 0 * t,
+            "cycle": 0 * t,
+            "step": 0 * t + 1,
+            "charge": 0 * t,
+            "technique": 0 * t + 7,
+        },
+    )
 
 
 def test_live_events_redraw_on_impedance_rows_not_on_echem_rows(panel):
@@ -166,17 +187,23 @@ def test_live_events_redraw_on_impedance_rows_not_on_echem_rows(panel):
     bundle = compose_run(metadata={"instruments": {}})
     handler("start", bundle.start_doc)
     data = handler.data
-    data.add_stream("echem", {k: {"dtype": "number", "shape": []}
-                              for k in ("timestamp", "Ewe", "I", "cycle", "step", "charge")})
+    data.add_stream(
+        "echem", {k: {"dtype": "number", "shape": []} for k in ("timestamp", "Ewe", "I", "cycle", "step", "charge")}
+    )
     keys = ("frequency", "Z_re", "Z_im", "step", "cycle", "timestamp")  # a device named "eis"
-    desc = bundle.compose_descriptor(name="spectra", data_keys={
-        f"eis-{k}": {"source": "sim", "dtype": "number", "shape": []} for k in keys})
+    desc = bundle.compose_descriptor(
+        name="spectra", data_keys={f"eis-{k}": {"source": "sim", "dtype": "number", "shape": []} for k in keys}
+    )
     handler("descriptor", desc.descriptor_doc)
 
     def point(f, re, im, t):
         values = dict(zip(keys, (f, re, im, 1, 0, t)))
-        handler("event", desc.compose_event(data={f"eis-{k}": v for k, v in values.items()},
-                                            timestamps={f"eis-{k}": 0 for k in keys}))
+        handler(
+            "event",
+            desc.compose_event(
+                data={f"eis-{k}": v for k, v in values.items()}, timestamps={f"eis-{k}": 0 for k in keys}
+            ),
+        )
 
     echem_rows(data, [0.0, 1.0])
     assert panel.refresh(data)
@@ -199,14 +226,19 @@ def test_live_events_redraw_on_impedance_rows_not_on_echem_rows(panel):
     data.cursor = None
     point(0.1, 80.0, -60.0, 60.0)  # |Z| now spans more than a decade: a log |Z| axis
     assert panel.refresh(data) and panel.log_modulus
-    np.testing.assert_allclose(panel.items[0][1].getData()[1], np.log10(np.hypot([5, 6, 80], [.1, 2, 60])))
+    np.testing.assert_allclose(panel.items[0][1].getData()[1], np.log10(np.hypot([5, 6, 80], [0.1, 2, 60])))
 
 
 def test_a_run_without_impedance_shows_the_notice(panel):
     data = synthetic()
-    data.add_stream("raman", {"raman-spectrum": {"dtype": "array", "shape": [8]},
-                              "raman-exposure_start": {"dtype": "number", "shape": []},
-                              "raman-exposure_end": {"dtype": "number", "shape": []}})
+    data.add_stream(
+        "raman",
+        {
+            "raman-spectrum": {"dtype": "array", "shape": [8]},
+            "raman-exposure_start": {"dtype": "number", "shape": []},
+            "raman-exposure_end": {"dtype": "number", "shape": []},
+        },
+    )
     echem_rows(data, np.arange(10.0))
     assert panel.refresh(data)
     assert panel.empty.isVisibleTo(panel) and not panel.tabs.isVisibleTo(panel)

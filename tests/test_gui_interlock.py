@@ -9,18 +9,18 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # CI has no display
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import textwrap  # noqa: E402
+import textwrap
 
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
+import numpy as np
+import yaml
 
-from operando.storage.catalog import open_catalog  # noqa: E402
-from operando.acquisition.cli import main as operando  # noqa: E402
-from operando.acquisition.config import PROFILES_DIR  # noqa: E402
-from operando.gui.controller import FAILED, FINISHED  # noqa: E402
-from operando.gui.plots import configure  # noqa: E402
-from operando.gui.process_control import ProcessRunControl  # noqa: E402
-from operando.gui.window import MainWindow  # noqa: E402
+from operando.acquisition.cli import main as operando
+from operando.acquisition.config import PROFILES_DIR
+from operando.gui.controller import FAILED, FINISHED
+from operando.gui.plots import configure
+from operando.gui.process_control import ProcessRunControl
+from operando.gui.window import MainWindow
+from operando.storage.catalog import open_catalog
 
 SPEED = 500
 OPEN_AT_S, OPEN_FOR_S = 900.0, 600.0  # experiment seconds after the instruments are built
@@ -39,8 +39,9 @@ def _profile(tmp_path):
     data = yaml.safe_load((PROFILES_DIR / "sim.yaml").read_text())
     assert {"watch": "raman.interlock_closed", "when": False, "echem": "hold"} in data["suspenders"]
     data["instruments"]["raman"]["settings"].update(period_s=120, exposure_s=5, accumulations=1)
-    data["sim"]["faults"] = [{"instrument": "raman", "kind": "interlock_open",
-                              "at_s": OPEN_AT_S, "duration_s": OPEN_FOR_S}]
+    data["sim"]["faults"] = [
+        {"instrument": "raman", "kind": "interlock_open", "at_s": OPEN_AT_S, "duration_s": OPEN_FOR_S}
+    ]
     path = tmp_path / "interlock.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -92,11 +93,24 @@ def test_gui_child_process_run_holds_echem_while_the_interlock_is_open(qtbot, tm
     assert any("raman.interlock_closed is false" in x for x in interruptions), interruptions
 
     # The same profile and protocol from the CLI: the same description of the run.
-    code = operando(["run", str(protocol), "--profile", str(profile), "--speed", str(SPEED),
-                     "--data", str(data / "cli"), "--quiet", "--no-report"])
+    code = operando(
+        [
+            "run",
+            str(protocol),
+            "--profile",
+            str(profile),
+            "--speed",
+            str(SPEED),
+            "--data",
+            str(data / "cli"),
+            "--quiet",
+            "--no-report",
+        ]
+    )
     assert code == 0
     with open_catalog(data / "cli") as catalog:
         cli_start = dict(catalog.client[-1].metadata["start"])
-    assert {k: v for k, v in gui_start.items() if k not in DIFFERS_PER_RUN} == \
-        {k: v for k, v in cli_start.items() if k not in DIFFERS_PER_RUN}
+    assert {k: v for k, v in gui_start.items() if k not in DIFFERS_PER_RUN} == {
+        k: v for k, v in cli_start.items() if k not in DIFFERS_PER_RUN
+    }
     assert gui_start["suspenders"][2]["watch"] == "raman.interlock_closed"

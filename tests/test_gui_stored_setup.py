@@ -7,25 +7,25 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # CI has no display
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import re  # noqa: E402
-import textwrap  # noqa: E402
+import re
+import textwrap
 
-import numpy as np  # noqa: E402
-import pyqtgraph as pg  # noqa: E402
-import pytest  # noqa: E402
-from event_model import compose_run  # noqa: E402
-from PySide6 import QtCore, QtWidgets  # noqa: E402
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from event_model import compose_run
+from PySide6 import QtCore, QtWidgets
 
-from operando.storage.catalog import open_catalog  # noqa: E402
-from operando.storage.catalog_writer import FlushingTiledWriter  # noqa: E402
-from operando.acquisition.config import load_profile, load_protocol  # noqa: E402
-from operando.acquisition.experiment import run_experiment  # noqa: E402
-from operando.gui.formatting import duration_text, fmt, time_text  # noqa: E402
-from operando.gui.model import RunData  # noqa: E402
-from operando.gui.panels_detectors import StatusPanel  # noqa: E402
-from operando.gui.panels_impedance import hz  # noqa: E402
-from operando.gui.plots import configure  # noqa: E402
-from operando.gui.window import SETUP_TAB, STORED_SETUP_TAB, MainWindow  # noqa: E402
+from operando.acquisition.config import load_profile, load_protocol
+from operando.acquisition.experiment import run_experiment
+from operando.gui.formatting import duration_text, fmt, time_text
+from operando.gui.model import RunData
+from operando.gui.panels_detectors import StatusPanel
+from operando.gui.panels_impedance import hz
+from operando.gui.plots import configure
+from operando.gui.window import SETUP_TAB, STORED_SETUP_TAB, MainWindow
+from operando.storage.catalog import open_catalog
+from operando.storage.catalog_writer import FlushingTiledWriter
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 NOT_A_NUMBER = re.compile(r"\b(nan|none)\b", re.IGNORECASE)
@@ -50,8 +50,9 @@ def stored_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("gui-stored-setup")
     (base / "short.yaml").write_text(SHORT)
     (base / "data").mkdir()
-    result = run_experiment(load_profile("sim"), load_protocol(base / "short.yaml"), base / "data",
-                            speed=20000, report=False)
+    result = run_experiment(
+        load_profile("sim"), load_protocol(base / "short.yaml"), base / "data", speed=20000, report=False
+    )
     assert result.exit_status == "success"
     return base / "data", result, base / "short.yaml"
 
@@ -61,13 +62,30 @@ def imported_run(tmp_path_factory):
     """A run as an import stores it (no profile, protocol, instruments or schedules) whose echem
     stream has NaN and None values, written to a catalog from synthetic documents."""
     data_dir = tmp_path_factory.mktemp("gui-imported")
-    bundle = compose_run(metadata={
-        "plan_name": "import_eclab", "scan_id": 7, "echem_stream": "echem", "source_format": "eclab",
-        "imported_from": "/lab/files/cell-7.mpr", "imported_at": 1.7e9,
-        "sample": {"name": "imported-cell", "active_mass_g": None}}, time=1.7e9)
-    keys = {k: {"source": "import", "dtype": "number", "shape": [], "units": u}
-            for k, u in (("timestamp", "s"), ("Ewe", "V"), ("I", "A"), ("charge", "mA*h"),
-                         ("cycle", ""), ("step", ""), ("eclab_T", "degC"))}
+    bundle = compose_run(
+        metadata={
+            "plan_name": "import_eclab",
+            "scan_id": 7,
+            "echem_stream": "echem",
+            "source_format": "eclab",
+            "imported_from": "/lab/files/cell-7.mpr",
+            "imported_at": 1.7e9,
+            "sample": {"name": "imported-cell", "active_mass_g": None},
+        },
+        time=1.7e9,
+    )
+    keys = {
+        k: {"source": "import", "dtype": "number", "shape": [], "units": u}
+        for k, u in (
+            ("timestamp", "s"),
+            ("Ewe", "V"),
+            ("I", "A"),
+            ("charge", "mA*h"),
+            ("cycle", ""),
+            ("step", ""),
+            ("eclab_T", "degC"),
+        )
+    }
     desc = bundle.compose_descriptor(name="echem", data_keys=keys)
     n = 50
     t = 1.7e9 + 10.0 * np.arange(n)
@@ -80,10 +98,16 @@ def imported_run(tmp_path_factory):
         writer("start", bundle.start_doc)
         writer("descriptor", desc.descriptor_doc)
         for i in range(n):
-            values = {"timestamp": t[i], "Ewe": ewe[i], "I": 1e-4, "charge": 0.01 * i, "cycle": cycle[i],
-                      "step": 1.0, "eclab_T": np.nan if i >= n - 5 else 25.0}
-            writer("event", desc.compose_event(data=values, timestamps={k: t[i] for k in values},
-                                               time=float(t[i])))
+            values = {
+                "timestamp": t[i],
+                "Ewe": ewe[i],
+                "I": 1e-4,
+                "charge": 0.01 * i,
+                "cycle": cycle[i],
+                "step": 1.0,
+                "eclab_T": np.nan if i >= n - 5 else 25.0,
+            }
+            writer("event", desc.compose_event(data=values, timestamps={k: t[i] for k in values}, time=float(t[i])))
         writer("stop", bundle.compose_stop(exit_status="success", time=1.7e9 + 600))
     return data_dir, bundle.start_doc["uid"]
 
@@ -117,13 +141,16 @@ def texts(root: QtWidgets.QWidget, visible_only: bool = False) -> list[str]:
         elif isinstance(w, QtWidgets.QComboBox):
             out += [w.itemText(i) for i in range(w.count())]
         elif isinstance(w, QtWidgets.QTableWidget):
-            out += [w.item(r, c).text() for r in range(w.rowCount()) for c in range(w.columnCount())
-                    if w.item(r, c) is not None]
+            out += [
+                w.item(r, c).text()
+                for r in range(w.rowCount())
+                for c in range(w.columnCount())
+                if w.item(r, c) is not None
+            ]
         elif isinstance(w, pg.PlotWidget):
             item = w.getPlotItem()
             out.append(item.titleLabel.text)
-            out += [i.textItem.toPlainText() for i in item.items
-                    if isinstance(i, pg.TextItem) and i.isVisible()]
+            out += [i.textItem.toPlainText() for i in item.items if isinstance(i, pg.TextItem) and i.isVisible()]
     return out
 
 
@@ -143,22 +170,43 @@ def test_fmt_shows_a_dash_for_what_is_not_a_number():
 
 def test_status_readings_with_nan_read_as_a_dash():
     data = RunData()
-    data.set_start({"instruments": {"potentiostat": {"kind": "potentiostat", "backend": "sim"},
-                                    "magnetometer": {"kind": "magnetometer", "backend": None}}})
-    data.add_stream("echem", {k: {"dtype": "number", "shape": []}
-                              for k in ("timestamp", "Ewe", "I", "charge", "cycle", "step")})
-    data.append("echem", {"timestamp": [0.0, 1.0], "Ewe": [1.0, np.nan], "I": [1e-3, np.nan],
-                          "charge": [0.0, 0.0], "cycle": [1.0, np.nan], "step": [2.0, np.nan]})
-    data.add_stream("magnetometer", {f"magnetometer-{k}": {"dtype": "number", "shape": [], "units": u}
-                                     for k, u in (("moment", "emu"), ("timestamp", "s"))})
-    data.append("magnetometer", {"magnetometer-moment": [np.nan], "magnetometer-timestamp": [0.5],
-                                 "time": [0.5]})
+    data.set_start(
+        {
+            "instruments": {
+                "potentiostat": {"kind": "potentiostat", "backend": "sim"},
+                "magnetometer": {"kind": "magnetometer", "backend": None},
+            }
+        }
+    )
+    data.add_stream(
+        "echem", {k: {"dtype": "number", "shape": []} for k in ("timestamp", "Ewe", "I", "charge", "cycle", "step")}
+    )
+    data.append(
+        "echem",
+        {
+            "timestamp": [0.0, 1.0],
+            "Ewe": [1.0, np.nan],
+            "I": [1e-3, np.nan],
+            "charge": [0.0, 0.0],
+            "cycle": [1.0, np.nan],
+            "step": [2.0, np.nan],
+        },
+    )
+    data.add_stream(
+        "magnetometer",
+        {
+            f"magnetometer-{k}": {"dtype": "number", "shape": [], "units": u}
+            for k, u in (("moment", "emu"), ("timestamp", "s"))
+        },
+    )
+    data.append("magnetometer", {"magnetometer-moment": [np.nan], "magnetometer-timestamp": [0.5], "time": [0.5]})
     info = data.start["instruments"]
     potentiostat = StatusPanel.reading(data, "potentiostat", info["potentiostat"])
     assert potentiostat == "E = —   I = —   cycle — step —"
     data.cursor = 0.2
     assert StatusPanel.reading(data, "potentiostat", info["potentiostat"]) == (
-        "E = 1.0000 V   I = +1.0000 mA   cycle 1 step 2")
+        "E = 1.0000 V   I = +1.0000 mA   cycle 1 step 2"
+    )
     data.cursor = None
     assert "moment = —   " in StatusPanel.reading(data, "magnetometer", info["magnetometer"])
 

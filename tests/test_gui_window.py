@@ -6,20 +6,20 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # CI has no display
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import textwrap  # noqa: E402
+import subprocess
+import sys
+import textwrap
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PySide6 import QtCore  # noqa: E402
+import numpy as np
+import pytest
+from PySide6 import QtCore
 
-from operando.storage.catalog import open_catalog  # noqa: E402
-from operando.acquisition.config import load_profile, load_protocol  # noqa: E402
-from operando.acquisition.experiment import run_experiment  # noqa: E402
-from operando.gui.controller import FAILED, PAUSED, RUNNING  # noqa: E402
-from operando.gui.plots import configure  # noqa: E402
-from operando.gui.window import MainWindow  # noqa: E402
+from operando.acquisition.config import load_profile, load_protocol
+from operando.acquisition.experiment import run_experiment
+from operando.gui.controller import FAILED, PAUSED, RUNNING
+from operando.gui.plots import configure
+from operando.gui.window import MainWindow
+from operando.storage.catalog import open_catalog
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 SHORT = textwrap.dedent(
@@ -55,8 +55,9 @@ def stored_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("gui-replay")
     (base / "short.yaml").write_text(SHORT)
     (base / "data").mkdir()
-    result = run_experiment(load_profile("sim"), load_protocol(base / "short.yaml"), base / "data",
-                            speed=20000, report=False)
+    result = run_experiment(
+        load_profile("sim"), load_protocol(base / "short.yaml"), base / "data", speed=20000, report=False
+    )
     return base / "data", result
 
 
@@ -88,14 +89,12 @@ def test_setup_start_pause_resume_abort(window, qtbot):
 
     qtbot.mouseClick(w.run_panel.start, LEFT)
     qtbot.waitUntil(lambda: w.control.status.state == RUNNING and rows(w) > 100, timeout=30000)
-    qtbot.waitUntil(lambda: w.echem.e.getData()[0] is not None and len(w.echem.e.getData()[0]) > 100,
-                    timeout=5000)
+    qtbot.waitUntil(lambda: w.echem.e.getData()[0] is not None and len(w.echem.e.getData()[0]) > 100, timeout=5000)
     assert w.status.table.item(0, 3).text() == "connected"
     assert w.run_panel.progress.value() > 0 and "cycle" in w.run_panel.detail.text()
 
     qtbot.mouseClick(w.run_panel.pause, LEFT)
-    qtbot.waitUntil(lambda: w.control.status.state == PAUSED and w.run_panel.resume.isEnabled(),
-                    timeout=15000)
+    qtbot.waitUntil(lambda: w.control.status.state == PAUSED and w.run_panel.resume.isEnabled(), timeout=15000)
     assert not w.run_panel.pause.isEnabled() and "PAUSED" in w.run_panel.state.text()
     pot = w.control.prepared.instruments.sim_lab.potentiostat
     assert pot.held and pot.last_current == 0.0  # paused = cell at open circuit
@@ -163,16 +162,24 @@ def test_map_panel_shows_any_2d_stream(window):
     bundle = compose_run(metadata={"instruments": {"skpm": {"kind": "skpm", "backend": "sim"}}})
     h("start", bundle.start_doc)
     w.data = h.data
-    desc = bundle.compose_descriptor(name="skpm", data_keys={
-        "skpm-cpd": {"source": "sim", "dtype": "array", "shape": [20, 30], "units": "V"},
-        "skpm-exposure_start": {"source": "sim", "dtype": "number", "shape": []},
-        "skpm-exposure_end": {"source": "sim", "dtype": "number", "shape": []}})
+    desc = bundle.compose_descriptor(
+        name="skpm",
+        data_keys={
+            "skpm-cpd": {"source": "sim", "dtype": "array", "shape": [20, 30], "units": "V"},
+            "skpm-exposure_start": {"source": "sim", "dtype": "number", "shape": []},
+            "skpm-exposure_end": {"source": "sim", "dtype": "number", "shape": []},
+        },
+    )
     h("descriptor", desc.descriptor_doc)
     for k in range(2):
         frame = np.add.outer(np.arange(20.0), np.arange(30.0) * (k + 1))
-        h("event", desc.compose_event(
-            data={"skpm-cpd": frame, "skpm-exposure_start": 10.0 * k, "skpm-exposure_end": 10.0 * k + 5},
-            timestamps={"skpm-cpd": 0, "skpm-exposure_start": 0, "skpm-exposure_end": 0}))
+        h(
+            "event",
+            desc.compose_event(
+                data={"skpm-cpd": frame, "skpm-exposure_start": 10.0 * k, "skpm-exposure_end": 10.0 * k + 5},
+                timestamps={"skpm-cpd": 0, "skpm-exposure_start": 0, "skpm-exposure_end": 0},
+            ),
+        )
     w.refresh()
     assert w.map.choice.currentText() == "skpm: skpm-cpd" and w.map.frame_index == 1
     w.map.row_line.setValue(7.5)
@@ -186,8 +193,25 @@ def test_cli_screenshot_of_a_stored_run(stored_run, tmp_path):
     data_dir, result = stored_run
     out = tmp_path / "shot.png"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    proc = subprocess.run([sys.executable, "-m", "operando.acquisition.cli", "gui", "--data", str(data_dir),
-                           "--replay", result.uid[:8], "--screenshot", str(out), "--at", "0.5"],
-                          capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "operando.acquisition.cli",
+            "gui",
+            "--data",
+            str(data_dir),
+            "--replay",
+            result.uid[:8],
+            "--screenshot",
+            str(out),
+            "--at",
+            "0.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr  # and no abort at interpreter exit
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 50_000

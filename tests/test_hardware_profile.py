@@ -14,8 +14,8 @@ import textwrap
 import pytest
 import yaml
 
-from operando.storage.catalog import open_catalog
 from operando.acquisition.config import PROFILES_DIR
+from operando.storage.catalog import open_catalog
 
 RUN_AND_LOOK = """
 import gc, sys
@@ -57,9 +57,22 @@ SERVE = {
 
 def _serve(backend):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "operando.acquisition.cli", "sim", "serve", *SERVE[backend], "--speed", "1",
-         "--active-mass-g", "0.002"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "operando.acquisition.cli",
+            "sim",
+            "serve",
+            *SERVE[backend],
+            "--speed",
+            "1",
+            "--active-mass-g",
+            "0.002",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline().strip()
     assert line, proc.stderr.read()
     return proc, line.split()[-1]  # a pty path, or "Serving keithley2450 on TCPIP::..."
@@ -77,9 +90,23 @@ def test_an_all_hardware_run_has_no_simulation_in_its_process(tmp_path, backend)
         (tmp_path / "short.yaml").write_text(PROTOCOL)
         data = tmp_path / "data"
         run = subprocess.run(
-            [sys.executable, "-c", RUN_AND_LOOK, "run", str(tmp_path / "short.yaml"), "--profile",
-             str(tmp_path / "lab.yaml"), "--data", str(data), "--quiet", "--no-report"],
-            capture_output=True, text=True, timeout=180)
+            [
+                sys.executable,
+                "-c",
+                RUN_AND_LOOK,
+                "run",
+                str(tmp_path / "short.yaml"),
+                "--profile",
+                str(tmp_path / "lab.yaml"),
+                "--data",
+                str(data),
+                "--quiet",
+                "--no-report",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     finally:
         server.terminate()
         server.wait(10)

@@ -54,8 +54,7 @@ def run(techniques, soc=0.5, speed=2000, interval_s=10.0):
 
 def test_ocv_then_cc_discharge_ends_at_its_cutoff():
     i = -PARAMS.c_rate_current_A(2.0)
-    data, _sim = run([OpenCircuit(duration_s=300),
-                      ConstantCurrent(current_A=i, e_min_V=1.0, max_duration_s=20_000)])
+    data, _sim = run([OpenCircuit(duration_s=300), ConstantCurrent(current_A=i, e_min_V=1.0, max_duration_s=20_000)])
     rest, cc = data["step"] == 1, data["step"] == 2
     assert np.all(np.abs(data["I"][rest]) < 1e-9)  # zero current while resting
     assert data["timestamp"][rest][-1] - data["timestamp"][rest][0] == pytest.approx(310, abs=30)
@@ -68,8 +67,10 @@ def test_ocv_then_cc_discharge_ends_at_its_cutoff():
 
 def test_cccv_charge_current_decays_at_e_hold():
     i, cut = PARAMS.c_rate_current_A(2.0), PARAMS.c_rate_current_A(0.02)
-    data, sim = run([ConstantCurrentConstantVoltage(current_A=i, e_hold_V=2.8, i_cutoff_A=cut,
-                                                   max_duration_s=20_000)], interval_s=5.0)
+    data, sim = run(
+        [ConstantCurrentConstantVoltage(current_A=i, e_hold_V=2.8, i_cutoff_A=cut, max_duration_s=20_000)],
+        interval_s=5.0,
+    )
     e, current = data["Ewe"], data["I"]
     assert any(":SOUR:CURR:VLIM 2.8" == c for c in sim.commands)  # the compliance does the CV
     cv = e >= 2.8 - 1e-3
@@ -80,17 +81,22 @@ def test_cccv_charge_current_decays_at_e_hold():
 
 def test_cccv_discharge_switches_to_a_voltage_source():
     i, cut = -PARAMS.c_rate_current_A(2.0), PARAMS.c_rate_current_A(0.1)
-    data, sim = run([ConstantCurrentConstantVoltage(current_A=i, e_hold_V=1.2, i_cutoff_A=cut,
-                                                   max_duration_s=20_000)], soc=0.7)
-    assert ":SOUR:VOLT:LEV 1.2" in sim.commands and ":SOUR:VOLT:ILIM %g" % abs(i) in sim.commands
+    data, sim = run(
+        [ConstantCurrentConstantVoltage(current_A=i, e_hold_V=1.2, i_cutoff_A=cut, max_duration_s=20_000)], soc=0.7
+    )
+    assert ":SOUR:VOLT:LEV 1.2" in sim.commands and f":SOUR:VOLT:ILIM {abs(i):g}" in sim.commands
     held = np.isclose(data["Ewe"], 1.2, atol=2e-3)
     assert held.sum() > 3
     assert abs(data["I"][-1]) <= cut and data["I"][-1] < 0
 
 
 def test_ca_and_lsv():
-    data, _sim = run([ConstantPotential(e_V=2.0, duration_s=600),
-                      LinearSweep(e_start_V=2.0, e_end_V=2.5, scan_rate_V_s=1e-3, e_step_V=0.01)])
+    data, _sim = run(
+        [
+            ConstantPotential(e_V=2.0, duration_s=600),
+            LinearSweep(e_start_V=2.0, e_end_V=2.5, scan_rate_V_s=1e-3, e_step_V=0.01),
+        ]
+    )
     ca, lsv = data["step"] == 1, data["step"] == 2
     assert np.allclose(data["Ewe"][ca], 2.0, atol=1e-4)
     assert abs(data["I"][ca][-1]) < abs(data["I"][ca][0])  # the current relaxes at a hold
@@ -100,8 +106,13 @@ def test_ca_and_lsv():
 
 
 def test_cv_current_changes_sign_at_the_vertices():
-    data, _sim = run([CyclicVoltammetry(e_start_V=2.0, e_vertex1_V=2.6, e_vertex2_V=1.4,
-                                        scan_rate_V_s=2e-3, cycles=1, e_step_V=0.01)])
+    data, _sim = run(
+        [
+            CyclicVoltammetry(
+                e_start_V=2.0, e_vertex1_V=2.6, e_vertex2_V=1.4, scan_rate_V_s=2e-3, cycles=1, e_step_V=0.01
+            )
+        ]
+    )
     e, current = data["Ewe"], data["I"]
     top, bottom = int(np.argmax(e)), int(np.argmin(e))
     assert e[top] == pytest.approx(2.6, abs=0.011) and e[bottom] == pytest.approx(1.4, abs=0.011)

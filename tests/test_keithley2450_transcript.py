@@ -75,54 +75,109 @@ def run(technique, comm_pairs, interval_s=10.0):
 
 
 def test_ocv_is_zero_current_for_its_duration():
-    rows = run(OpenCircuit(duration_s=20), CURRENT_SOURCE + [
-        (":SOUR:CURR:VLIM 5", None), (":SOUR:CURR:LEV 0", None), ("OUTPUT ON", None),
-        (READ, "1.5E+00,0.0E+00"), (READ, "1.5E+00,0.0E+00"), (READ, "1.5E+00,0.0E+00"),
-    ] + OFF)
+    rows = run(
+        OpenCircuit(duration_s=20),
+        CURRENT_SOURCE
+        + [
+            (":SOUR:CURR:VLIM 5", None),
+            (":SOUR:CURR:LEV 0", None),
+            ("OUTPUT ON", None),
+            (READ, "1.5E+00,0.0E+00"),
+            (READ, "1.5E+00,0.0E+00"),
+            (READ, "1.5E+00,0.0E+00"),
+        ]
+        + OFF,
+    )
     assert list(rows["timestamp"] - rows["timestamp"][0]) == [0.0, 10.0, 20.0]
     assert list(rows["Ewe"]) == [1.5] * 3 and list(rows["step"]) == [1] * 3
 
 
 def test_cc_discharge_ends_at_its_cutoff():
-    rows = run(ConstantCurrent(current_A=-1e-3, e_min_V=1.0), CURRENT_SOURCE + [
-        (":SOUR:CURR:VLIM 5", None), (":SOUR:CURR:LEV -0.001", None), ("OUTPUT ON", None),
-        (READ, "1.2E+00,-1.0E-03"), (READ, "9.9E-01,-1.0E-03"),
-    ] + OFF)
+    rows = run(
+        ConstantCurrent(current_A=-1e-3, e_min_V=1.0),
+        CURRENT_SOURCE
+        + [
+            (":SOUR:CURR:VLIM 5", None),
+            (":SOUR:CURR:LEV -0.001", None),
+            ("OUTPUT ON", None),
+            (READ, "1.2E+00,-1.0E-03"),
+            (READ, "9.9E-01,-1.0E-03"),
+        ]
+        + OFF,
+    )
     assert rows["charge"][-1] == pytest.approx(-1e-3 * 10 / 3.6)  # mA*h from I over time
 
 
 def test_cc_charge_sets_its_voltage_limit_beyond_the_cutoff():
-    run(ConstantCurrent(current_A=1e-3, e_max_V=3.0), CURRENT_SOURCE + [
-        (":SOUR:CURR:VLIM 3.05", None), (":SOUR:CURR:LEV 0.001", None), ("OUTPUT ON", None),
-        (READ, "3.01E+00,1.0E-03"),
-    ] + OFF)
+    run(
+        ConstantCurrent(current_A=1e-3, e_max_V=3.0),
+        CURRENT_SOURCE
+        + [
+            (":SOUR:CURR:VLIM 3.05", None),
+            (":SOUR:CURR:LEV 0.001", None),
+            ("OUTPUT ON", None),
+            (READ, "3.01E+00,1.0E-03"),
+        ]
+        + OFF,
+    )
 
 
 def test_cccv_charge_uses_the_instruments_compliance():
-    rows = run(ConstantCurrentConstantVoltage(current_A=1e-3, e_hold_V=2.8, i_cutoff_A=1e-4), CURRENT_SOURCE + [
-        (":SOUR:CURR:VLIM 2.8", None), (":SOUR:CURR:LEV 0.001", None), ("OUTPUT ON", None),
-        (READ, "2.5E+00,1.0E-03"), (READ, "2.8E+00,5.0E-04"), (READ, "2.8E+00,5.0E-05"),
-    ] + OFF)
+    rows = run(
+        ConstantCurrentConstantVoltage(current_A=1e-3, e_hold_V=2.8, i_cutoff_A=1e-4),
+        CURRENT_SOURCE
+        + [
+            (":SOUR:CURR:VLIM 2.8", None),
+            (":SOUR:CURR:LEV 0.001", None),
+            ("OUTPUT ON", None),
+            (READ, "2.5E+00,1.0E-03"),
+            (READ, "2.8E+00,5.0E-04"),
+            (READ, "2.8E+00,5.0E-05"),
+        ]
+        + OFF,
+    )
     assert len(rows["I"]) == 3
 
 
 def test_cccv_discharge_switches_to_a_voltage_source():
-    rows = run(ConstantCurrentConstantVoltage(current_A=-1e-3, e_hold_V=1.2, i_cutoff_A=1e-4), CURRENT_SOURCE + [
-        (":SOUR:CURR:VLIM 5", None), (":SOUR:CURR:LEV -0.001", None), ("OUTPUT ON", None),
-        (READ, "1.3E+00,-1.0E-03"), (READ, "1.19E+00,-1.0E-03"),
-        ("OUTPUT OFF", None),
-    ] + VOLTAGE_SOURCE + [
-        (":SOUR:VOLT:ILIM 0.001", None), (":SOUR:VOLT:LEV 1.2", None), ("OUTPUT ON", None),
-        (READ, "-5.0E-04,1.2E+00"), (READ, "-5.0E-05,1.2E+00"),  # sensing current: I, then E
-    ] + OFF)
+    rows = run(
+        ConstantCurrentConstantVoltage(current_A=-1e-3, e_hold_V=1.2, i_cutoff_A=1e-4),
+        CURRENT_SOURCE
+        + [
+            (":SOUR:CURR:VLIM 5", None),
+            (":SOUR:CURR:LEV -0.001", None),
+            ("OUTPUT ON", None),
+            (READ, "1.3E+00,-1.0E-03"),
+            (READ, "1.19E+00,-1.0E-03"),
+            ("OUTPUT OFF", None),
+        ]
+        + VOLTAGE_SOURCE
+        + [
+            (":SOUR:VOLT:ILIM 0.001", None),
+            (":SOUR:VOLT:LEV 1.2", None),
+            ("OUTPUT ON", None),
+            (READ, "-5.0E-04,1.2E+00"),
+            (READ, "-5.0E-05,1.2E+00"),  # sensing current: I, then E
+        ]
+        + OFF,
+    )
     assert list(rows["Ewe"][-2:]) == [1.2, 1.2] and list(rows["I"][-2:]) == [-5e-4, -5e-5]
 
 
 def test_ca_holds_with_the_current_limit():
-    run(ConstantPotential(e_V=2.0, duration_s=20), VOLTAGE_SOURCE + [
-        (":SOUR:VOLT:ILIM 0.1", None), (":SOUR:VOLT:LEV 2", None), ("OUTPUT ON", None),
-        (READ, "1.0E-04,2.0E+00"), (READ, "5.0E-05,2.0E+00"), (READ, "2.0E-05,2.0E+00"),
-    ] + OFF)
+    run(
+        ConstantPotential(e_V=2.0, duration_s=20),
+        VOLTAGE_SOURCE
+        + [
+            (":SOUR:VOLT:ILIM 0.1", None),
+            (":SOUR:VOLT:LEV 2", None),
+            ("OUTPUT ON", None),
+            (READ, "1.0E-04,2.0E+00"),
+            (READ, "5.0E-05,2.0E+00"),
+            (READ, "2.0E-05,2.0E+00"),
+        ]
+        + OFF,
+    )
 
 
 def test_lsv_is_a_staircase_one_reading_per_stair():
@@ -131,9 +186,14 @@ def test_lsv_is_a_staircase_one_reading_per_stair():
     for level in levels:
         pairs += [(f":SOUR:VOLT:LEV {level}", None)] + ([("OUTPUT ON", None)] if level == "2" else [])
         pairs += [(READ, f"1.0E-05,{level}")]
-    run(LinearSweep(e_start_V=2.0, e_end_V=2.03, scan_rate_V_s=1e-3, e_step_V=0.01),
-        VOLTAGE_SOURCE + [(":SOUR:VOLT:ILIM 0.1", None)] + pairs
-        + [(":SOUR:VOLT:LEV 2.03", None), (READ, "1.0E-05,2.03")] + OFF)
+    run(
+        LinearSweep(e_start_V=2.0, e_end_V=2.03, scan_rate_V_s=1e-3, e_step_V=0.01),
+        VOLTAGE_SOURCE
+        + [(":SOUR:VOLT:ILIM 0.1", None)]
+        + pairs
+        + [(":SOUR:VOLT:LEV 2.03", None), (READ, "1.0E-05,2.03")]
+        + OFF,
+    )
 
 
 def test_cv_turns_at_its_vertices():
@@ -145,34 +205,58 @@ def test_cv_turns_at_its_vertices():
         if k == 0:
             pairs.append(("OUTPUT ON", None))
         pairs.append((READ, f"1.0E-05,{level}"))
-    rows = run(CyclicVoltammetry(e_start_V=2.0, e_vertex1_V=2.02, e_vertex2_V=1.98, scan_rate_V_s=1e-3,
-                                 e_step_V=0.01),
-               VOLTAGE_SOURCE + [(":SOUR:VOLT:ILIM 0.1", None)] + pairs
-               + [(":SOUR:VOLT:LEV 2", None), (READ, "1.0E-05,2")] + OFF)
+    rows = run(
+        CyclicVoltammetry(e_start_V=2.0, e_vertex1_V=2.02, e_vertex2_V=1.98, scan_rate_V_s=1e-3, e_step_V=0.01),
+        VOLTAGE_SOURCE
+        + [(":SOUR:VOLT:ILIM 0.1", None)]
+        + pairs
+        + [(":SOUR:VOLT:LEV 2", None), (READ, "1.0E-05,2")]
+        + OFF,
+    )
     assert rows["timestamp"][-1] - rows["timestamp"][0] == pytest.approx(70.0)
 
 
 def test_gitt_pulse_then_zero_current_relaxation():
-    run(Gitt(current_A=1e-3, pulse_s=10, relax_s=10, max_pulses=1), CURRENT_SOURCE + [
-        (":SOUR:CURR:VLIM 5", None), (":SOUR:CURR:LEV 0.001", None), ("OUTPUT ON", None),
-        (READ, "2.0E+00,1.0E-03"), (READ, "2.1E+00,1.0E-03"),
-        (":SOUR:CURR:LEV 0", None),  # the relaxation: only the level changes
-        (READ, "2.05E+00,0.0E+00"), (READ, "2.04E+00,0.0E+00"),
-    ] + OFF)
+    run(
+        Gitt(current_A=1e-3, pulse_s=10, relax_s=10, max_pulses=1),
+        CURRENT_SOURCE
+        + [
+            (":SOUR:CURR:VLIM 5", None),
+            (":SOUR:CURR:LEV 0.001", None),
+            ("OUTPUT ON", None),
+            (READ, "2.0E+00,1.0E-03"),
+            (READ, "2.1E+00,1.0E-03"),
+            (":SOUR:CURR:LEV 0", None),  # the relaxation: only the level changes
+            (READ, "2.05E+00,0.0E+00"),
+            (READ, "2.04E+00,0.0E+00"),
+        ]
+        + OFF,
+    )
 
 
 def test_one_wrong_byte_fails():
     with pytest.raises((AssertionError, RuntimeError)):
-        run(OpenCircuit(duration_s=20), CURRENT_SOURCE + [
-            (":SOUR:CURR:VLIM 5", None), (":SOUR:CURR:LEV 0 ", None), ("OUTPUT ON", None),
-            (READ, "1.5E+00,0.0E+00"), (READ, "1.5E+00,0.0E+00"), (READ, "1.5E+00,0.0E+00"),
-        ] + OFF)
+        run(
+            OpenCircuit(duration_s=20),
+            CURRENT_SOURCE
+            + [
+                (":SOUR:CURR:VLIM 5", None),
+                (":SOUR:CURR:LEV 0 ", None),
+                ("OUTPUT ON", None),
+                (READ, "1.5E+00,0.0E+00"),
+                (READ, "1.5E+00,0.0E+00"),
+                (READ, "1.5E+00,0.0E+00"),
+            ]
+            + OFF,
+        )
 
 
 @pytest.mark.parametrize("technique", [PotentiostaticEis(e_dc_V=2.0), GalvanostaticEis(amplitude_A=1e-5)])
 def test_impedance_refused_before_anything_is_sent(technique):
-    steps = [ScheduledStep(technique=OpenCircuit(duration_s=5), cycle=1, step=1),
-             ScheduledStep(technique=technique, cycle=1, step=2)]
+    steps = [
+        ScheduledStep(technique=OpenCircuit(duration_s=5), cycle=1, step=1),
+        ScheduledStep(technique=technique, cycle=1, step=2),
+    ]
     with expected_protocol(Keithley2450, []) as instrument:  # any byte sent would fail
         backend = Keithley2450Backend(instrument, JumpClock())
         with pytest.raises(UnsupportedTechnique, match=rf"step 2 .*{technique.kind}.*frequency-response"):

@@ -25,8 +25,7 @@ PARAMS = preset("fe_li2o")
 
 
 def connect(resource):
-    return Keithley2450(resource, visa_library="@py", read_termination="\n", write_termination="\n",
-                        timeout=2000)
+    return Keithley2450(resource, visa_library="@py", read_termination="\n", write_termination="\n", timeout=2000)
 
 
 def test_pymeasure_reads_a_galvanostatic_discharge():
@@ -84,8 +83,23 @@ def test_unknown_header_queues_minus_113():
 
 def test_cli_serves_idn():
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "operando.acquisition.cli", "sim", "serve", "keithley2450",
-                             "--port", "0", "--speed", "10"], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "operando.acquisition.cli",
+            "sim",
+            "serve",
+            "keithley2450",
+            "--port",
+            "0",
+            "--speed",
+            "10",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = proc.stdout.readline().strip()
         assert line.startswith("Serving keithley2450 on TCPIP::127.0.0.1::") and line.endswith("::SOCKET")
@@ -102,8 +116,9 @@ def test_lost_instrument_faults_the_device_and_leaves_the_output_off(how):
     clock = SimClock(speed=200)
     with Keithley2450Server(SimCell(PARAMS, soc=0.8), clock) as server:
         backend = Keithley2450Backend(server.resource, clock, sample_interval_s=5, timeout_ms=500)
-        step = ScheduledStep(technique=ConstantCurrent(current_A=-PARAMS.c_rate_current_A(1), e_min_V=0.5),
-                             cycle=1, step=1)
+        step = ScheduledStep(
+            technique=ConstantCurrent(current_A=-PARAMS.c_rate_current_A(1), e_min_V=0.5), cycle=1, step=1
+        )
         with tempfile.TemporaryDirectory() as tmp:
             RunEngine({})
             dev = Potentiostat(backend, Limits(e_min_V=0, e_max_V=3.5, i_max_A=0.1), tmp, name="k", clock=clock)

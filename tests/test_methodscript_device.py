@@ -52,15 +52,19 @@ def run(techniques, soc=0.5, speed=2e4, interval_s=1.0):
         assert not sim.running and not sim.firmware.cell_on  # on_finished: the cell is open
     assert docs[-1][1]["exit_status"] == "success"
     z_desc = {d["uid"] for n, d in docs if n == "descriptor" and d["name"] == "impedance"}
-    z = [{k.removeprefix("impedance-"): v for k, v in d["data"].items()}
-         for n, d in docs if n == "event" and d["descriptor"] in z_desc]
+    z = [
+        {k.removeprefix("impedance-"): v for k, v in d["data"].items()}
+        for n, d in docs
+        if n == "event" and d["descriptor"] in z_desc
+    ]
     return data, z, cell
 
 
 def test_cccv_holds_e_hold_until_the_current_cutoff():
     i, cut = PARAMS.c_rate_current_A(2.0), PARAMS.c_rate_current_A(0.05)
-    data, _z, _cell = run([ConstantCurrentConstantVoltage(current_A=i, e_hold_V=2.8, i_cutoff_A=cut,
-                                                         max_duration_s=20_000)])
+    data, _z, _cell = run(
+        [ConstantCurrentConstantVoltage(current_A=i, e_hold_V=2.8, i_cutoff_A=cut, max_duration_s=20_000)]
+    )
     e, current = data["Ewe"], data["I"]
     cc = np.flatnonzero(np.isclose(current, i, rtol=1e-6, atol=0))
     assert 10 < len(cc) and e[cc[-1]] >= 2.8 > e[cc[-2]]  # the cp phase broke at e_hold
@@ -73,8 +77,9 @@ def test_cccv_holds_e_hold_until_the_current_cutoff():
 
 def test_cccv_max_duration_covers_both_phases():
     i, cut = PARAMS.c_rate_current_A(4.0), 1e-9  # the hold never decays that far
-    data, _z, _cell = run([ConstantCurrentConstantVoltage(current_A=i, e_hold_V=2.5, i_cutoff_A=cut,
-                                                         max_duration_s=600)])
+    data, _z, _cell = run(
+        [ConstantCurrentConstantVoltage(current_A=i, e_hold_V=2.5, i_cutoff_A=cut, max_duration_s=600)]
+    )
     t, current = data["timestamp"], data["I"]
     n_cc = np.count_nonzero(np.isclose(current, i, rtol=1e-6, atol=0))
     assert 100 < n_cc < 500  # both phases ran ...
@@ -92,8 +97,7 @@ def test_lsv_sweeps_the_staircase_to_its_end():
 
 
 def test_cv_current_changes_sign_after_each_vertex():
-    cv = CyclicVoltammetry(e_start_V=1.8, e_vertex1_V=2.8, e_vertex2_V=0.8, scan_rate_V_s=2e-3,
-                           e_step_V=0.01, cycles=2)
+    cv = CyclicVoltammetry(e_start_V=1.8, e_vertex1_V=2.8, e_vertex2_V=0.8, scan_rate_V_s=2e-3, e_step_V=0.01, cycles=2)
     data, _z, _cell = run([cv], soc=0.5)
     e, current = data["Ewe"], data["I"]
     assert len(e) == 2 * 400 and e[-1] == pytest.approx(1.8)

@@ -84,9 +84,7 @@ def test_palmsens_readme_package():
     assert (ba.status, ba.range_code) == (0, 0x88)
 
 
-@pytest.mark.parametrize(
-    "value", [0.0, 0.5, -0.5, 1.234e-6, -4.2e-3, 3.0, 12345.678, 1e-15, -2.5e-12, 86400.0]
-)
+@pytest.mark.parametrize("value", [0.0, 0.5, -0.5, 1.234e-6, -4.2e-3, 3.0, 12345.678, 1e-15, -2.5e-12, 86400.0])
 def test_encode_decode_round_trip(value):
     field = encode_value(value)
     assert len(field) == 8
@@ -257,9 +255,7 @@ def test_error_names_port_and_code():
 
 
 def test_abort_running_script_returns_last_events():
-    drv, transcript = driver(
-        [(b"Z\n", b"Peb8000005 ;ab80C3500u;ja8000001i\nZ\n*\n\n")]
-    )
+    drv, transcript = driver([(b"Z\n", b"Peb8000005 ;ab80C3500u;ja8000001i\nZ\n*\n\n")])
     events = drv.abort()
     assert [type(e) for e in events] == [DataPackage, AbortAccepted, MeasLoopEnd, EndOfScript]
     transcript.assert_done()

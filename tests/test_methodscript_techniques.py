@@ -43,8 +43,7 @@ EXPECTED = {
         "timer_get tend\nadd_var tend 7200\n" + GALV + "set_range db 2m\ncell_on\n"
         "meas_loop_cp ewe iwe 2m 1 7200\n" + PKG_EI + "if ewe >= 4200m\nbreakloop\nendif\nendloop\n"
         "timer_get t\nif t < tend\nset_pgstat_mode 3\nset_e 4200m\n"
-        "meas_loop_ca ewe iwe 4200m 1 7200\n" + PKG_EI
-        + "if iwe <= 100u\nif iwe >= -100u\nbreakloop\nendif\nendif\n"
+        "meas_loop_ca ewe iwe 4200m 1 7200\n" + PKG_EI + "if iwe <= 100u\nif iwe >= -100u\nbreakloop\nendif\nendif\n"
         "if t >= tend\nbreakloop\nendif\nendloop\nendif\n",
     ),
     "cccv discharge, no time limit": (
@@ -52,8 +51,7 @@ EXPECTED = {
         "timer_get tend\nadd_var tend 864k\n" + GALV + "set_range db 500u\ncell_on\n"
         "meas_loop_cp ewe iwe -500u 1 864k\n" + PKG_EI + "if ewe <= 50m\nbreakloop\nendif\nendloop\n"
         "timer_get t\nif t < tend\nset_pgstat_mode 3\nset_e 50m\n"
-        "meas_loop_ca ewe iwe 50m 1 864k\n" + PKG_EI
-        + "if iwe <= 20u\nif iwe >= -20u\nbreakloop\nendif\nendif\n"
+        "meas_loop_ca ewe iwe 50m 1 864k\n" + PKG_EI + "if iwe <= 20u\nif iwe >= -20u\nbreakloop\nendif\nendif\n"
         "if t >= tend\nbreakloop\nendif\nendloop\nendif\n",
     ),
     "lsv": (
@@ -66,7 +64,9 @@ EXPECTED = {
     ),
     "ca with cut-off": (
         ConstantPotential(e_V=3.6, duration_s=3600, i_cutoff_A=5e-6),
-        POT + "set_e 3600m\ncell_on\nmeas_loop_ca ewe iwe 3600m 1 3600\n" + PKG_EI
+        POT
+        + "set_e 3600m\ncell_on\nmeas_loop_ca ewe iwe 3600m 1 3600\n"
+        + PKG_EI
         + "if iwe <= 5u\nif iwe >= -5u\nbreakloop\nendif\nendif\nendloop\n",
     ),
     "ca": (
@@ -75,23 +75,30 @@ EXPECTED = {
     ),
     "gitt": (
         Gitt(current_A=1e-3, pulse_s=600, relax_s=3600, e_max_V=4.2, max_pulses=20),
-        "store_var n 0i ja\nstore_var cut 0i ja\nloop n < 20i\n" + GALV
-        + "set_range db 1m\ncell_on\nmeas_loop_cp ewe iwe 1m 1 600\n" + PKG_EI
+        "store_var n 0i ja\nstore_var cut 0i ja\nloop n < 20i\n"
+        + GALV
+        + "set_range db 1m\ncell_on\nmeas_loop_cp ewe iwe 1m 1 600\n"
+        + PKG_EI
         + "if ewe >= 4200m\nstore_var cut 1i ja\nbreakloop\nendif\nendloop\n"
-        "add_var n 1i\ncell_off\nset_pgstat_mode 3\nmeas_loop_ocp ewe 1 3600\n" + PKG_E
+        "add_var n 1i\ncell_off\nset_pgstat_mode 3\nmeas_loop_ocp ewe 1 3600\n"
+        + PKG_E
         + "endloop\nif cut > 0i\nbreakloop\nendif\nendloop\n",
     ),
     "gitt discharge until cut-off": (
         Gitt(current_A=-1e-3, pulse_s=300, relax_s=1200, e_min_V=0.01),
-        "store_var n 0i ja\nstore_var cut 0i ja\nloop n < 1000000i\n" + GALV
-        + "set_range db 1m\ncell_on\nmeas_loop_cp ewe iwe -1m 1 300\n" + PKG_EI
+        "store_var n 0i ja\nstore_var cut 0i ja\nloop n < 1000000i\n"
+        + GALV
+        + "set_range db 1m\ncell_on\nmeas_loop_cp ewe iwe -1m 1 300\n"
+        + PKG_EI
         + "if ewe <= 10m\nstore_var cut 1i ja\nbreakloop\nendif\nendloop\n"
-        "add_var n 1i\ncell_off\nset_pgstat_mode 3\nmeas_loop_ocp ewe 1 1200\n" + PKG_E
+        "add_var n 1i\ncell_off\nset_pgstat_mode 3\nmeas_loop_ocp ewe 1 1200\n"
+        + PKG_E
         + "endloop\nif cut > 0i\nbreakloop\nendif\nendloop\n",
     ),
     "peis at ocp": (
         PotentiostaticEis(f_max_Hz=1e5, f_min_Hz=0.1, points_per_decade=5, amplitude_V=0.01),
-        "set_pgstat_mode 3\nset_max_bandwidth 100k\ncell_off\nmeas_loop_ocp ewe 100m 100m\n" + PKG_E
+        "set_pgstat_mode 3\nset_max_bandwidth 100k\ncell_off\nmeas_loop_ocp ewe 100m 100m\n"
+        + PKG_E
         + "endloop\nstore_var iwe 0 ba\nset_e ewe\ncell_on\n"
         "meas_loop_eis f zre zim 7071u 100k 100m 31i ewe\n" + PKG_Z + "endloop\n",
     ),

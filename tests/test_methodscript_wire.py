@@ -166,7 +166,8 @@ def test_operando_sim_serve_prints_a_pty_the_driver_can_open():
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "operando.acquisition.cli", "sim", "serve", "potentiostat-methodscript"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         path = proc.stdout.readline().strip()

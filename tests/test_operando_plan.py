@@ -14,7 +14,7 @@ from operando.devices.potentiostat import Potentiostat
 from operando.devices.raman import RamanSpectrometer
 from operando.devices.techniques import ConstantCurrent, Limits, OpenCircuit, ScheduledStep
 from operando.plans.operando import DetectorSchedule, operando_cycling
-from operando.plans.schedules import AtBoundary, AtVoltage, EveryTime
+from operando.plans.schedules import AtBoundary, AtVoltage
 from operando.sim_devices.backends.detectors import SimMagnetometerBackend, SimRamanBackend
 from operando.sim_devices.backends.potentiostat import SimPotentiostatBackend
 from operando.sim_devices.lab import build_sim_lab
@@ -154,18 +154,30 @@ def test_abort_leaves_open_circuit_and_closes_the_run_with_its_reason(tmp_path):
 @pytest.mark.parametrize(
     "rule, trip, clear, echem_held",
     [
-        ({"watch": "magnetometer.temperature", "outside": (295, 305), "echem": "continue"},
-         lambda b: setattr(b.mag_backend, "temperature_K", 320.0),
-         lambda b: setattr(b.mag_backend, "temperature_K", 300.0), False),
-        ({"watch": "magnetometer.field_stable", "when": False, "echem": "continue"},
-         lambda b: setattr(b.mag_backend, "field_stable", False),
-         lambda b: setattr(b.mag_backend, "field_stable", True), False),
-        ({"watch": "raman.interlock_closed", "when": False, "echem": "hold"},
-         lambda b: setattr(b.raman_backend, "interlock_closed", False),
-         lambda b: setattr(b.raman_backend, "interlock_closed", True), True),
-        ({"watch": "magnetometer.connected", "when": False, "echem": "hold"},
-         lambda b: setattr(b.mag_backend, "connected", False),
-         lambda b: setattr(b.mag_backend, "connected", True), True),
+        (
+            {"watch": "magnetometer.temperature", "outside": (295, 305), "echem": "continue"},
+            lambda b: setattr(b.mag_backend, "temperature_K", 320.0),
+            lambda b: setattr(b.mag_backend, "temperature_K", 300.0),
+            False,
+        ),
+        (
+            {"watch": "magnetometer.field_stable", "when": False, "echem": "continue"},
+            lambda b: setattr(b.mag_backend, "field_stable", False),
+            lambda b: setattr(b.mag_backend, "field_stable", True),
+            False,
+        ),
+        (
+            {"watch": "raman.interlock_closed", "when": False, "echem": "hold"},
+            lambda b: setattr(b.raman_backend, "interlock_closed", False),
+            lambda b: setattr(b.raman_backend, "interlock_closed", True),
+            True,
+        ),
+        (
+            {"watch": "magnetometer.connected", "when": False, "echem": "hold"},
+            lambda b: setattr(b.mag_backend, "connected", False),
+            lambda b: setattr(b.mag_backend, "connected", True),
+            True,
+        ),
     ],
     ids=["temperature-out-of-band", "field-not-stable", "laser-interlock-open", "disconnected"],
 )
@@ -174,9 +186,7 @@ def test_each_suspender_pauses_acquisition_and_resumes_when_cleared(tmp_path, ru
 
     b = Bench(tmp_path, speed=1000.0)
     b.mag_backend, b.raman_backend = b.mag._backend, b.raman._backend
-    suspender = build_suspender(
-        SuspenderRule(**rule), {"magnetometer": b.mag, "raman": b.raman}, b.pstat, b.lab.clock
-    )
+    suspender = build_suspender(SuspenderRule(**rule), {"magnetometer": b.mag, "raman": b.raman}, b.pstat, b.lab.clock)
     detectors = [DetectorSchedule.every(b.mag, 30.0, "magnetometer"), DetectorSchedule.every(b.raman, 60.0, "raman")]
     marks = {}
 

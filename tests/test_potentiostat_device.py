@@ -120,6 +120,7 @@ def test_an_error_in_the_plan_leaves_the_cell_at_open_circuit(RE, tmp_path):
 
 def test_kickoff_without_prepare_is_refused(RE, tmp_path):
     lab, dev = make(RE, tmp_path)
+
     async def kickoff():
         await dev.kickoff()
 

@@ -11,7 +11,6 @@ import pytest
 
 from operando.storage.catalog import open_catalog
 
-
 # `operando run` in a child process, reporting the simulated engine's state once main() returns
 CHILD = """
 import sys
@@ -40,16 +39,32 @@ def _wait_for_running(data, proc, timeout_s=60.0):
     pytest.fail("the run did not start")
 
 
-@pytest.mark.parametrize("sig, reason", [
-    (signal.SIGTERM, "terminated by SIGTERM"),
-    (signal.SIGINT, "interrupted by the user (Ctrl-C)"),
-])
+@pytest.mark.parametrize(
+    "sig, reason",
+    [
+        (signal.SIGTERM, "terminated by SIGTERM"),
+        (signal.SIGINT, "interrupted by the user (Ctrl-C)"),
+    ],
+)
 def test_a_signal_aborts_the_run_at_open_circuit(tmp_path, sig, reason):
     data = tmp_path / "data"
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, "run", "galvanostatic_cycling",
-         "--speed", "300", "--quiet", "--no-report", "--data", str(data)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            "run",
+            "galvanostatic_cycling",
+            "--speed",
+            "300",
+            "--quiet",
+            "--no-report",
+            "--data",
+            str(data),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         _wait_for_running(data, proc)

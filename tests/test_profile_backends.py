@@ -40,7 +40,9 @@ def test_hardware_trigger_needs_the_sim_potentiostat(tmp_path, capsys):
 
 
 def test_a_backend_must_be_registered_for_its_kind(tmp_path, capsys):
-    profile = _profile(tmp_path, "  raman:\n    kind: raman\n    backend: sim", "  raman:\n    kind: raman\n    backend: seabreeze")
+    profile = _profile(
+        tmp_path, "  raman:\n    kind: raman\n    backend: sim", "  raman:\n    kind: raman\n    backend: seabreeze"
+    )
     code, err = _run(capsys, tmp_path, profile)
     assert code == 2 and "instruments.raman.backend: expected one of sim for kind raman (got 'seabreeze')" in err
 
@@ -53,8 +55,20 @@ def test_wire_simulator_profiles_run_the_demo_protocol(tmp_path, capsys, backend
 
     base = "sim.yaml" if backend == "sim" else "sim-methodscript.yaml"
     data = tmp_path / "data"
-    code = main(["run", "galvanostatic_cycling", "--profile", str(PROFILES_DIR / base), "--data",
-                 str(data), "--quiet", "--no-report", "--speed", "8000"])
+    code = main(
+        [
+            "run",
+            "galvanostatic_cycling",
+            "--profile",
+            str(PROFILES_DIR / base),
+            "--data",
+            str(data),
+            "--quiet",
+            "--no-report",
+            "--speed",
+            "8000",
+        ]
+    )
     assert code == 0
     with open_catalog(data) as catalog:
         run = catalog.client.values().last()

@@ -17,17 +17,28 @@ PROTOCOL = textwrap.dedent(
 
 
 def test_a_disconnect_scheduled_in_the_profile_costs_frames_not_the_run(tmp_path):
-    profile_text = (PROFILES_DIR / "sim.yaml").read_text().replace(
-        "  seed: 0\n",
-        "  seed: 0\n  faults:\n    - {instrument: raman, kind: disconnect, at_s: 1200, duration_s: 1800}\n",
-    ).replace("settings: {exposure_s: 10, accumulations: 2, period_s: 300}",
-              "settings: {exposure_s: 10, accumulations: 2, period_s: 120}")
+    profile_text = (
+        (PROFILES_DIR / "sim.yaml")
+        .read_text()
+        .replace(
+            "  seed: 0\n",
+            "  seed: 0\n  faults:\n    - {instrument: raman, kind: disconnect, at_s: 1200, duration_s: 1800}\n",
+        )
+        .replace(
+            "settings: {exposure_s: 10, accumulations: 2, period_s: 300}",
+            "settings: {exposure_s: 10, accumulations: 2, period_s: 120}",
+        )
+    )
     (tmp_path / "lab.yaml").write_text(profile_text)
     (tmp_path / "one.yaml").write_text(PROTOCOL)
     events = []
     result = run_experiment(
-        load_profile(tmp_path / "lab.yaml"), load_protocol(tmp_path / "one.yaml"), tmp_path / "data",
-        speed=2000, report=False, callbacks=[lambda n, d: events.append((n, d))],
+        load_profile(tmp_path / "lab.yaml"),
+        load_protocol(tmp_path / "one.yaml"),
+        tmp_path / "data",
+        speed=2000,
+        report=False,
+        callbacks=[lambda n, d: events.append((n, d))],
     )
     assert result.exit_status == "success"
     streams = {d["uid"]: d["name"] for n, d in events if n == "descriptor"}
@@ -47,8 +58,10 @@ def test_a_disconnect_scheduled_in_the_profile_costs_frames_not_the_run(tmp_path
 def test_faults_must_name_an_instrument_of_the_profile(tmp_path):
     from operando.acquisition.config import ConfigError
 
-    text = (PROFILES_DIR / "sim.yaml").read_text().replace(
-        "  seed: 0\n", "  seed: 0\n  faults: [{instrument: squid, kind: timeout}]\n"
+    text = (
+        (PROFILES_DIR / "sim.yaml")
+        .read_text()
+        .replace("  seed: 0\n", "  seed: 0\n  faults: [{instrument: squid, kind: timeout}]\n")
     )
     (tmp_path / "lab.yaml").write_text(text)
     try:

@@ -40,7 +40,8 @@ def test_shipped_protocols_compile_within_limits(name):
 def test_galvanostatic_cycling_shape():
     steps = compile_protocol(load_protocol("galvanostatic_cycling"), SAMPLE, LIMITS)
     assert [(s.cycle, s.technique.kind) for s in steps] == [(0, "ocv")] + [
-        (c, k) for c in (1, 2) for k in ("cc", "ocv", "cc", "ocv")]
+        (c, k) for c in (1, 2) for k in ("cc", "ocv", "cc", "ocv")
+    ]
     assert steps[0].technique.duration_s == 600
     charge, discharge = steps[1].technique, steps[3].technique
     assert charge.current_A == pytest.approx(1.852e-3) and charge.e_max_V == 3.0
@@ -76,8 +77,9 @@ def test_current_conversions_in_amps():
 
 
 def test_rest_units():
-    steps = _compile({"kind": "rest", "duration_s": 30}, {"kind": "rest", "duration_min": 2},
-                     {"kind": "rest", "duration_h": 1.5})
+    steps = _compile(
+        {"kind": "rest", "duration_s": 30}, {"kind": "rest", "duration_min": 2}, {"kind": "rest", "duration_h": 1.5}
+    )
     assert [s.technique.duration_s for s in steps] == [30, 120, 5400]
     assert all(isinstance(s.technique, OpenCircuit) for s in steps)
 
@@ -86,48 +88,70 @@ def test_nested_loops_numbering():
     rest = {"kind": "rest", "duration_s": 1}
     steps = _compile(
         rest,
-        {"kind": "loop", "repeat": 2, "steps": [
-            {"kind": "rest", "duration_s": 2},
-            {"kind": "loop", "repeat": 3, "steps": [{"kind": "rest", "duration_s": 3}]},
-        ]},
+        {
+            "kind": "loop",
+            "repeat": 2,
+            "steps": [
+                {"kind": "rest", "duration_s": 2},
+                {"kind": "loop", "repeat": 3, "steps": [{"kind": "rest", "duration_s": 3}]},
+            ],
+        },
         rest,
         {"kind": "loop", "repeat": 1, "steps": [{"kind": "rest", "duration_s": 4}]},
     )
     got = [(s.step, s.cycle, s.technique.duration_s) for s in steps]
     assert got == [
         (1, 0, 1),
-        (2, 1, 2), (3, 1, 3), (4, 1, 3), (5, 1, 3),
-        (6, 2, 2), (7, 2, 3), (8, 2, 3), (9, 2, 3),
+        (2, 1, 2),
+        (3, 1, 3),
+        (4, 1, 3),
+        (5, 1, 3),
+        (6, 2, 2),
+        (7, 2, 3),
+        (8, 2, 3),
+        (9, 2, 3),
         (10, 0, 1),
         (11, 3, 4),
     ]
 
 
 def test_current_above_i_max(tmp_path):
-    msg = _compile_error(tmp_path, {"kind": "loop", "repeat": 2, "steps": [
-        {"kind": "rest", "duration_s": 1}, {"kind": "cc", "c_rate": 10, "e_max_V": 3.0}]})
+    msg = _compile_error(
+        tmp_path,
+        {
+            "kind": "loop",
+            "repeat": 2,
+            "steps": [{"kind": "rest", "duration_s": 1}, {"kind": "cc", "c_rate": 10, "e_max_V": 3.0}],
+        },
+    )
     assert "proto.yaml: steps[0].steps[1].c_rate:" in msg
     assert "0.01852 A" in msg and "i_max_A = 0.01 A" in msg and "(got 10" in msg
 
 
 def test_cutoff_outside_window(tmp_path):
-    msg = _compile_error(tmp_path, {"kind": "rest", "duration_s": 1},
-                         {"kind": "cc", "c_rate": 1, "e_max_V": 4.2},
-                         {"kind": "cc", "c_rate": -1, "e_min_V": 0.0})
+    msg = _compile_error(
+        tmp_path,
+        {"kind": "rest", "duration_s": 1},
+        {"kind": "cc", "c_rate": 1, "e_max_V": 4.2},
+        {"kind": "cc", "c_rate": -1, "e_min_V": 0.0},
+    )
     assert "proto.yaml: steps[1].e_max_V: outside the potentiostat limits window 0.01 to 3 V (got 4.2)" in msg
     assert "proto.yaml: steps[2].e_min_V: outside" in msg
 
 
-@pytest.mark.parametrize("step, where, text", [
-    ({"kind": "cc", "e_max_V": 3.0}, "steps[0]:", "needs one of current_A, current_A_g, c_rate"),
-    ({"kind": "cc", "current_A": 0.001, "c_rate": 1, "e_max_V": 3.0}, "steps[0].c_rate:", "only one of"),
-    ({"kind": "cc", "c_rate": 1, "e_min_V": 1.0}, "steps[0]:", "charge (current > 0) needs e_max_V"),
-    ({"kind": "cc", "c_rate": -1}, "steps[0]:", "discharge (current < 0) needs e_min_V"),
-    ({"kind": "cc", "c_rate": 0, "max_duration_s": 5}, "steps[0].c_rate:", "zero current is a rest"),
-    ({"kind": "cc", "c_rate": 1, "e_min_V": 2, "e_max_V": 1}, "steps[0].e_max_V:", "must be above e_min_V"),
-    ({"kind": "rest"}, "steps[0]:", "needs one of duration_s"),
-    ({"kind": "rest", "duration_s": 1, "duration_min": 1}, "steps[0].duration_min:", "only one of"),
-])
+@pytest.mark.parametrize(
+    "step, where, text",
+    [
+        ({"kind": "cc", "e_max_V": 3.0}, "steps[0]:", "needs one of current_A, current_A_g, c_rate"),
+        ({"kind": "cc", "current_A": 0.001, "c_rate": 1, "e_max_V": 3.0}, "steps[0].c_rate:", "only one of"),
+        ({"kind": "cc", "c_rate": 1, "e_min_V": 1.0}, "steps[0]:", "charge (current > 0) needs e_max_V"),
+        ({"kind": "cc", "c_rate": -1}, "steps[0]:", "discharge (current < 0) needs e_min_V"),
+        ({"kind": "cc", "c_rate": 0, "max_duration_s": 5}, "steps[0].c_rate:", "zero current is a rest"),
+        ({"kind": "cc", "c_rate": 1, "e_min_V": 2, "e_max_V": 1}, "steps[0].e_max_V:", "must be above e_min_V"),
+        ({"kind": "rest"}, "steps[0]:", "needs one of duration_s"),
+        ({"kind": "rest", "duration_s": 1, "duration_min": 1}, "steps[0].duration_min:", "only one of"),
+    ],
+)
 def test_step_meaning_errors(tmp_path, step, where, text):
     msg = _compile_error(tmp_path, step)
     assert f"proto.yaml: {where}" in msg and text in msg
@@ -138,13 +162,19 @@ def test_all_problems_reported_together(tmp_path):
     assert len(msg.splitlines()) == 2
 
 
-@pytest.mark.parametrize("steps, where", [
-    ([{"kind": "rest", "duration_minutes": 5}], "steps[0].duration_minutes: unknown key; did you mean"),
-    ([{"kind": "cc", "c_rate": "fast"}], "steps[0].c_rate:"),
-    ([{"kind": "loop", "repeat": 0, "steps": [{"kind": "rest", "duration_s": 1}]}], "steps[0].repeat:"),
-    ([{"kind": "loop", "repeat": 1, "steps": [{"kind": "rst"}]}], "steps[0].steps[0].kind: expected one of ca, cc, cccv, cv, geis, gitt, loop, lsv, peis, rest"),
-    ([], "steps:"),
-])
+@pytest.mark.parametrize(
+    "steps, where",
+    [
+        ([{"kind": "rest", "duration_minutes": 5}], "steps[0].duration_minutes: unknown key; did you mean"),
+        ([{"kind": "cc", "c_rate": "fast"}], "steps[0].c_rate:"),
+        ([{"kind": "loop", "repeat": 0, "steps": [{"kind": "rest", "duration_s": 1}]}], "steps[0].repeat:"),
+        (
+            [{"kind": "loop", "repeat": 1, "steps": [{"kind": "rst"}]}],
+            "steps[0].steps[0].kind: expected one of ca, cc, cccv, cv, geis, gitt, loop, lsv, peis, rest",
+        ),
+        ([], "steps:"),
+    ],
+)
 def test_structure_errors_at_load(tmp_path, steps, where):
     with pytest.raises(ConfigError) as info:
         load_protocol(_write(tmp_path, steps))

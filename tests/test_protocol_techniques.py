@@ -33,8 +33,7 @@ def _error(*steps) -> str:
 
 
 def test_cccv_converts_c_rates_for_current_and_cutoff():
-    (t,) = _compile({"kind": "cccv", "c_rate": 0.5, "e_hold_V": 2.9, "i_cutoff_c_rate": 0.05,
-                     "max_duration_h": 4})
+    (t,) = _compile({"kind": "cccv", "c_rate": 0.5, "e_hold_V": 2.9, "i_cutoff_c_rate": 0.05, "max_duration_h": 4})
     assert t.kind == "cccv"
     assert t.current_A == pytest.approx(0.5 * ONE_C) and t.i_cutoff_A == pytest.approx(0.05 * ONE_C)
     assert t.e_hold_V == 2.9 and t.max_duration_s == 4 * 3600
@@ -42,18 +41,28 @@ def test_cccv_converts_c_rates_for_current_and_cutoff():
 
 def test_cccv_errors_name_the_field():
     assert "steps[0].e_hold_V: outside the potentiostat limits window" in _error(
-        {"kind": "cccv", "c_rate": 0.5, "e_hold_V": 4.2, "i_cutoff_A": 1e-5})
+        {"kind": "cccv", "c_rate": 0.5, "e_hold_V": 4.2, "i_cutoff_A": 1e-5}
+    )
     assert "steps[0].i_cutoff_A: the current cut-off" in _error(
-        {"kind": "cccv", "current_A": 1e-4, "e_hold_V": 2.9, "i_cutoff_A": 2e-4})
+        {"kind": "cccv", "current_A": 1e-4, "e_hold_V": 2.9, "i_cutoff_A": 2e-4}
+    )
     assert "steps[0]: a cccv step needs i_cutoff_A or i_cutoff_c_rate" in _error(
-        {"kind": "cccv", "current_A": 1e-4, "e_hold_V": 2.9})
+        {"kind": "cccv", "current_A": 1e-4, "e_hold_V": 2.9}
+    )
 
 
 def test_sweeps_take_mV_per_s_and_mV_steps():
     lsv, cv = _compile(
         {"kind": "lsv", "e_start_V": 2.0, "e_end_V": 0.5, "scan_rate_mV_s": 0.5},
-        {"kind": "cv", "e_start_V": 1.5, "e_vertex1_V": 0.01, "e_vertex2_V": 3.0,
-         "scan_rate_V_s": 0.001, "cycles": 3, "e_step_mV": 2},
+        {
+            "kind": "cv",
+            "e_start_V": 1.5,
+            "e_vertex1_V": 0.01,
+            "e_vertex2_V": 3.0,
+            "scan_rate_V_s": 0.001,
+            "cycles": 3,
+            "e_step_mV": 2,
+        },
     )
     assert isinstance(lsv, LinearSweep) and lsv.scan_rate_V_s == pytest.approx(5e-4)
     assert lsv.duration_s == pytest.approx(1.5 / 5e-4)
@@ -64,11 +73,14 @@ def test_sweeps_take_mV_per_s_and_mV_steps():
 
 def test_sweep_errors():
     assert "steps[0].e_vertex2_V: outside the potentiostat limits window" in _error(
-        {"kind": "cv", "e_start_V": 1.0, "e_vertex1_V": 0.5, "e_vertex2_V": 3.5, "scan_rate_mV_s": 1})
+        {"kind": "cv", "e_start_V": 1.0, "e_vertex1_V": 0.5, "e_vertex2_V": 3.5, "scan_rate_mV_s": 1}
+    )
     assert "steps[0].e_start_V: must lie between the vertices" in _error(
-        {"kind": "cv", "e_start_V": 2.5, "e_vertex1_V": 0.5, "e_vertex2_V": 2.0, "scan_rate_mV_s": 1})
+        {"kind": "cv", "e_start_V": 2.5, "e_vertex1_V": 0.5, "e_vertex2_V": 2.0, "scan_rate_mV_s": 1}
+    )
     assert "steps[0]: a lsv step needs scan_rate_V_s or scan_rate_mV_s" in _error(
-        {"kind": "lsv", "e_start_V": 1.0, "e_end_V": 2.0})
+        {"kind": "lsv", "e_start_V": 1.0, "e_end_V": 2.0}
+    )
 
 
 def test_ca_and_gitt():
@@ -81,7 +93,8 @@ def test_ca_and_gitt():
     assert isinstance(gitt, Gitt) and gitt.pulse_s == 600 and gitt.relax_s == 2400
     assert gitt.current_A == pytest.approx(-0.05 * ONE_C)
     assert "steps[0]: a gitt step needs e_max_V (its direction's cut-off) or max_pulses" in _error(
-        {"kind": "gitt", "c_rate": 0.05, "pulse_s": 60, "relax_s": 600, "e_min_V": 0.05})
+        {"kind": "gitt", "c_rate": 0.05, "pulse_s": 60, "relax_s": 600, "e_min_V": 0.05}
+    )
 
 
 def test_impedance_steps():
@@ -96,9 +109,9 @@ def test_impedance_steps():
     # each frequency takes two periods, at least 0.1 s
     assert peis.sweep_duration_s == pytest.approx(sum(max(2 / f, 0.1) for f in peis.frequencies_Hz))
     assert "steps[0].e_dc_V: outside the potentiostat limits window" in _error(
-        {"kind": "peis", "e_dc_V": 2.995, "amplitude_mV": 10})
-    assert "steps[0].f_min_Hz: must be below f_max_Hz" in _error(
-        {"kind": "peis", "f_max_Hz": 10, "f_min_Hz": 100})
+        {"kind": "peis", "e_dc_V": 2.995, "amplitude_mV": 10}
+    )
+    assert "steps[0].f_min_Hz: must be below f_max_Hz" in _error({"kind": "peis", "f_max_Hz": 10, "f_min_Hz": 100})
 
 
 def test_cc_capacity_cutoff_becomes_a_time_limit():
@@ -123,13 +136,16 @@ def _step(tech):
     return [ScheduledStep(technique=tech, cycle=0, step=1)]
 
 
-@pytest.mark.parametrize("tech, field", [
-    (ConstantPotential(e_V=3.2, duration_s=10), "e_V 3.2 V is outside the window"),
-    (LinearSweep(e_start_V=1.0, e_end_V=-0.5, scan_rate_V_s=1e-3), "e_end_V -0.5 V is outside"),
-    (Gitt(current_A=0.02, pulse_s=1, relax_s=1, e_max_V=2.0), "current_A 0.02 A exceeds |I| max"),
-    (GalvanostaticEis(i_dc_A=0.0095, amplitude_A=0.001), "|i_dc_A| + amplitude_A 0.0105 A exceeds"),
-    (PotentiostaticEis(e_dc_V=0.015, amplitude_V=0.01), "e_dc_V - amplitude_V 0.005 V is outside"),
-])
+@pytest.mark.parametrize(
+    "tech, field",
+    [
+        (ConstantPotential(e_V=3.2, duration_s=10), "e_V 3.2 V is outside the window"),
+        (LinearSweep(e_start_V=1.0, e_end_V=-0.5, scan_rate_V_s=1e-3), "e_end_V -0.5 V is outside"),
+        (Gitt(current_A=0.02, pulse_s=1, relax_s=1, e_max_V=2.0), "current_A 0.02 A exceeds |I| max"),
+        (GalvanostaticEis(i_dc_A=0.0095, amplitude_A=0.001), "|i_dc_A| + amplitude_A 0.0105 A exceeds"),
+        (PotentiostaticEis(e_dc_V=0.015, amplitude_V=0.01), "e_dc_V - amplitude_V 0.005 V is outside"),
+    ],
+)
 def test_device_check_refuses_every_technique_outside_limits(tech, field):
     with pytest.raises(LimitError) as info:
         check_steps("potentiostat", _step(tech), LIMITS)

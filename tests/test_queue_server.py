@@ -27,9 +27,9 @@ from bluesky_queueserver_api import BPlan  # noqa: E402
 from bluesky_queueserver_api.comm_base import RequestTimeoutError  # noqa: E402
 from bluesky_queueserver_api.zmq import REManagerAPI  # noqa: E402
 
-from operando.storage.catalog import open_catalog  # noqa: E402
 from operando.acquisition.queue.documents import subscribe_documents  # noqa: E402
 from operando.acquisition.queue.server import KEY_ENV, manager_command  # noqa: E402
+from operando.storage.catalog import open_catalog  # noqa: E402
 
 
 def _free_port() -> int:
@@ -110,7 +110,10 @@ def test_queued_operando_plan_runs_through_queue_server(tmp_path, redis_port, ca
     prefix = f"operando_test_{uuid.uuid4().hex[:8]}"
     data_dir = tmp_path / "data"
     argv, env = manager_command(
-        data_dir, **addr, redis=f"127.0.0.1:{redis_port}", redis_prefix=prefix,
+        data_dir,
+        **addr,
+        redis=f"127.0.0.1:{redis_port}",
+        redis_prefix=prefix,
         env={**os.environ, KEY_ENV: private_key},
     )
     log = open(tmp_path / "manager.log", "w")
@@ -189,15 +192,34 @@ def test_queued_operando_plan_runs_through_queue_server(tmp_path, redis_port, ca
 
     # The same profile and protocol from the CLI: the same start-document metadata, suspenders
     # included (both go through acquisition/prepare.py).
-    assert operando(["run", "galvanostatic_cycling", "--profile", "sim", "--speed", "20000",
-                     "--data", str(tmp_path / "cli"), "--quiet", "--no-report"]) == 0
+    assert (
+        operando(
+            [
+                "run",
+                "galvanostatic_cycling",
+                "--profile",
+                "sim",
+                "--speed",
+                "20000",
+                "--data",
+                str(tmp_path / "cli"),
+                "--quiet",
+                "--no-report",
+            ]
+        )
+        == 0
+    )
     with open_catalog(tmp_path / "cli") as catalog:
         cli_start = dict(catalog.client[-1].metadata["start"])
     per_run = {"uid", "time", "scan_id"}
-    assert {k: v for k, v in queued_start.items() if k not in per_run} == \
-        {k: v for k, v in cli_start.items() if k not in per_run}
+    assert {k: v for k, v in queued_start.items() if k not in per_run} == {
+        k: v for k, v in cli_start.items() if k not in per_run
+    }
     assert [r["watch"] for r in queued_start["suspenders"]] == [
-        "magnetometer.temperature", "magnetometer.field_stable", "raman.interlock_closed"]
+        "magnetometer.temperature",
+        "magnetometer.field_stable",
+        "raman.interlock_closed",
+    ]
 
     capsys.readouterr()
     assert operando(["runs", "--data", str(data_dir)]) in (0, None)

@@ -41,6 +41,7 @@ def _refused(tmp_path, capsys, profile, protocol="galvanostatic_cycling"):
 
 def _base_for(spec):
     """A profile in which instrument ``spec.kind`` uses ``spec``'s backend (at its simulator)."""
+
     def edit(data):
         name = spec.kind
         inst = data["instruments"].setdefault(name, {"kind": spec.kind})
@@ -49,13 +50,14 @@ def _base_for(spec):
         if spec.address is not None:
             inst["address"] = "sim"
         inst["settings"] = {"sample_intervall_s": 1}
+
     return edit
 
 
 @pytest.mark.parametrize("spec", all_backends(), ids=lambda s: f"{s.kind}-{s.name}")
 def test_a_misspelt_setting_stops_every_backend_before_anything_starts(tmp_path, capsys, spec):
     err = _refused(tmp_path, capsys, _profile_file(tmp_path, _base_for(spec)))
-    line = next(l for l in err.splitlines() if "sample_intervall_s" in l)
+    line = next(text for text in err.splitlines() if "sample_intervall_s" in text)
     assert f"lab.yaml: instruments.{spec.kind}.settings.sample_intervall_s: unknown key" in line
     allowed = sorted(spec.settings.model_fields)
     assert f"(allowed keys: {', '.join(allowed)})" in line
@@ -64,7 +66,9 @@ def test_a_misspelt_setting_stops_every_backend_before_anything_starts(tmp_path,
 
 def test_a_wrong_setting_value_names_its_field(tmp_path):
     path = _profile_file(tmp_path, lambda d: d["instruments"]["raman"]["settings"].update(accumulations=0))
-    with pytest.raises(ConfigError, match=r"lab.yaml: instruments.raman.settings.accumulations: .*greater than 0 \(got 0\)"):
+    with pytest.raises(
+        ConfigError, match=r"lab.yaml: instruments.raman.settings.accumulations: .*greater than 0 \(got 0\)"
+    ):
         load_profile(path)
 
 
@@ -72,9 +76,12 @@ def test_a_hold_rule_on_a_potentiostat_that_cannot_hold_is_refused_before_start(
     def edit(data):
         data["instruments"]["raman"]["schedule"] = [{"every_s": 600}, {"at": "cycle_end", "hold": "ocv"}]
         data["suspenders"] = [{"watch": "raman.interlock_closed", "when": False, "echem": "hold"}]
+
     err = _refused(tmp_path, capsys, _profile_file(tmp_path, edit, "sim-methodscript.yaml"))
-    assert ("lab.yaml: instruments.raman.schedule[1].hold: needs a potentiostat that can hold at "
-            "open circuit; methodscript cannot (got 'ocv')") in err
+    assert (
+        "lab.yaml: instruments.raman.schedule[1].hold: needs a potentiostat that can hold at "
+        "open circuit; methodscript cannot (got 'ocv')"
+    ) in err
     assert "lab.yaml: suspenders[0].echem: suspending raman.interlock_closed with the cell held" in err
 
 
@@ -85,11 +92,14 @@ def test_impedance_on_a_source_measure_unit_is_refused_before_start(tmp_path, ca
 
 
 def test_a_hardware_trigger_needs_a_trigger_output_and_a_trigger_input(tmp_path, capsys):
-    path = _profile_file(tmp_path, lambda d: d["instruments"]["raman"]["settings"].update(trigger="hardware"),
-                         "sim-methodscript.yaml")
+    path = _profile_file(
+        tmp_path, lambda d: d["instruments"]["raman"]["settings"].update(trigger="hardware"), "sim-methodscript.yaml"
+    )
     err = _refused(tmp_path, capsys, path)
-    assert ("lab.yaml: instruments.raman.settings.trigger: hardware triggering needs the potentiostat's "
-            "trigger output; methodscript has none (got 'hardware')") in err
+    assert (
+        "lab.yaml: instruments.raman.settings.trigger: hardware triggering needs the potentiostat's "
+        "trigger output; methodscript has none (got 'hardware')"
+    ) in err
     # on the simulated potentiostat, which has one, the same setting is accepted
     ok = _profile_file(tmp_path, lambda d: d["instruments"]["raman"]["settings"].update(trigger="hardware"))
     assert check_run(load_profile(ok), load_protocol("galvanostatic_cycling")).steps
@@ -98,14 +108,19 @@ def test_a_hardware_trigger_needs_a_trigger_output_and_a_trigger_input(tmp_path,
 def test_faults_are_injected_into_simulated_backends_only(tmp_path):
     def edit(data):
         data["sim"]["faults"] = [{"instrument": "potentiostat", "kind": "timeout", "at_s": 10}]
-    with pytest.raises(ConfigError, match=r"lab.yaml: sim: faults: timeout on 'potentiostat', which is not "
-                                          r"an in-process simulation \(methodscript\)"):
+
+    with pytest.raises(
+        ConfigError,
+        match=r"lab.yaml: sim: faults: timeout on 'potentiostat', which is not "
+        r"an in-process simulation \(methodscript\)",
+    ):
         load_profile(_profile_file(tmp_path, edit, "sim-methodscript.yaml"))
 
 
 def test_a_real_instrument_keeps_real_time(tmp_path, capsys):
-    path = _profile_file(tmp_path, lambda d: d["instruments"]["potentiostat"].update(address="/dev/ttyACM7"),
-                         "sim-methodscript.yaml")
+    path = _profile_file(
+        tmp_path, lambda d: d["instruments"]["potentiostat"].update(address="/dev/ttyACM7"), "sim-methodscript.yaml"
+    )
     err = _refused(tmp_path, capsys, path)
     assert "instruments.potentiostat.address: a real instrument runs in real time, but sim.speed is 2000" in err
 
@@ -115,6 +130,7 @@ def test_simulated_material_is_checked_only_when_something_is_simulated(tmp_path
         data["instruments"] = {"potentiostat": {**data["instruments"]["potentiostat"], "address": "/dev/ttyACM7"}}
         data["sample"]["sim_preset"] = "no_such_material"
         data.pop("sim")
+
     profile = load_profile(_profile_file(tmp_path, all_hardware, "sim-methodscript.yaml"))
     assert check_run(profile, load_protocol("galvanostatic_cycling")).steps  # nothing simulated
     simulated = _profile_file(tmp_path, lambda d: d["sample"].update(sim_preset="no_such_material") or d.pop("sim"))
@@ -126,9 +142,14 @@ def test_every_hardware_backend_with_an_address_names_what_it_needs(tmp_path, ca
     for spec in all_backends():
         if spec.address is None:
             continue
+
         def edit(data, spec=spec):
-            data["instruments"][spec.kind] = {"kind": spec.kind, "backend": spec.name,
-                                              "limits": data["instruments"]["potentiostat"].get("limits")}
+            data["instruments"][spec.kind] = {
+                "kind": spec.kind,
+                "backend": spec.name,
+                "limits": data["instruments"]["potentiostat"].get("limits"),
+            }
+
         err = _refused(tmp_path, capsys, _profile_file(tmp_path, edit))
         sim = ", or 'sim' for its wire-level simulator" if wire_simulator(spec.kind, spec.name) else ""
         assert f"instruments.{spec.kind}.address: the {spec.name} backend needs {spec.address}{sim}" in err
@@ -142,15 +163,19 @@ def test_start_metadata_describes_the_run_the_same_way_for_every_entry_point():
     assert md["suspenders"] == [r.model_dump(mode="json") for r in profile.suspenders]
     assert md["instruments"]["potentiostat"]["capabilities"] == ["hold", "impedance", "trigger_out"]
     assert md["instruments"]["raman"]["settings"] == {
-        "period_s": 300.0, "trigger": "software", "exposure_s": 10.0, "accumulations": 2}
+        "period_s": 300.0,
+        "trigger": "software",
+        "exposure_s": 10.0,
+        "accumulations": 2,
+    }
 
 
 def test_a_scripted_run_that_fails_is_stored_whole_before_the_catalog_closes(tmp_path):
     """The pattern of a script: a RunEngine inside `with open_catalog(...)`, a plan that raises.
     The catalog's writer is flushed before the catalog closes, so the failed run is complete."""
-    from operando.storage.catalog import open_catalog
     from operando.acquisition.ipython import open_lab
     from operando.acquisition.session import make_run_engine
+    from operando.storage.catalog import open_catalog
 
     lab = open_lab("sim", data=tmp_path / "lab", speed=5000)
     magnetometer = lab.devices["magnetometer"]
@@ -189,7 +214,10 @@ def test_ipython_lab_runs_a_protocol_as_the_cli_does(tmp_path):
         run = lab.catalog.client[uid]
         start = run.metadata["start"]
         assert start["profile"] == "sim" and start["protocol"] == "short"
-        assert start["suspenders"] == check_run(load_profile("sim"), load_protocol(tmp_path / "short.yaml")).metadata["suspenders"]
+        assert (
+            start["suspenders"]
+            == check_run(load_profile("sim"), load_protocol(tmp_path / "short.yaml")).metadata["suspenders"]
+        )
         assert run.metadata["stop"]["exit_status"] == "success"
         assert len(run["echem"]["Ewe"].read()) > 100
         assert len(lab.catalog.client[count_uid]["primary"]["magnetometer-moment"].read()) == 2
@@ -208,8 +236,10 @@ def test_a_simulated_lab_is_needed_only_when_something_is_simulated(tmp_path):
 
     profile = load_profile(_profile_file(tmp_path, lambda d: None))
     assert build.needs_sim_lab(profile)
+
     def hardware(data):
         data["instruments"] = {"potentiostat": {**data["instruments"]["potentiostat"], "address": "/dev/ttyACM7"}}
         data.pop("sim")
+
     profile = load_profile(_profile_file(tmp_path, hardware, "sim-methodscript.yaml"))
     assert not build.needs_sim_lab(profile) and build.has_hardware(profile)

@@ -4,9 +4,9 @@ import asyncio
 
 import pytest
 
+from operando.sim_devices.backends.mpms import SimMpmsBackend
 from operando.sim_devices.lab import build_sim_lab
 from operando.sim_devices.magnet import MagnetDynamics
-from operando.sim_devices.backends.mpms import SimMpmsBackend
 
 T0 = 1_800_000_000.0
 

@@ -29,7 +29,7 @@ def test_thickness_sweep_shows_the_three_regimes_of_figure_1f():
     # |slope| < 0.15 across the size-independent window.
     p = preset("fe_li2o").model_copy(update={"interface_share": 0.98})
     ls = np.geomspace(0.05e-9, 50e-6, 19)
-    q = np.array([capacity_per_interface_area(p.with_particle_size(float(l))) for l in ls])
+    q = np.array([capacity_per_interface_area(p.with_particle_size(float(length))) for length in ls])
     log_l, log_q = np.log(ls), np.log(q)
 
     def slope(lo, hi):
@@ -111,8 +111,13 @@ def test_galvanostatic_step_gives_the_ohmic_jump():
 def fast_kinetics_cell(temperature_K=298.15):
     # large diffusion, tiny capacitive store: the surface tracks the bulk, V settles in ms
     p = preset("bulk").model_copy(
-        update={"diffusion_m2_s": 1e-12, "space_charge": None, "interface_share": 1e-4,
-                "double_layer_F_g": 0.0, "temperature_K": temperature_K}
+        update={
+            "diffusion_m2_s": 1e-12,
+            "space_charge": None,
+            "interface_share": 1e-4,
+            "double_layer_F_g": 0.0,
+            "temperature_K": temperature_K,
+        }
     )
     return SimCell(p, soc=0.5), p
 

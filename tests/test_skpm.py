@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from operando.devices.skpm import Skpm, SkpmFrame, SkpmScan
+from operando.sim_devices.backends.skpm import SimSkpmBackend
 from operando.sim_devices.cell import SimCell, preset
 from operando.sim_devices.lab import build_sim_lab
 from operando.sim_devices.skpm import SimSkpmPhysics
-from operando.sim_devices.backends.skpm import SimSkpmBackend
 
 T0 = 1_800_000_000.0
 
@@ -109,7 +109,11 @@ def test_scan_takes_its_time_on_the_clock_and_sees_the_cell_change():
     from operando.devices.techniques import ConstantCurrent, ScheduledStep
 
     lab.potentiostat.load(
-        [ScheduledStep(technique=ConstantCurrent(current_A=p.c_rate_current_A(4.0), e_max_V=p.e_max_V), cycle=1, step=1)]
+        [
+            ScheduledStep(
+                technique=ConstantCurrent(current_A=p.c_rate_current_A(4.0), e_max_V=p.e_max_V), cycle=1, step=1
+            )
+        ]
     )
     lab.potentiostat.start()
     frame = scan_frame(SimSkpmBackend(lab), lines=40, line_rate_hz=0.05)  # 800 s while charging

@@ -16,15 +16,15 @@ import numpy as np
 import orjson
 import pytest
 
-from operando.storage import postgres
-from operando.storage.catalog import CATALOG_URI_ENV, open_catalog
 from operando.acquisition.cli import main as cli_main
 from operando.acquisition.config import load_profile, load_protocol
 from operando.acquisition.experiment import run_experiment
+from operando.analysis.summary import echem_capacities
+from operando.storage import postgres
+from operando.storage.catalog import CATALOG_URI_ENV, open_catalog
 from operando.storage.importers import ImportFormatError, import_file
 from operando.storage.replay import replay, replay_run, run_documents
 from operando.storage.runs import find_run, search_runs
-from operando.analysis.summary import echem_capacities
 
 PG_ENV = "OPERANDO_TEST_POSTGRES_URI"
 PROTOCOL = textwrap.dedent(
@@ -69,8 +69,12 @@ def stored(backend, tmp_path_factory):
     data.mkdir()
     docs = []
     result = run_experiment(
-        load_profile("sim"), load_protocol(base / "short.yaml"), data, speed=20000,
-        callbacks=[lambda name, doc: docs.append((name, doc))], report=False,
+        load_profile("sim"),
+        load_protocol(base / "short.yaml"),
+        data,
+        speed=20000,
+        callbacks=[lambda name, doc: docs.append((name, doc))],
+        report=False,
     )
     return data, result, docs
 
@@ -98,7 +102,7 @@ def test_replay_from_the_catalog_export_when_there_is_no_journal(stored):
         run = find_run(cat.client, result.uid)
         got = list(run_documents(run, data_dir=None))  # catalog's json-seq export
     assert got[0][1]["uid"] == original[0][1]["uid"] and got[-1][0] == "stop"
-    events = lambda docs: [(d["seq_num"], d["data"]) for n, d in docs if n == "event"]  # noqa: E731
+    events = lambda docs: [(d["seq_num"], d["data"]) for n, d in docs if n == "event"]
     assert _json([("e", events(got))]) == _json([("e", events(original))])
 
 
@@ -120,8 +124,17 @@ def test_replay_keeps_the_original_timing_scaled(stored):
         assert t == pytest.approx((doc_time - original[0][1]["time"]) / 4.0, abs=1e-6)
 
 
-MPT_COLUMNS = ["mode", "ox/red", "time/s", "Ewe/V", "I/mA", "(Q-Qo)/mA.h",
-               "Q charge/discharge/mA.h", "cycle number", "Ns"]
+MPT_COLUMNS = [
+    "mode",
+    "ox/red",
+    "time/s",
+    "Ewe/V",
+    "I/mA",
+    "(Q-Qo)/mA.h",
+    "Q charge/discharge/mA.h",
+    "cycle number",
+    "Ns",
+]
 
 
 def write_mpt(path, cycles=3, dt=10.0, current_mA=1.0, half_cycle_s=1800):
@@ -141,10 +154,13 @@ def write_mpt(path, cycles=3, dt=10.0, current_mA=1.0, half_cycle_s=1800):
                 rows.append((1, int(sign > 0), t, e, i, q, qcd, cycle, ns))
             t += dt
             rows.append((1, int(sign > 0), t, e, 0.0, q, qcd, cycle, ns))  # rest
-    comments = ["Galvanostatic Cycling with Potential Limitation", "",
-                "Acquisition started on : 11/20/2026 09:30:00", "Electrode material : NMC811"]
-    lines = ["EC-Lab ASCII FILE", f"Nb header lines : {len(comments) + 3}", *comments,
-             "\t".join(MPT_COLUMNS)]
+    comments = [
+        "Galvanostatic Cycling with Potential Limitation",
+        "",
+        "Acquisition started on : 11/20/2026 09:30:00",
+        "Electrode material : NMC811",
+    ]
+    lines = ["EC-Lab ASCII FILE", f"Nb header lines : {len(comments) + 3}", *comments, "\t".join(MPT_COLUMNS)]
     for r in rows:
         lines.append("\t".join(f"{v:.6f}".replace(".", ",") if isinstance(v, float) else str(v) for v in r))
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode("ascii"))
@@ -186,9 +202,14 @@ def test_import_eclab_keeps_every_row_and_the_capacity_per_cycle(stored, tmp_pat
 
 def write_multivu(path, rows=120):
     t0 = 1795000000.0
-    lines = ["[Header]", "; VSM data file", "TITLE,in-situ cell 7", "BYAPP,MultiVu",
-             "[Data]",
-             "Comment,Time Stamp (sec),Temperature (K),Magnetic Field (Oe),Moment (emu),M. Std. Err. (emu)"]
+    lines = [
+        "[Header]",
+        "; VSM data file",
+        "TITLE,in-situ cell 7",
+        "BYAPP,MultiVu",
+        "[Data]",
+        "Comment,Time Stamp (sec),Temperature (K),Magnetic Field (Oe),Moment (emu),M. Std. Err. (emu)",
+    ]
     for i in range(rows):
         moment = "" if i == 7 else f"{1e-3 * (1 + 0.01 * i):.6e}"  # one failed reading: NaN, kept
         lines.append(f",{t0 + 5 * i:.3f},300.0,10000.0,{moment},{1e-7:.2e}")
@@ -221,9 +242,8 @@ def test_search_by_sample_material_plan_status_tags_and_dates(stored, tmp_path):
     data, result, _ = stored
     mpt = write_mpt(tmp_path / "old.mpt", cycles=1)
     with open_catalog(data) as cat:
-        old = import_file(mpt, cat.client, data, {"name": "NMC-old-7", "material": "NMC811",
-                                                   "tags": ["legacy", "nmc"]})
-        uids = lambda r: set(r.keys())  # noqa: E731
+        old = import_file(mpt, cat.client, data, {"name": "NMC-old-7", "material": "NMC811", "tags": ["legacy", "nmc"]})
+        uids = lambda r: set(r.keys())
         assert result.uid in uids(search_runs(cat.client, sample="Fe3O4"))
         assert old.uid not in uids(search_runs(cat.client, sample="Fe3O4"))
         assert uids(search_runs(cat.client, material="NMC811")) >= {old.uid}
@@ -238,8 +258,7 @@ def test_search_by_sample_material_plan_status_tags_and_dates(stored, tmp_path):
         assert old.uid in uids(search_runs(cat.client, until="2026-11-20"))
         assert result.uid not in uids(search_runs(cat.client, until="2026-11-20"))
         assert old.uid not in uids(search_runs(cat.client, since="2026-11-21"))
-        assert old.uid in uids(search_runs(cat.client, since="2026-11-20", until="2026-11-20",
-                                           plan="import_eclab"))
+        assert old.uid in uids(search_runs(cat.client, since="2026-11-20", until="2026-11-20", plan="import_eclab"))
 
 
 def test_cli_runs_filters_replay_and_import(stored, tmp_path, capsys):

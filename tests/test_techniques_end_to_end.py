@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from operando.storage.catalog import open_catalog
 from operando.acquisition.config import load_profile, load_protocol
 from operando.acquisition.experiment import run_experiment
 from operando.devices.techniques import TECHNIQUE_CODES
 from operando.plans.protocol import compile_protocol
 from operando.sim_devices.materials import preset
+from operando.storage.catalog import open_catalog
 
 PROTOCOL = Path(__file__).parent / "protocols" / "characterisation_short.yaml"
 

@@ -70,7 +70,7 @@ class DocumentSubscription:
         if task is not None:
             task.cancel()
 
-    def __enter__(self) -> "DocumentSubscription":
+    def __enter__(self) -> DocumentSubscription:
         return self
 
     def __exit__(self, *exc) -> None:

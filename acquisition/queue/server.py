@@ -63,13 +63,20 @@ def manager_command(
     env.update({DATA_ENV: str(data_dir), DOCS_IN_ENV: docs_in, DOCS_OUT_ENV: docs_out})
     argv = [
         _start_re_manager(),
-        "--startup-dir", str(STARTUP_DIR),
-        "--existing-plans-devices", str(plans_file),
-        "--user-group-permissions", str(PERMISSIONS),
-        "--zmq-control-addr", control,
-        "--zmq-info-addr", info,
-        "--redis-addr", redis,
-        "--redis-name-prefix", redis_prefix,
+        "--startup-dir",
+        str(STARTUP_DIR),
+        "--existing-plans-devices",
+        str(plans_file),
+        "--user-group-permissions",
+        str(PERMISSIONS),
+        "--zmq-control-addr",
+        control,
+        "--zmq-info-addr",
+        info,
+        "--redis-addr",
+        redis,
+        "--redis-name-prefix",
+        redis_prefix,
     ]
     return argv, env
 
@@ -81,7 +88,9 @@ def _start_re_manager() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m operando.acquisition.queue.server", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m operando.acquisition.queue.server", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--data", help=f"data directory (default: ${DATA_ENV} or ./data)")
     parser.add_argument("--control", default=DEFAULT_CONTROL, help="control socket (default %(default)s)")
     parser.add_argument("--info", default=DEFAULT_INFO, help="info socket (default %(default)s)")
@@ -92,8 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cmd, env = manager_command(
-            resolve_data_dir(args.data), control=args.control, info=args.info, docs_in=args.docs_in,
-            docs_out=args.docs_out, redis=args.redis, redis_prefix=args.redis_prefix,
+            resolve_data_dir(args.data),
+            control=args.control,
+            info=args.info,
+            docs_in=args.docs_in,
+            docs_out=args.docs_out,
+            redis=args.redis,
+            redis_prefix=args.redis_prefix,
         )
     except UnsafeAddressError as exc:
         print(f"operando queue server: {exc}", file=sys.stderr)

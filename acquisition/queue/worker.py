@@ -15,10 +15,10 @@ import asyncio
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 
-from operando.storage.catalog import open_catalog, resolve_data_dir
 from operando.acquisition.config import load_profile, load_protocol
 from operando.acquisition.prepare import check_run, prepare_run
 from operando.acquisition.session import make_run_engine
+from operando.storage.catalog import open_catalog, resolve_data_dir
 
 from .documents import docs_addresses, make_publisher, start_proxy
 
@@ -53,8 +53,9 @@ def operando_protocol(protocol: str, profile: str = "sim", speed: float | None =
 
     # Devices connect in the RunEngine's loop, which runs this plan: build in a worker thread
     # while the RunEngine awaits it, instead of blocking its loop.
-    (built,) = yield from bps.wait_for([lambda: asyncio.to_thread(
-        prepare_run, prof, proto, data_dir, speed=speed, md=md, checked=checked)])
+    (built,) = yield from bps.wait_for(
+        [lambda: asyncio.to_thread(prepare_run, prof, proto, data_dir, speed=speed, md=md, checked=checked)]
+    )
     prepared = built.result()  # re-raises a build error (e.g. an instrument not answering)
 
     def flush():

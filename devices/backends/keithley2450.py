@@ -29,11 +29,10 @@ import threading
 from collections.abc import Sequence
 
 import numpy as np
+from pydantic import Field, PositiveFloat
 
 from operando.devices.clock import Clock, WallClock
 from operando.devices.drivers.keithley2450_smu import DEFAULT_TIMEOUT_MS, Keithley2450Smu, open_keithley2450
-from pydantic import Field, PositiveFloat
-
 from operando.devices.kinds import PotentiostatSettings
 from operando.devices.registry import BackendSpec, BuildContext, Capability, register
 from operando.devices.safety import UnsupportedTechnique
@@ -174,8 +173,12 @@ class Keithley2450Backend(StepPrograms):
                 self.smu.output_off()
             return
         except Exception as exc:
-            log.warning("%s: output off failed (%r)%s", self.description, exc,
-                        "; reconnecting to retry" if self._resource else "")
+            log.warning(
+                "%s: output off failed (%r)%s",
+                self.description,
+                exc,
+                "; reconnecting to retry" if self._resource else "",
+            )
         if self._resource is None:
             return
         try:
@@ -236,10 +239,16 @@ def _build(ctx: BuildContext) -> Keithley2450Backend:
     return backend
 
 
-register(BackendSpec(
-    kind="potentiostat", name="keithley2450", settings=Keithley2450Settings, build=_build,
-    summary="a Keithley 2450 SourceMeter through pymeasure (a source-measure unit: no "
-            "frequency-response analyser, so no impedance)",
-    capabilities=Keithley2450Backend.capabilities, techniques=Keithley2450Backend.techniques,
-    address="a VISA resource (e.g. TCPIP::192.168.1.20::5025::SOCKET or USB0::...)",
-))
+register(
+    BackendSpec(
+        kind="potentiostat",
+        name="keithley2450",
+        settings=Keithley2450Settings,
+        build=_build,
+        summary="a Keithley 2450 SourceMeter through pymeasure (a source-measure unit: no "
+        "frequency-response analyser, so no impedance)",
+        capabilities=Keithley2450Backend.capabilities,
+        techniques=Keithley2450Backend.techniques,
+        address="a VISA resource (e.g. TCPIP::192.168.1.20::5025::SOCKET or USB0::...)",
+    )
+)

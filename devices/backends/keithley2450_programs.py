@@ -71,7 +71,7 @@ class StepPrograms:
         return None
 
     def _cccv(self, t: ConstantCurrentConstantVoltage) -> None:
-        tapered = lambda e, i: abs(i) <= t.i_cutoff_A  # noqa: E731
+        tapered = lambda e, i: abs(i) <= t.i_cutoff_A
         if t.current_A > 0 and t.e_hold_V > 0:
             # the instrument's own compliance holds e_hold_V: no gap between CC and CV
             self.apply(self.smu.source_current, t.current_A, t.e_hold_V)

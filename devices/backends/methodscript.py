@@ -18,10 +18,9 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
-
-from operando.devices.drivers.methodscript import MethodScriptDriver, MethodScriptError
 from pydantic import Field, PositiveFloat, PositiveInt
 
+from operando.devices.drivers.methodscript import MethodScriptDriver, MethodScriptError
 from operando.devices.drivers.methodscript_protocol import (
     DataPackage,
     EndOfScript,
@@ -84,8 +83,7 @@ class MethodScriptPotentiostatBackend:
                 build_script([step], self.options)
             except (ValueError, TypeError) as exc:
                 raise UnsupportedTechnique(
-                    f"{self.description}: step {step.step} ({step.technique.kind}) has no "
-                    f"MethodSCRIPT: {exc}"
+                    f"{self.description}: step {step.step} ({step.technique.kind}) has no MethodSCRIPT: {exc}"
                 ) from exc
 
     async def start(self, steps: Sequence[ScheduledStep]) -> None:
@@ -179,8 +177,17 @@ class MethodScriptPotentiostatBackend:
         f_var = package.first("dc")
         if f_var is not None:
             z_re, z_im = package.first("cc"), package.first("cd")
-            self._z_rows.append((t, f_var.value, z_re.value if z_re else np.nan,
-                                 z_im.value if z_im else np.nan, e_var.value, current, number))
+            self._z_rows.append(
+                (
+                    t,
+                    f_var.value,
+                    z_re.value if z_re else np.nan,
+                    z_im.value if z_im else np.nan,
+                    e_var.value,
+                    current,
+                    number,
+                )
+            )
 
     def _drain(self) -> dict[str, np.ndarray]:
         rows, self._rows = self._rows, []
@@ -203,18 +210,26 @@ def _build(ctx: BuildContext) -> MethodScriptPotentiostatBackend:
     driver = MethodScriptDriver(ctx.address, baudrate=s.baudrate)
     backend = MethodScriptPotentiostatBackend(
         driver,
-        ScriptOptions(sample_interval_s=s.sample_interval_s, potential_range_V=s.potential_range_V,
-                      steps_per_script=s.steps_per_script),
+        ScriptOptions(
+            sample_interval_s=s.sample_interval_s,
+            potential_range_V=s.potential_range_V,
+            steps_per_script=s.steps_per_script,
+        ),
         clock=ctx.clock.time,
     )
     ctx.on_close(backend.close, first=True)  # the port closes before any simulator stops
     return backend
 
 
-register(BackendSpec(
-    kind="potentiostat", name="methodscript", settings=MethodScriptSettings, build=_build,
-    summary="a PalmSens EmStat4/Nexus running MethodSCRIPT over USB-CDC serial (no hold)",
-    capabilities=MethodScriptPotentiostatBackend.capabilities,
-    techniques=MethodScriptPotentiostatBackend.techniques,
-    address="a serial port (e.g. /dev/ttyACM0)",
-))
+register(
+    BackendSpec(
+        kind="potentiostat",
+        name="methodscript",
+        settings=MethodScriptSettings,
+        build=_build,
+        summary="a PalmSens EmStat4/Nexus running MethodSCRIPT over USB-CDC serial (no hold)",
+        capabilities=MethodScriptPotentiostatBackend.capabilities,
+        techniques=MethodScriptPotentiostatBackend.techniques,
+        address="a serial port (e.g. /dev/ttyACM0)",
+    )
+)

@@ -147,8 +147,7 @@ def _cccv(tech: ConstantCurrentConstantVoltage, dt: float, bandwidth: float, opt
         "if t < tend",
         f"set_pgstat_mode {PGSTAT_MODE_POTENTIOSTAT}",
         f"set_e {_lit(tech.e_hold_V)}",
-        *ca_loop(tech.e_hold_V, dt, run_time, [*if_break(*current_cutoff(tech.i_cutoff_A)),
-                                               *if_break("t >= tend")]),
+        *ca_loop(tech.e_hold_V, dt, run_time, [*if_break(*current_cutoff(tech.i_cutoff_A)), *if_break("t >= tend")]),
         "endif",
     ]
 

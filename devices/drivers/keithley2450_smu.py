@@ -31,8 +31,9 @@ def open_keithley2450(resource: str, timeout_ms: int = DEFAULT_TIMEOUT_MS, visa_
     pyvisa-py leaves Nagle's algorithm on for sockets (VISA's default is TCPIP_NODELAY true): a
     command followed by a query then waits for the peer's delayed ACK, ~40 ms per exchange.
     """
-    k = Keithley2450(resource, visa_library=visa_library, read_termination="\n",
-                     write_termination="\n", timeout=timeout_ms)
+    k = Keithley2450(
+        resource, visa_library=visa_library, read_termination="\n", write_termination="\n", timeout=timeout_ms
+    )
     if resource.upper().endswith("::SOCKET"):
         _no_delay(k.adapter.connection)
     return k

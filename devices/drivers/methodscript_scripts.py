@@ -102,8 +102,7 @@ def if_break(*conditions: str) -> list[str]:
 def cp_loop(current_A: float, interval_s: float, run_time_s: float, body: Sequence[str] = ()) -> list[str]:
     """Chronopotentiometry at ``current_A``: a package every ``interval_s``, then ``body``."""
     return [
-        f"meas_loop_cp ewe iwe {format_literal(current_A)} {format_literal(interval_s)} "
-        f"{format_literal(run_time_s)}",
+        f"meas_loop_cp ewe iwe {format_literal(current_A)} {format_literal(interval_s)} {format_literal(run_time_s)}",
         *package("t", "ewe", "iwe", "step_no"),
         *body,
         "endloop",
@@ -121,8 +120,7 @@ def ocp_loop(interval_s: float, run_time_s: float) -> list[str]:
 def ca_loop(e_V: float, interval_s: float, run_time_s: float, body: Sequence[str] = ()) -> list[str]:
     """Chronoamperometry at ``e_V``: a package every ``interval_s``, then ``body``."""
     return [
-        f"meas_loop_ca ewe iwe {format_literal(e_V)} {format_literal(interval_s)} "
-        f"{format_literal(run_time_s)}",
+        f"meas_loop_ca ewe iwe {format_literal(e_V)} {format_literal(interval_s)} {format_literal(run_time_s)}",
         *package("t", "ewe", "iwe", "step_no"),
         *body,
         "endloop",
@@ -152,9 +150,7 @@ def cv_loop(
     ]
 
 
-def _impedance_loop(
-    loop: str, amplitude: str, f_max_Hz: float, f_min_Hz: float, n: int, dc: str
-) -> list[str]:
+def _impedance_loop(loop: str, amplitude: str, f_max_Hz: float, f_min_Hz: float, n: int, dc: str) -> list[str]:
     return [
         f"{loop} f zre zim {amplitude} {format_literal(f_max_Hz)} {format_literal(f_min_Hz)} "
         f"{format_integer_literal(n)} {dc}",

@@ -13,7 +13,7 @@ from pydantic import Field
 from operando.devices.kinds import MagnetometerSettings, RamanSettings
 from operando.devices.magnetometer import MomentReading
 from operando.devices.raman import SpectrumReading
-from operando.devices.registry import BackendSpec, BuildContext, Capability, register
+from operando.devices.registry import BackendSpec, Capability, register
 
 from ..lab import SimLab
 
@@ -35,9 +35,8 @@ async def _exposure(lab: SimLab, seconds: float, trigger_source) -> tuple[float,
 
 class SimMagnetometerBackend:
     capabilities = frozenset({Capability.TRIGGER_IN})
-    def __init__(
-        self, lab: SimLab, field_T: float = 1.0, temperature_K: float = 300.0, trigger_source=None
-    ):
+
+    def __init__(self, lab: SimLab, field_T: float = 1.0, temperature_K: float = 300.0, trigger_source=None):
         self.lab = lab
         self.trigger_source = trigger_source  # a SimPotentiostatBackend: hardware-triggered
         self.field_T = field_T
@@ -68,6 +67,7 @@ class SimMagnetometerBackend:
 
 class SimRamanBackend:
     capabilities = frozenset({Capability.TRIGGER_IN})
+
     def __init__(self, lab: SimLab, trigger_source=None):
         self.lab = lab
         self.trigger_source = trigger_source  # a SimPotentiostatBackend: hardware-triggered
@@ -98,17 +98,28 @@ class SimMagnetometerSettings(MagnetometerSettings):
     temperature_K: float = Field(300.0, gt=0)
 
 
-register(BackendSpec(
-    kind="magnetometer", name="sim", settings=SimMagnetometerSettings,
-    build=lambda ctx: SimMagnetometerBackend(
-        ctx.lab, ctx.settings.field_T, ctx.settings.temperature_K, trigger_source=ctx.trigger_source),
-    summary="a simulated SQUID-VSM at a fixed field and temperature, reading the simulated cell",
-    capabilities=SimMagnetometerBackend.capabilities, simulated=True,
-))
+register(
+    BackendSpec(
+        kind="magnetometer",
+        name="sim",
+        settings=SimMagnetometerSettings,
+        build=lambda ctx: SimMagnetometerBackend(
+            ctx.lab, ctx.settings.field_T, ctx.settings.temperature_K, trigger_source=ctx.trigger_source
+        ),
+        summary="a simulated SQUID-VSM at a fixed field and temperature, reading the simulated cell",
+        capabilities=SimMagnetometerBackend.capabilities,
+        simulated=True,
+    )
+)
 
-register(BackendSpec(
-    kind="raman", name="sim", settings=RamanSettings,
-    build=lambda ctx: SimRamanBackend(ctx.lab, trigger_source=ctx.trigger_source),
-    summary="a simulated Raman spectrometer whose bands follow the simulated cell",
-    capabilities=SimRamanBackend.capabilities, simulated=True,
-))
+register(
+    BackendSpec(
+        kind="raman",
+        name="sim",
+        settings=RamanSettings,
+        build=lambda ctx: SimRamanBackend(ctx.lab, trigger_source=ctx.trigger_source),
+        summary="a simulated Raman spectrometer whose bands follow the simulated cell",
+        capabilities=SimRamanBackend.capabilities,
+        simulated=True,
+    )
+)

@@ -13,7 +13,7 @@ import numpy as np
 
 from operando.devices.configuration import StrictModel
 from operando.devices.kinds import PotentiostatSettings
-from operando.devices.registry import BuildContext, BackendSpec, Capability, register
+from operando.devices.registry import BackendSpec, BuildContext, Capability, register
 from operando.devices.safety import UnsupportedTechnique
 from operando.devices.techniques import TECHNIQUE_CODES, ScheduledStep
 
@@ -113,9 +113,15 @@ def _build(ctx: BuildContext) -> SimPotentiostatBackend:
     return SimPotentiostatBackend(ctx.lab, None if clock is None else (clock.offset_s, clock.drift_ppm))
 
 
-register(BackendSpec(
-    kind="potentiostat", name="sim", settings=SimPotentiostatSettings, build=_build,
-    summary="the simulated potentiostat: every technique on the simulated cell",
-    capabilities=SimPotentiostatBackend.capabilities, techniques=SimPotentiostatBackend.techniques,
-    simulated=True,
-))
+register(
+    BackendSpec(
+        kind="potentiostat",
+        name="sim",
+        settings=SimPotentiostatSettings,
+        build=_build,
+        summary="the simulated potentiostat: every technique on the simulated cell",
+        capabilities=SimPotentiostatBackend.capabilities,
+        techniques=SimPotentiostatBackend.techniques,
+        simulated=True,
+    )
+)

@@ -19,6 +19,7 @@ from ..skpm import SimSkpmPhysics
 
 class SimSkpmBackend:
     capabilities = frozenset({Capability.MAPPING})
+
     def __init__(self, lab: SimLab, physics: SimSkpmPhysics | None = None):
         self.lab = lab
         self.physics = physics or lab.skpm
@@ -40,8 +41,14 @@ class SimSkpmBackend:
         return SkpmFrame(start, clock.time(), topo, cpd)
 
 
-register(BackendSpec(
-    kind="skpm", name="sim", settings=SkpmSettings, build=lambda ctx: SimSkpmBackend(ctx.lab),
-    summary="a simulated SKPM mapping a heterointerface whose space charge follows the cell",
-    capabilities=SimSkpmBackend.capabilities, simulated=True,
-))
+register(
+    BackendSpec(
+        kind="skpm",
+        name="sim",
+        settings=SkpmSettings,
+        build=lambda ctx: SimSkpmBackend(ctx.lab),
+        summary="a simulated SKPM mapping a heterointerface whose space charge follows the cell",
+        capabilities=SimSkpmBackend.capabilities,
+        simulated=True,
+    )
+)

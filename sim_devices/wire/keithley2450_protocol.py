@@ -39,8 +39,7 @@ from .keithley2450_source import SourceState, advance, terminal_reading
 
 IDN = "KEITHLEY INSTRUMENTS,MODEL 2450,SIM2450,1.7.12b"
 ERROR_QUEUE_LENGTH = 32
-_FUNCTIONS = {"CURR": "CURR", "CURRENT": "CURR", "VOLT": "VOLT", "VOLTAGE": "VOLT",
-              "RES": "RES", "RESISTANCE": "RES"}
+_FUNCTIONS = {"CURR": "CURR", "CURRENT": "CURR", "VOLT": "VOLT", "VOLTAGE": "VOLT", "RES": "RES", "RESISTANCE": "RES"}
 
 
 class Keithley2450Simulator:
@@ -109,9 +108,14 @@ class Keithley2450Simulator:
     def _commands(self):
         s = self
         return [
-            ("*IDN", s._idn), ("*RST", s._rst), ("*CLS", s._cls), ("*OPC", s._opc),
-            ("*WAI", s._nothing), ("*TRG", s._nothing),
-            ("SYSTem:ERRor[:NEXT]", s._syst_err), ("SYSTem:CLEar", s._cls),
+            ("*IDN", s._idn),
+            ("*RST", s._rst),
+            ("*CLS", s._cls),
+            ("*OPC", s._opc),
+            ("*WAI", s._nothing),
+            ("*TRG", s._nothing),
+            ("SYSTem:ERRor[:NEXT]", s._syst_err),
+            ("SYSTem:CLEar", s._cls),
             ("SYSTem:BEEPer[:IMMediate]", s._nothing),
             ("SOURce:FUNCtion[:MODE]", s._sour_func),
             ("SOURce:CURRent[:LEVel][:IMMediate][:AMPLitude]", s._level("CURR")),
@@ -120,10 +124,14 @@ class Keithley2450Simulator:
             ("SOURce:VOLTage:ILIMit[:LEVel]", s._limit("VOLT")),
             ("SOURce:CURRent:READ:BACK", s._readback),
             ("SOURce:VOLTage:READ:BACK", s._readback),
-            ("SOURce:CURRent:RANGe", s._setting), ("SOURce:CURRent:RANGe:AUTO", s._setting),
-            ("SOURce:VOLTage:RANGe", s._setting), ("SOURce:VOLTage:RANGe:AUTO", s._setting),
-            ("SOURce:CURRent:DELay", s._setting), ("SOURce:CURRent:DELay:AUTO", s._setting),
-            ("SOURce:VOLTage:DELay", s._setting), ("SOURce:VOLTage:DELay:AUTO", s._setting),
+            ("SOURce:CURRent:RANGe", s._setting),
+            ("SOURce:CURRent:RANGe:AUTO", s._setting),
+            ("SOURce:VOLTage:RANGe", s._setting),
+            ("SOURce:VOLTage:RANGe:AUTO", s._setting),
+            ("SOURce:CURRent:DELay", s._setting),
+            ("SOURce:CURRent:DELay:AUTO", s._setting),
+            ("SOURce:VOLTage:DELay", s._setting),
+            ("SOURce:VOLTage:DELay:AUTO", s._setting),
             ("[SENSe]:FUNCtion[:ON]", s._sens_func),
             ("[SENSe]:CURRent[:DC]:RANGe[:UPPer]", s._setting),
             ("[SENSe]:CURRent[:DC]:RANGe:AUTO", s._setting),
@@ -145,13 +153,20 @@ class Keithley2450Simulator:
             ("OUTPut:CURRent:SMODe", s._smod("CURR")),
             ("OUTPut:VOLTage:SMODe", s._smod("VOLT")),
             ("READ", s._read),
-            ("MEASure[:VOLTage]", s._measure("VOLT")), ("MEASure:CURRent", s._measure("CURR")),
-            ("TRACe:POINts", s._setting), ("TRACe:CLEar", s._nothing),
-            ("TRACe:FEED:CONTrol", s._setting), ("TRACe:STATistics:AVERage", s._stat("mean")),
-            ("TRACe:STATistics:MAXimum", s._stat("max")), ("TRACe:STATistics:MINimum", s._stat("min")),
+            ("MEASure[:VOLTage]", s._measure("VOLT")),
+            ("MEASure:CURRent", s._measure("CURR")),
+            ("TRACe:POINts", s._setting),
+            ("TRACe:CLEar", s._nothing),
+            ("TRACe:FEED:CONTrol", s._setting),
+            ("TRACe:STATistics:AVERage", s._stat("mean")),
+            ("TRACe:STATistics:MAXimum", s._stat("max")),
+            ("TRACe:STATistics:MINimum", s._stat("min")),
             ("TRACe:STATistics:STDDev", s._stat("std")),
-            ("STATus:PRESet", s._nothing), ("ABORt", s._nothing), ("INITiate[:IMMediate]", s._nothing),
-            ("ROUTe:TERMinals", s._setting), ("TRIGger:COUNt", s._setting),
+            ("STATus:PRESet", s._nothing),
+            ("ABORt", s._nothing),
+            ("INITiate[:IMMediate]", s._nothing),
+            ("ROUTe:TERMinals", s._setting),
+            ("TRIGger:COUNt", s._setting),
         ]
 
     # ---- handlers ----------------------------------------------------------------------------
@@ -207,6 +222,7 @@ class Keithley2450Simulator:
             if self.source.function == function:
                 self.source.in_compliance = False  # re-evaluated from the next interval on
             return None
+
         return handler
 
     def _limit(self, function: str):
@@ -220,6 +236,7 @@ class Keithley2450Simulator:
                 raise ScpiError(*ILLEGAL_PARAMETER)
             setattr(self.source, attr, value)
             return None
+
         return handler
 
     def _readback(self, unit):
@@ -260,6 +277,7 @@ class Keithley2450Simulator:
                 raise ScpiError(*ILLEGAL_PARAMETER)
             self.output_off_mode[function] = word
             return None
+
         return handler
 
     # ---- measurements ------------------------------------------------------------------------
@@ -310,6 +328,7 @@ class Keithley2450Simulator:
             v, i = self._reading()
             self._remember(v, i)
             return format_number(self._value(function, v, i))
+
         return handler
 
     def _remember(self, v: float, i: float) -> None:
@@ -323,6 +342,7 @@ class Keithley2450Simulator:
             column = readings[:, 0 if self.sense_function == "VOLT" else 1]
             fn = {"mean": np.mean, "max": np.max, "min": np.min, "std": np.std}[kind]
             return format_number(float(fn(column)))
+
         return handler
 
     # ---- what tests and in-process users may look at -------------------------------------------

@@ -21,7 +21,7 @@ class ScpiError(Exception):
     """An SCPI error for the error queue: code (negative = standard SCPI) and message."""
 
     def __init__(self, code: int, message: str):
-        super().__init__(f"{code},\"{message}\"")
+        super().__init__(f'{code},"{message}"')
         self.code = code
         self.message = message
 

@@ -81,7 +81,7 @@ class Keithley2450Server:
         while not self._stop.is_set():
             try:
                 client, _addr = self._listener.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -100,7 +100,7 @@ class Keithley2450Server:
         while not self._stop.is_set() and self._client is client:
             try:
                 chunk = client.recv(65536)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -146,11 +146,17 @@ def _serve_on_lab(lab) -> Served:
     return Served(server.start(), server.stop)
 
 
-register_wire_simulator(WireSimulator(
-    "potentiostat", "keithley2450", _serve_on_lab,
-    "a simulated Keithley 2450 speaking SCPI on a loopback TCP socket",
-    command="keithley2450", main=main, virtual_clock=False,
-))
+register_wire_simulator(
+    WireSimulator(
+        "potentiostat",
+        "keithley2450",
+        _serve_on_lab,
+        "a simulated Keithley 2450 speaking SCPI on a loopback TCP socket",
+        command="keithley2450",
+        main=main,
+        virtual_clock=False,
+    )
+)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ with ``endloop``; ``if``/``elseif``/``else``/``endif``; ``breakloop``; everythin
 
 Measurement loops: ``meas_loop_ocp``, ``_cp``, ``_ca``, ``_lsv``, ``_cv`` (optional
 ``nscans(N)``), ``_eis`` and ``_geis``. Not implemented (rejected as unknown commands): arrays,
-send_string, file and GPIO commands, the other techniques. A load error is reported as code 0x4001 with the 1-based line (after the
-``e`` line) and column: which codes the real firmware uses for which fault is not confirmed.
+send_string, file and GPIO commands, the other techniques. A load error is reported as code
+0x4001 with the 1-based line (after the ``e`` line) and column: which codes the real firmware
+uses for which fault is not confirmed.
 """
 
 from __future__ import annotations
@@ -143,8 +144,12 @@ def parse_script(lines: list[str]) -> Program:
                 if name == "var":
                     if not _NAME.match(arg):
                         raise fail("bad variable name", i)
-                elif name == "store_var" and i == 2 or name in ("set_range", "set_autoranging",
-                                                                 "set_range_minmax") and i == 0:
+                elif (
+                    name == "store_var"
+                    and i == 2
+                    or name in ("set_range", "set_autoranging", "set_range_minmax")
+                    and i == 0
+                ):
                     if not re.match(r"^[a-z]{2}$", arg):
                         raise fail("bad variable type", i)
                 elif name == "cell_on" or name == "meas_loop_cv" and i == 7 and NSCANS.match(arg):

@@ -163,9 +163,7 @@ class MethodScriptSimulator:
             return
         self._write_line("e")
         self._script_running = True
-        self._runner = threading.Thread(
-            target=self._run, args=(program,), name="methodscript-script", daemon=True
-        )
+        self._runner = threading.Thread(target=self._run, args=(program,), name="methodscript-script", daemon=True)
         self._runner.start()
 
     def _run(self, program) -> None:
@@ -202,11 +200,16 @@ def _serve_on_lab(lab) -> Served:
     return Served(simulator.start(), simulator.stop)
 
 
-register_wire_simulator(WireSimulator(
-    "potentiostat", "methodscript", _serve_on_lab,
-    "a simulated PalmSens EmStat4 speaking MethodSCRIPT on a pseudo-terminal",
-    command="potentiostat-methodscript", main=main,
-))
+register_wire_simulator(
+    WireSimulator(
+        "potentiostat",
+        "methodscript",
+        _serve_on_lab,
+        "a simulated PalmSens EmStat4 speaking MethodSCRIPT on a pseudo-terminal",
+        command="potentiostat-methodscript",
+        main=main,
+    )
+)
 
 
 if __name__ == "__main__":

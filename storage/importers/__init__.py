@@ -29,8 +29,7 @@ def import_file(path: Path, client, data_dir: Path, sample: dict | None = None) 
         table = read_multivu(path)
     else:
         raise ImportFormatError(
-            f"{path}: unknown file type {suffix!r} (expected BioLogic EC-Lab .mpr/.mpt or "
-            "Quantum Design MultiVu .dat)"
+            f"{path}: unknown file type {suffix!r} (expected BioLogic EC-Lab .mpr/.mpt or Quantum Design MultiVu .dat)"
         )
     return store_table(table, client, data_dir, sample=sample)
 

@@ -69,10 +69,13 @@ def read_eclab(path: Path) -> ImportedTable:
         "Ewe": ("V", np.asarray(data["Ewe/V"], dtype=float)),
         "I": ("A", current_A),
         "charge": ("mA*h", charge),
-        "cycle": ("", np.asarray(data["cycle number"], dtype=np.int64) if "cycle number" in names
-                  else np.zeros(len(t), dtype=np.int64)),
-        "step": ("", np.asarray(data["Ns"], dtype=np.int64) if "Ns" in names
-                 else np.zeros(len(t), dtype=np.int64)),
+        "cycle": (
+            "",
+            np.asarray(data["cycle number"], dtype=np.int64)
+            if "cycle number" in names
+            else np.zeros(len(t), dtype=np.int64),
+        ),
+        "step": ("", np.asarray(data["Ns"], dtype=np.int64) if "Ns" in names else np.zeros(len(t), dtype=np.int64)),
     }
     for name in names:
         key = "eclab_" + safe_key(name)

@@ -35,7 +35,7 @@ def read_multivu(path: Path) -> ImportedTable:
     if not text.lstrip().startswith("[Header]") or marker < 0:
         raise ImportFormatError(f"{path}: not a MultiVu .dat file (no [Header]/[Data] sections)")
     header_lines = text[:marker].splitlines()[1:]
-    rows = list(csv.reader(io.StringIO(text[marker + len("[Data]"):].lstrip("\r\n"))))
+    rows = list(csv.reader(io.StringIO(text[marker + len("[Data]") :].lstrip("\r\n"))))
     if not rows:
         raise ImportFormatError(f"{path}: [Data] section has no column header")
     names, body = rows[0], [r for r in rows[1:] if r]

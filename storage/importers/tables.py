@@ -83,9 +83,7 @@ def store_table(table: ImportedTable, client, data_dir: Path, sample: dict | Non
     try:
         emit("start", bundle.start_doc)
         writer.open()
-        desc = bundle.compose_descriptor(
-            name=table.stream, data_keys=writer.describe(f"import:{table.source.name}")
-        )
+        desc = bundle.compose_descriptor(name=table.stream, data_keys=writer.describe(f"import:{table.source.name}"))
         emit("descriptor", desc.descriptor_doc)
         for lo in range(0, table.rows, BLOCK_ROWS):
             writer.append({k: v[lo : lo + BLOCK_ROWS] for k, (_, v) in table.columns.items()})
@@ -94,8 +92,11 @@ def store_table(table: ImportedTable, client, data_dir: Path, sample: dict | Non
                     doc = {**doc, "run_start": uid}
                 else:  # what the RunEngine fills in for a live run
                     i = doc["indices"]
-                    doc = {**doc, "descriptor": desc.descriptor_doc["uid"],
-                           "seq_nums": {"start": i["start"] + 1, "stop": i["stop"] + 1}}
+                    doc = {
+                        **doc,
+                        "descriptor": desc.descriptor_doc["uid"],
+                        "seq_nums": {"start": i["start"] + 1, "stop": i["stop"] + 1},
+                    }
                 emit(name, doc)
         writer.close()
         stop = bundle.compose_stop(exit_status="success")
