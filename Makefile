@@ -8,7 +8,7 @@ SPEED ?= 2000
 export MPLBACKEND := Agg
 
 # (lint: the layer contracts, ruff lint and ruff format check; CI runs it before the tests)
-.PHONY: demo test lint bench clean-data venv postgres postgres-stop redis redis-stop queue-server
+.PHONY: demo test lint bench crash clean-data venv postgres postgres-stop redis redis-stop queue-server
 .PHONY: docs
 
 venv: $(STAMP)
@@ -48,6 +48,11 @@ bench: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --clean
 	@echo "Site built in site/ (open site/index.html)"
+
+# SIGKILL 20 real-time runs at chosen moments (exposure, map, hold, EIS, pause, suspension,
+# random), recover each, print the echem each lost against the simulator's record and the worst.
+crash: $(STAMP)
+	$(BIN)/python -m operando.benchmarks.crash_matrix --kills 20 --parallel 4
 
 clean-data:
 	rm -rf data

@@ -67,7 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--plan", help="plan name, e.g. operando_cycling, import_eclab")
     runs.add_argument("--since", help="started on/after YYYY-MM-DD[ HH:MM[:SS]]")
     runs.add_argument("--until", help="started before the end of YYYY-MM-DD (or before a time)")
-    runs.add_argument("--status", choices=["success", "abort", "fail", "incomplete"])
+    runs.add_argument(
+        "--status",
+        choices=["success", "abort", "fail", "recovered", "incomplete"],
+        help="how runs ended; recovered: closed by crash recovery (exit_status fail)",
+    )
     runs.add_argument("--tag", action="append", default=[], help="sample tag (repeat: all must match)")
     runs.set_defaults(func=_cmd_runs)
 

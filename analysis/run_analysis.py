@@ -76,7 +76,9 @@ def analyse_run(run, diffusion_length_m: float | None = None) -> Analysis:
     start = run.metadata["start"]
     label = f"run {start.get('uid', '?')[:8]}"
     out = Analysis(label, diffusion_length_m=diffusion_length_m, capacity_mAh=start.get("capacity_mAh"))
-    if "echem" in run:
+    if "echem" in run and not list(run["echem"]):
+        out.notes.append("the echem stream is empty (a run recovered before its first samples)")
+    elif "echem" in run:
         s = run["echem"]
         try:
             cols = {k: _column(s, k) for k in ("timestamp", "Ewe", "I", "charge", "step", "technique")}

@@ -42,12 +42,16 @@ def describe_run(run) -> str:
         f"  started   {format_time(row.start)}",
         f"  duration  {row.duration_s:.1f} s wall" if row.duration_s is not None else "  duration  -",
         f"  status    {row.status}",
-        "  streams:",
     ]
+    stop = run.metadata.get("stop") or {}
+    if stop.get("reason"):
+        lines.append(f"  reason    {stop['reason']}")
+    lines.append("  streams:")
     for name, n in stream_rows(run).items():
         lines.append(f"    {name:16} {n:>9} rows  ({', '.join(data_keys(run[name]))})")
-    if start.get("echem_stream", "echem") in run:
-        s = run[start.get("echem_stream", "echem")]
+    echem = start.get("echem_stream", "echem")
+    if echem in run and {"timestamp", "cycle", "I", "charge"} <= set(run[echem]):  # empty: no keys
+        s = run[echem]
         t = np.asarray(s["timestamp"].read())
         if t.size:
             lines.append(f"  experiment time  {(t[-1] - t[0]) / 3600:.3f} h")

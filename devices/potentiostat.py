@@ -38,6 +38,9 @@ from .timebase import TimebaseMapper
 # code, TECHNIQUE_CODES; the descriptor lists the names as ``choices``).
 STREAM_COLUMNS = {**ECHEM_COLUMNS, "instrument_time": ("s", "<f8"), "technique": ("", "<i8")}
 FAST_POLL_S = 0.002
+# Samples reach the disk (fsync) at least this often (wall), whatever the plan is doing — a long
+# frame, a pause, a suspension: recovery after a crash reads them from the file.
+SYNC_PERIOD_S = 0.5
 
 log = logging.getLogger(__name__)
 
@@ -175,10 +178,13 @@ class Potentiostat(StandardReadable):
 
     async def _acquire(self) -> None:
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = last_sync = loop.time()
         try:
             while True:
                 await self._poll_and_ingest()
+                if loop.time() - last_sync >= SYNC_PERIOD_S:
+                    self._writer.sync()
+                    last_sync = loop.time()
                 if self._backend.done:
                     # One last poll: samples measured between the previous poll and the end.
                     await self._poll_and_ingest()
@@ -200,7 +206,7 @@ class Potentiostat(StandardReadable):
             raise PotentiostatFault(f"{self.name}: {exc}") from exc
         finally:
             if self._writer is not None:
-                self._writer.flush()
+                self._writer.sync()
 
     async def _poll_and_ingest(self) -> None:
         # The arrival time is read before the poll, so our own processing never inflates it.

@@ -41,6 +41,7 @@ class HDF5StreamWriter:
         self._file: h5py.File | None = None
         self._datasets: dict[str, h5py.Dataset] = {}
         self._rows = 0
+        self._synced_rows = 0  # rows known to be on disk (fsync'd)
         self._announced_rows = 0
         self._bundles: dict[str, object] = {}
 
@@ -85,12 +86,18 @@ class HDF5StreamWriter:
             for ds in self._datasets.values():
                 ds.flush()
 
+    @property
+    def unsynced_rows(self) -> int:
+        return self._rows - self._synced_rows
+
     def sync(self) -> None:
-        """Flush, then fsync: the rows survive a power cut, not only a crash of this process."""
-        if self._file is not None:
+        """Flush, then fsync: the rows survive a power cut, not only a crash of this process.
+        Rows already synced are not synced again (the call is then free)."""
+        if self._file is not None and self._rows > self._synced_rows:
             self.flush()
             self._file.flush()
             os.fsync(self._file.id.get_vfd_handle())
+            self._synced_rows = self._rows
 
     def close(self) -> None:
         if self._file is not None:

@@ -3,9 +3,12 @@
 Everything lands in one run: the potentiostat's samples in stream ``echem`` (HDF5 fast path,
 announced every ``flush_period_s`` of wall time), and each detector's frames in its own stream,
 each frame stamped with the echem state at its exposure midpoint (``devices/frame_stamp.py``).
-The echem stream never waits for a detector unless a rule asks for a hold. Impedance
-spectra (PEIS/GEIS steps) go to stream ``impedance``, one event per frequency
-(``devices/impedance_record.py``).
+Echem never waits for a detector: while a frame is in flight (a 20 s exposure, a map of
+minutes) its rows are announced every ``flush_period_s`` all the same; the cell is held only when
+a rule asks for a hold. Impedance spectra (PEIS/GEIS steps) go to stream ``impedance``, one event
+per frequency (``devices/impedance_record.py``). While the RunEngine is paused or suspended no
+document can be emitted: the device keeps writing and fsync'ing its HDF5 file (every 0.5 s), and
+crash recovery announces whatever the file holds beyond the last StreamDatum.
 
 Pause (RunEngine ``request_pause``): the potentiostat is held at open circuit (still measured),
 detectors stop after their current frame; ``resume`` continues the sequence where it stopped.
@@ -16,9 +19,11 @@ reason.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -129,6 +134,9 @@ def operando_cycling(
     def body():
         yield from bps.declare_stream(potentiostat, name=ECHEM_STREAM, collect=True)
         yield from bps.kickoff(potentiostat, wait=True)
+        # At once, before any frame or pause: the StreamResources name the HDF5 file in the
+        # journal, so recovery can read every row the device writes to it from now on.
+        yield from bps.collect(potentiostat, name=ECHEM_STREAM)
         started = clock.time()
         evaluators = {d.stream: ScheduleEvaluator(list(d.rules), started, capacity_mAh) for d in detectors}
         frames = {d.stream: 0 for d in detectors}
@@ -143,7 +151,16 @@ def operando_cycling(
                 fired = evaluators[d.stream].update(new, now)
                 if fired:
                     ok = yield from _frame(
-                        d, fired, evaluators[d.stream], potentiostat, stamp, capacity_mAh, failure, clock
+                        d,
+                        fired,
+                        evaluators[d.stream],
+                        potentiostat,
+                        stamp,
+                        capacity_mAh,
+                        failure,
+                        clock,
+                        impedance,
+                        flush_period_s,
                     )
                     frames[d.stream] += ok
             if time.monotonic() - last_collect >= flush_period_s:
@@ -167,7 +184,9 @@ def operando_cycling(
             # now=-inf: the last samples may still cross a threshold; no time rule fires any more.
             fired = sorted(set(ev.update(new, float("-inf"))) | set(ev.finish()))
             if fired:
-                yield from _frame(d, fired, ev, potentiostat, stamp, capacity_mAh, failure, clock)
+                yield from _frame(
+                    d, fired, ev, potentiostat, stamp, capacity_mAh, failure, clock, impedance, flush_period_s
+                )
         yield from bps.collect(potentiostat, name=ECHEM_STREAM)
         yield from _impedance_rows(potentiostat, impedance)
         yield from bps.complete(potentiostat, wait=True)  # raises if the sequence ended in a fault
@@ -189,7 +208,34 @@ def _impedance_rows(potentiostat, impedance: ImpedancePoint):
         yield from bps.save()
 
 
-def _frame(d: DetectorSchedule, fired, evaluator, potentiostat, stamp, capacity_mAh, failure, clock):
+def _trigger_collecting_echem(device, potentiostat, impedance, flush_period_s: float):
+    """Trigger ``device`` and, while its frame is in flight, announce the echem rows (and impedance
+    rows) measured meanwhile every ``flush_period_s`` of wall time: a 20 s exposure or an SKPM map
+    of minutes never holds the electrochemistry back from the journal and the catalog. Raises
+    ``FailedStatus`` as ``trigger(wait=True)`` would."""
+    group = f"frame-{uuid.uuid4().hex}"
+    status = yield from bps.trigger(device, group=group)
+    while not status.done:
+        yield from bps.wait_for([lambda: _done_within(status, flush_period_s)])
+        yield from bps.collect(potentiostat, name=ECHEM_STREAM)
+        yield from _impedance_rows(potentiostat, impedance)
+    yield from bps.wait(group=group)
+
+
+async def _done_within(status, seconds: float) -> None:
+    """Return when ``status`` is done or after ``seconds`` (wall), whichever comes first."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    status.add_callback(lambda _s: loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None)))
+    try:
+        await asyncio.wait_for(done, seconds)
+    except TimeoutError:
+        pass
+
+
+def _frame(
+    d: DetectorSchedule, fired, evaluator, potentiostat, stamp, capacity_mAh, failure, clock, impedance, flush_period_s
+):
     """One detector frame, stamped with the echem state at its exposure midpoint.
 
     A detector that fails (disconnected, timed out) costs its frame, not the run: the failure
@@ -201,7 +247,7 @@ def _frame(d: DetectorSchedule, fired, evaluator, potentiostat, stamp, capacity_
     if hold:
         yield from bps.wait_for([lambda: potentiostat.hold(why)])
     try:
-        yield from bps.trigger(d.device, wait=True)
+        yield from _trigger_collecting_echem(d.device, potentiostat, impedance, flush_period_s)
     except FailedStatus as exc:  # the detector's own error; never a RunEngine abort/stop
         cause = exc.__cause__ or exc
         log.warning("%s: frame failed: %s", d.stream, cause)

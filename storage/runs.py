@@ -53,8 +53,19 @@ def run_row(run) -> RunRow:
         plan=start.get("plan_name", ""),
         sample=sample.get("name", "") if isinstance(sample, dict) else str(sample),
         duration_s=(stop["time"] - start["time"]) if stop.get("time") else None,
-        status=stop.get("exit_status", "running/incomplete") if stop else "running/incomplete",
+        status=run_status(stop),
     )
+
+
+def run_status(stop: dict | None) -> str:
+    """success, abort, fail; "recovered" for a run closed by crash recovery (its exit_status is
+    fail); "incomplete" for one recovered before recovery wrote schema-valid stops; "running" (or
+    a run whose process died and no command has recovered yet) when there is no stop."""
+    if not stop:
+        return "running/incomplete"
+    if stop.get("recovered"):
+        return "recovered"
+    return stop.get("exit_status", "?")
 
 
 def list_runs(client) -> list[RunRow]:
@@ -88,7 +99,8 @@ def search_runs(
     catalog database itself (SQLite or PostgreSQL), so it scales to many runs.
 
     ``sample`` and ``material`` match a substring of the start document's sample name/material;
-    ``plan`` and ``status`` (success, abort, fail, incomplete) match exactly; ``since``/``until``
+    ``plan`` and ``status`` (success, abort, fail; recovered: closed by crash recovery;
+    incomplete: recovered by an older version) match exactly; ``since``/``until``
     bound the start time (epoch seconds or dates, see ``parse_date``); every tag must be present.
     """
     from tiled.queries import Comparison, Contains, Eq, Like
@@ -100,7 +112,9 @@ def search_runs(
         results = results.search(Like("start.sample.material", f"%{material}%"))
     if plan:
         results = results.search(Eq("start.plan_name", plan))
-    if status:
+    if status == "recovered":
+        results = results.search(Comparison("gt", "stop.recovered.at", 0))
+    elif status:
         results = results.search(Eq("stop.exit_status", status))
     for tag in tags:
         results = results.search(Contains("start.sample.tags", tag))

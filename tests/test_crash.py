@@ -4,7 +4,8 @@ Each child runs a simulated experiment and, after every document it emits, appen
 progress file: its wall time and the rows emitted so far per stream. The parent kills it with
 SIGKILL at a chosen time, then runs `operando runs` on the data directory. The recovered run must
 hold every row the child had emitted one second before the kill (the stated bound), be closed
-with exit_status "incomplete", and read back with a plain h5py as well as through Tiled.
+as recovered (exit_status "fail", with a ``recovered`` record), and read back with a plain h5py as
+well as through Tiled. (tests/test_crash_matrix.py kills at chosen moments of the run instead.)
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ KILL_AFTER_S = {"sqlite": [0.0, 1.2, 3.0], "postgresql": [1.5]}
 
 
 @pytest.mark.parametrize("catalog_env", list(_backends()), indirect=True)
-def test_sigkill_mid_run_loses_at_most_a_second_and_is_closed_incomplete(catalog_env, tmp_path, monkeypatch, capsys):
+def test_sigkill_mid_run_loses_at_most_a_second_and_is_closed_as_recovered(catalog_env, tmp_path, monkeypatch, capsys):
     backend = "postgresql" if catalog_env else "sqlite"
     env = {**os.environ, **catalog_env}
     children = []
@@ -146,8 +147,8 @@ def test_sigkill_mid_run_loses_at_most_a_second_and_is_closed_incomplete(catalog
             monkeypatch.delenv(CATALOG_URI_ENV, raising=False)
         assert cli_main(["runs", "--data", str(data)]) == 0  # any command recovers first
         out = capsys.readouterr()
-        assert "recovered run" in out.err and "incomplete" in out.err
-        assert "incomplete" in out.out
+        assert "recovered run" in out.err
+        assert "recovered" in out.out
 
         assert not list(journal_dir(data).glob("*.open.jsonl"))
         (journal,) = journal_dir(data).glob("*.jsonl")
@@ -157,14 +158,15 @@ def test_sigkill_mid_run_loses_at_most_a_second_and_is_closed_incomplete(catalog
         with open_catalog(data) as cat:
             (run,) = cat.client.values()
             stop = run.metadata["stop"]
-            assert stop["exit_status"] == "incomplete"
+            assert stop["exit_status"] == "fail" and stop["recovered"]
             for stream, n in must_have.items():
                 got = _rows(run, stream)
                 assert got >= n, f"{stream}: {got} rows recovered, {n} emitted a second before"
-            # Losses actually seen (kill -9 leaves the page cache intact: expected zero).
+            # Losses actually seen (kill -9 leaves the page cache intact: expected zero; the
+            # echem file may even hold rows the plan had not announced yet).
             for stream, n in at_kill.items():
                 got = _rows(run, stream)
-                assert got == n, f"{stream}: {got} recovered of {n} emitted before the kill"
+                assert got >= n, f"{stream}: {got} recovered of {n} emitted before the kill"
             if _rows(run, "echem"):
                 ewe = np.asarray(run["echem"]["Ewe"].read())
                 (h5file,) = (data / "files").glob("*.h5")

@@ -254,6 +254,7 @@ def test_search_by_sample_material_plan_status_tags_and_dates(stored, tmp_path):
         assert result.uid in uids(search_runs(cat.client, tags=["demo"]))
         assert result.uid in uids(search_runs(cat.client, status="success"))
         assert not uids(search_runs(cat.client, status="incomplete"))
+        assert not uids(search_runs(cat.client, status="recovered"))
         # the imported run started 2026-11-20 (from the file), the live one today
         assert old.uid in uids(search_runs(cat.client, until="2026-11-20"))
         assert result.uid not in uids(search_runs(cat.client, until="2026-11-20"))
@@ -269,7 +270,7 @@ def test_cli_runs_filters_replay_and_import(stored, tmp_path, capsys):
     assert cli_main(["runs", "--sample", "cli-sample", "--data", str(data)]) == 0
     out = capsys.readouterr().out
     assert "cli-sample" in out and "Fe3O4" not in out
-    assert cli_main(["runs", "--status", "incomplete", "--data", str(data)]) == 0
+    assert cli_main(["runs", "--status", "recovered", "--data", str(data)]) == 0
     assert "no matching runs" in capsys.readouterr().out
     assert cli_main(["runs", "--since", "not-a-date", "--data", str(data)]) == 2
     assert cli_main(["replay", result.uid[:8], "--speed", "inf", "--data", str(data)]) == 0

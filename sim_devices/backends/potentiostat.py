@@ -6,6 +6,7 @@ it performs.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Optional
 
@@ -28,13 +29,21 @@ class SimPotentiostatBackend:
     capabilities = frozenset({Capability.HOLD, Capability.IMPEDANCE, Capability.TRIGGER_OUT})
     techniques = frozenset(TECHNIQUE_CODES)
 
-    def __init__(self, lab: SimLab, instrument_clock: tuple[float, float] | None = None):
+    def __init__(self, lab: SimLab, instrument_clock: tuple[float, float] | None = None, record_path=None):
         self.lab = lab
         self.description = f"simulated potentiostat ({lab.cell_description})"
         self.timebase = "host" if instrument_clock is None else "instrument"
         self._offset_s, drift_ppm = instrument_clock or (0.0, 0.0)
         self._drift = drift_ppm * 1e-6
         self._t_ref = lab.clock.time()
+        # The simulator's own record of every sample it hands over: little-endian float64 time
+        # stamps, one unbuffered write per poll, so a SIGKILL of this process loses none of it.
+        self._record = None if record_path is None else os.open(record_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+
+    def close(self) -> None:
+        record, self._record = self._record, None
+        if record is not None:
+            os.close(record)
 
     def instrument_time(self, t):
         """The instrument's clock reading at experiment time ``t`` (the simulator's truth)."""
@@ -71,6 +80,8 @@ class SimPotentiostatBackend:
         block = self.lab.potentiostat.drain()
         if self.timebase == "instrument":
             block["timestamp"] = self.instrument_time(block["timestamp"])
+        if self._record is not None and len(block["timestamp"]):
+            os.write(self._record, np.asarray(block["timestamp"], "<f8").tobytes())
         return block
 
     async def poll_impedance(self) -> dict[str, np.ndarray]:
@@ -106,11 +117,18 @@ class InstrumentClock(StrictModel):
 class SimPotentiostatSettings(PotentiostatSettings):
     # stamp samples with an instrument clock of its own, which the device must map (tests, demos)
     instrument_clock: Optional[InstrumentClock] = None
+    # append the time stamp of every sample handed over to this file (float64, little-endian):
+    # the simulator's own record, against which crash tests measure what a run lost
+    record_path: Optional[str] = None
 
 
 def _build(ctx: BuildContext) -> SimPotentiostatBackend:
-    clock = ctx.settings.instrument_clock
-    return SimPotentiostatBackend(ctx.lab, None if clock is None else (clock.offset_s, clock.drift_ppm))
+    clock, record = ctx.settings.instrument_clock, ctx.settings.record_path
+    backend = SimPotentiostatBackend(
+        ctx.lab, None if clock is None else (clock.offset_s, clock.drift_ppm), record_path=record
+    )
+    ctx.on_close(backend.close)
+    return backend
 
 
 register(
