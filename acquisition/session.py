@@ -36,16 +36,19 @@ def make_run_engine(catalog: Catalog, *, call_returns_result: bool = False) -> R
 
     Every document is first journaled (``RE.journal``: JSON lines in the data directory, written
     at once and fsync'd every second), then handed to the catalog writer, which runs on its own
-    thread (``RE.catalog_writer``) and writes its caches out every second. A run's stop document
-    waits for that writer, so when ``RE(plan)`` returns (or raises) the run is in the catalog, as a
-    user at the prompt expects; ``RE.catalog_writer.flush()`` also reports any write that failed.
+    thread (``RE.catalog_writer``) and writes its caches out every second (streamed rows every
+    ``rows_every_s``). A run's stop document waits for that writer — and for the journal's
+    compaction, which follows the stop into the catalog — so when ``RE(plan)`` returns (or
+    raises) the run is in the catalog, as a user at the prompt expects;
+    ``RE.catalog_writer.flush()`` also reports any write that failed.
     """
     md = JsonMetadataStore(catalog.data_dir / "run_engine.json")
     RE = OperandoRunEngine(md, call_returns_result=call_returns_result)
     RE.record_interruptions = True  # pauses and suspensions become the `interruptions` stream
     RE.journal = DocumentJournal(catalog.data_dir)
     RE.subscribe(RE.journal)  # first: on disk before anything slower sees it
-    RE.catalog_writer = BackgroundConsumer(FlushingTiledWriter(catalog.client))
+    # Once a run's stop is in the catalog, its journal is compacted (one .jsonl.gz; see journal.py).
+    RE.catalog_writer = BackgroundConsumer(FlushingTiledWriter(catalog.client, on_stored=RE.journal.compact))
     RE.subscribe(RE.catalog_writer)
     RE.subscribe(lambda name, doc: RE.catalog_writer.wait(), "stop")  # the run stored, then returned
     catalog.writers.append(RE.catalog_writer)  # flushed before the catalog closes

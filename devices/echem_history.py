@@ -2,7 +2,9 @@
 
 The HDF5 file holds everything; this keeps the last ``capacity`` samples so that a detector
 frame can be given the echem state at its exposure midpoint (interpolated) and schedules can
-scan new samples for threshold crossings, without touching the disk.
+scan new samples for threshold crossings, without touching the disk. The capacity bounds the
+memory of a run of any length (72 bytes a sample, twice the capacity at most: 14 MB for the
+default 100,000); an instant older than that is looked up in the file (``Potentiostat.state_at``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class EchemState:
 
 
 class EchemHistory:
-    def __init__(self, capacity: int = 1_000_000, columns: dict = ECHEM_COLUMNS):
+    def __init__(self, capacity: int = 100_000, columns: dict = ECHEM_COLUMNS):
         self.capacity = capacity
         # Storage of twice the capacity: appends are copies into free room, and only when it
         # is full are the newest ``capacity`` samples moved to the front (amortised O(1)).
@@ -49,6 +51,10 @@ class EchemHistory:
     def last_time(self) -> float | None:
         t = self._cols["timestamp"]
         return float(t[-1]) if t.size else None
+
+    def first_time(self, time_column: str = "timestamp") -> float | None:
+        """The oldest instant still kept (None when empty)."""
+        return float(self._store[time_column][0]) if self._fill else None
 
     def append(self, block: dict[str, np.ndarray]) -> None:
         n = len(block["timestamp"])
@@ -84,17 +90,25 @@ class EchemHistory:
         ts = self._cols[time_column]
         if ts.size == 0:
             return None
-        i = int(np.clip(np.searchsorted(ts, t, side="right") - 1, 0, ts.size - 1))
-        interp = {k: float(np.interp(t, ts, self._cols[k])) for k in ("Ewe", "I", "charge")}
+        i = int(np.searchsorted(ts, t, side="right") - 1)
+        lo, hi = max(i, 0), min(i + 2, ts.size)  # the two samples around t: O(log n) a lookup
+        return interpolate_state(t, {k: v[lo:hi] for k, v in self._cols.items()}, time_column, i - lo)
+
+
+def interpolate_state(t: float, rows: dict[str, np.ndarray], time_column: str, at: int) -> EchemState:
+    """The state at ``t`` from a few consecutive rows around it; ``at`` is the row at or before
+    ``t`` (-1 if ``t`` is before them all)."""
+    ts = rows[time_column]
+    at = int(np.clip(at, 0, ts.size - 1))
+    interp = {k: float(np.interp(t, ts, rows[k])) for k in ("Ewe", "charge")}
+    inst = rows.get("instrument_time")
+    return EchemState(
+        instrument_time=float(np.interp(t, ts, inst)) if inst is not None else float("nan"),
+        time=float(t),
+        Ewe=interp["Ewe"],
         # Current is a step function: take the sample's own value, not a blend across a step.
-        interp["I"] = float(self._cols["I"][i])
-        inst = self._cols.get("instrument_time")
-        return EchemState(
-            instrument_time=float(np.interp(t, ts, inst)) if inst is not None else float("nan"),
-            time=float(t),
-            Ewe=interp["Ewe"],
-            I=interp["I"],
-            charge=interp["charge"],
-            cycle=int(self._cols["cycle"][i]),
-            step=int(self._cols["step"][i]),
-        )
+        I=float(rows["I"][at]),
+        charge=interp["charge"],
+        cycle=int(rows["cycle"][at]),
+        step=int(rows["step"][at]),
+    )

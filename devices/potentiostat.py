@@ -25,7 +25,7 @@ from ophyd_async.core import (
 from ophyd_async.core import StandardReadableFormat as Format
 
 from .clock import Clock, WallClock
-from .echem_history import EchemHistory, EchemState
+from .echem_history import EchemHistory, EchemState, interpolate_state
 from .registry import Capability
 from .safety import ExcursionWatch, LimitError, check_steps
 from .stream_writer import HDF5StreamWriter
@@ -360,11 +360,20 @@ class Potentiostat(StandardReadable):
         through the newest clock mapping, on the instrument's own time stamps — or directly at
         ``instrument_time`` when that is known (a frame started by this instrument's trigger)."""
         if self.timebase_source != "instrument":
-            return self.history.state_at(t)
+            return self._state_at(t, "timestamp")
         if instrument_time is None:
             instrument_time = float(self.timebase.to_instrument(t))
-        state = self.history.state_at(instrument_time, "instrument_time")
+        state = self._state_at(instrument_time, "instrument_time")
         return None if state is None else dataclasses.replace(state, time=float(t))
+
+    def _state_at(self, t: float, time_column: str) -> EchemState | None:
+        """From the samples in memory, or — for an instant older than they reach back (the
+        midpoint of a long map at a high sample rate) — from the run's HDF5 file."""
+        first = self.history.first_time(time_column)
+        if first is None or t >= first or self._writer is None or not self._writer.is_open:
+            return self.history.state_at(t, time_column)
+        rows = self._writer.rows_around(t, time_column)
+        return interpolate_state(t, rows, time_column, rows["at"]) if rows else self.history.state_at(t, time_column)
 
     @property
     def timebase_source(self) -> str:

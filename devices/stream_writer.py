@@ -99,6 +99,25 @@ class HDF5StreamWriter:
             os.fsync(self._file.id.get_vfd_handle())
             self._synced_rows = self._rows
 
+    def rows_around(self, value: float, column: str) -> dict | None:
+        """The rows on both sides of ``value`` in a sorted ``column`` (binary search on the file,
+        a few single-row reads: no need to hold the run in memory), with ``at``: the index among
+        them of the row at or before ``value`` (-1 if before all). None when the file is empty."""
+        if self._file is None or self._rows == 0:
+            return None
+        ds = self._datasets[column]
+        lo, hi = 0, self._rows  # the first row > value lies in [lo, hi]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if ds[mid] <= value:
+                lo = mid + 1
+            else:
+                hi = mid
+        start, stop = max(lo - 1, 0), min(lo + 1, self._rows)
+        rows = {key: d[start:stop] for key, d in self._datasets.items()}
+        rows["at"] = lo - 1 - start
+        return rows
+
     def close(self) -> None:
         if self._file is not None:
             self.flush()

@@ -6,7 +6,9 @@ RunEngine only enqueues; one worker thread feeds the consumer in order.
 
 If the consumer caches (TiledWriter does, up to 10,000 rows), the worker also calls its
 ``flush_buffers()`` at least every ``flush_interval_s`` while anything is cached, so the catalog is
-never more than about a second behind the instruments — even during a week-long run.
+never more than about a second behind the instruments — even during a week-long run — except
+for what the consumer itself holds back on purpose (``FlushingTiledWriter`` registers streamed
+rows every ``rows_every_s``): while its ``cached()`` says so, the flushes go on, documents or not.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class BackgroundConsumer:
     def __init__(self, consumer, name: str = "catalog-writer", flush_interval_s: float = 1.0):
         self._consumer = consumer
         self._flush_buffers = getattr(consumer, "flush_buffers", None)
+        self._cached = getattr(consumer, "cached", None)  # something held back for a later flush
         self._flush_interval = flush_interval_s
         self._queue: queue.Queue = queue.Queue()
         self._errors: list[BaseException] = []
@@ -62,7 +65,10 @@ class BackgroundConsumer:
                     except Exception as exc:
                         log.exception("%s: periodic flush failed", self._thread.name)
                         self._errors.append(exc)
-                    pending, last_flush = False, time.monotonic()
+                    # Rows the consumer holds back (FlushingTiledWriter registers streamed rows
+                    # every rows_every_s) keep the timer running, documents or not (a pause).
+                    pending = bool(self._cached()) if self._cached is not None else False
+                    last_flush = time.monotonic()
 
     def wait(self) -> None:
         """Block until every document handed over so far is consumed (errors stay for flush)."""

@@ -22,12 +22,19 @@ the released behaviour (the benchmark's baseline).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Mapping
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from bluesky_tiled_plugins import TiledWriter
 from bluesky_tiled_plugins.writing._json_writer import JSONDictWriter, JSONLinesWriter
 from bluesky_tiled_plugins.writing.consolidators import ConsolidatorBase, Patch
 from bluesky_tiled_plugins.writing.tiled_writer import _ConditionalBackup, _RunWriter
+from event_model import Filler, RunRouter
+
+ROWS_EVERY_ENV = "OPERANDO_CATALOG_ROWS_EVERY_S"
+ROWS_EVERY_S = 30.0  # streamed rows registered with the catalog at most this often (and at the stop)
 
 
 class SeqNumRanges(Mapping):
@@ -138,17 +145,72 @@ class RangeRunWriter(_RunWriter):
         return sres_node, consolidator, patch
 
 
+def rows_every_s_from_env(default: float = ROWS_EVERY_S) -> float:
+    """``$OPERANDO_CATALOG_ROWS_EVERY_S`` (seconds, >= 0), else ``default``."""
+    raw = os.environ.get(ROWS_EVERY_ENV)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"${ROWS_EVERY_ENV} must be a number of seconds (got {raw!r})") from None
+    if not value >= 0:
+        raise ValueError(f"${ROWS_EVERY_ENV} must be >= 0 (got {raw!r})")
+    return value
+
+
+class StreamingFiller(Filler):
+    """The RunRouter's per-run Filler, passing documents through without caching or copying.
+
+    event_model's Filler keeps every StreamDatum (and Datum) of a run until the stop, to fill
+    events later, and unpacks and repacks every event page; TiledWriter registers external data
+    itself and never needs a filled event, so the caches only grew — by every datum a run
+    announced (16 per second here: about 1.4 GB a simulated day) — and the copies only cost time.
+    """
+
+    def datum(self, doc):
+        return doc
+
+    def event_page(self, doc):
+        return doc
+
+    def event(self, doc):
+        return doc
+
+    def stream_datum(self, doc):
+        return doc
+
+
 class FlushingTiledWriter(TiledWriter):
     """TiledWriter with ``flush_buffers()`` and ``close_run()``, registering rows as ranges.
 
-    ``stock_consolidation=True``: the plugin's per-run writer exactly as released (a dict entry
-    per row per column) — the path as it was before 2026-12, kept for the benchmark's baseline.
+    ``rows_every_s``: rows of arrays — streamed (StreamDatum) rows, and events of streams with
+    arrays (spectra, maps) — are registered with Tiled at most this often per run (default
+    ``$OPERANDO_CATALOG_ROWS_EVERY_S`` or ``ROWS_EVERY_S``; 0: at every flush), and always at
+    the stop; streams of scalars are written at every flush. ``on_stored(run_uid)`` is called
+    once a run's stop document is in the catalog. ``stock_consolidation=True``: the plugin's
+    per-run writer exactly as released (a dict entry per row per column) — the path as it was
+    before 2026-12, kept for the benchmark's baseline.
     """
 
-    def __init__(self, client, *, stock_consolidation: bool = False, **kwargs):
+    def __init__(
+        self,
+        client,
+        *,
+        stock_consolidation: bool = False,
+        rows_every_s: float | None = None,
+        on_stored: Callable[[str], object] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        **kwargs,
+    ):
         super().__init__(client, **kwargs)
+        self._run_router = RunRouter([self._factory], filler_class=StreamingFiller)
         self._run_writer_class = _RunWriter if stock_consolidation else RangeRunWriter
         self._run_writers: dict[str, _RunWriter] = {}
+        self.rows_every_s = rows_every_s_from_env() if rows_every_s is None else float(rows_every_s)
+        self._on_stored = on_stored
+        self._clock = clock
+        self._rows_registered: dict[str, float] = {}  # run uid -> clock() of its last registration
 
     def _factory(self, name, doc):
         # TiledWriter._factory of 2.0.12, with the per-run writer's class chosen here.
@@ -176,22 +238,52 @@ class FlushingTiledWriter(TiledWriter):
     def __call__(self, name, doc):
         super().__call__(name, doc)
         if name == "stop":
-            self._run_writers.pop(doc.get("run_start"), None)
+            run_uid = doc.get("run_start")
+            self._run_writers.pop(run_uid, None)
+            self._rows_registered.pop(run_uid, None)
+            if self._on_stored is not None:
+                try:
+                    self._on_stored(run_uid)
+                except Exception:  # the run is stored; what follows must not fail it
+                    logging.getLogger(__name__).exception("after storing run %s", run_uid)
 
-    def flush_buffers(self) -> int:
-        """Write every cached event row and StreamDatum now; returns the number of writes."""
+    def flush_buffers(self, *, force: bool = False) -> int:
+        """Write what is cached now: every stream of scalars (a table: appending adds nothing to
+        the catalog's records); array rows — StreamDatums and streams with arrays (spectra,
+        maps) — of each run whose array rows were last registered ``rows_every_s`` ago or more
+        (all of them with ``force``). Returns the number of writes."""
         writes = 0
-        for writer in list(self._run_writers.values()):
+        now = self._clock()
+        for run_uid, writer in list(self._run_writers.items()):
+            last = self._rows_registered.get(run_uid)
+            due = force or last is None or now - last >= self.rows_every_s
+            registered = False
             for desc_name, cache in writer._internal_data_cache.items():
-                if cache:
-                    writer._write_internal_data(cache, desc_node=writer._desc_nodes[desc_name])
-                    cache.clear()
-                    writes += 1
-            while writer._external_data_cache:
-                _, doc = writer._external_data_cache.popitem()
-                writer._write_external_data(doc)
+                if not cache:
+                    continue
+                arrays = writer._int_array_keys.get(desc_name) or writer._int_ragged_array_keys.get(desc_name)
+                if arrays and not due:
+                    continue  # held: each write would add a structure record with every chunk
+                writer._write_internal_data(cache, desc_node=writer._desc_nodes[desc_name])
+                cache.clear()
                 writes += 1
+                registered = registered or bool(arrays)
+            if due and writer._external_data_cache:
+                while writer._external_data_cache:
+                    _, doc = writer._external_data_cache.popitem()
+                    writer._write_external_data(doc)
+                    writes += 1
+                registered = True
+            if registered:
+                self._rows_registered[run_uid] = now
         return writes
+
+    def cached(self) -> bool:
+        """Whether anything is cached, to be written by a later ``flush_buffers()``."""
+        return any(
+            writer._external_data_cache or any(writer._internal_data_cache.values())
+            for writer in self._run_writers.values()
+        )
 
     def close_run(self, run_uid: str, stop_doc: dict) -> None:
         """End a run with a stop document the schema may not allow (recovery's "incomplete").
@@ -201,7 +293,8 @@ class FlushingTiledWriter(TiledWriter):
         run's metadata, where TiledWriter's own stop() puts it.
         """
         writer = self._run_writers[run_uid]
-        self.flush_buffers()
+        self.flush_buffers(force=True)
         writer.root_node.update_metadata(metadata={"stop": stop_doc}, drop_revision=True)
         writer._close_stream_tree()
         self._run_writers.pop(run_uid, None)
+        self._rows_registered.pop(run_uid, None)

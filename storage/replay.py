@@ -3,7 +3,10 @@
 The source is the run's document journal when the data directory has it — the documents exactly
 as the RunEngine emitted them, fast-path StreamResource/StreamDatum documents included (they
 point at the same HDF5 files) — else the catalog's own export (``run.documents()``, Tiled's
-json-seq exporter for BlueskyRun), e.g. for a run read from a remote server.
+json-seq exporter for BlueskyRun), e.g. for a run read from a remote server. The journal may be
+in segments (a run still going, or cut short) or compacted (``<uid>.jsonl.gz``): either way
+``read_journal`` gives its documents in order, StreamDatums that compaction merged expanded back
+into the ones emitted (same uids, rows, seq_nums, order), so nothing differs.
 
 Timing: each document is delivered when ``(its time - the start's time) / speed`` has passed
 since the replay began; documents without a time (StreamResource, StreamDatum) go with the

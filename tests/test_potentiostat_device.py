@@ -128,3 +128,39 @@ def test_kickoff_without_prepare_is_refused(RE, tmp_path):
         call_in_bluesky_event_loop(kickoff())
     assert lab.potentiostat.start_time is None
     assert np.isfinite(lab.cell.ewe_V)
+
+
+def test_an_instant_older_than_the_samples_in_memory_is_read_from_the_file(RE, tmp_path):
+    """The history in memory is bounded; the midpoint of a long frame at a high rate may be older
+    than it reaches: the state then comes from the run's HDF5 file, the same as from all rows."""
+    from operando.devices.echem_history import EchemHistory
+    from operando.devices.potentiostat import STREAM_COLUMNS
+
+    lab, dev = make(RE, tmp_path)
+    dev.history = EchemHistory(capacity=50, columns=STREAM_COLUMNS)
+    i = 1e-3
+    steps = [
+        step(ConstantCurrent(current_A=i, e_max_V=3.0, max_duration_s=600), 1),
+        step(ConstantCurrent(current_A=-i, e_min_V=0.01, max_duration_s=600), 2),
+    ]
+    RE(galvanostatic_cycling(dev, steps, lab.clock))
+    import h5py
+
+    (path,) = tmp_path.glob("potentiostat-*.h5")
+    with h5py.File(path, "r") as f:
+        full = {k: f[f"entry/{k}"][:] for k in STREAM_COLUMNS}
+    assert len(full["timestamp"]) > 200 and dev.history.first_time() > full["timestamp"][100]
+    # the run's writer has closed: look up through an open writer holding the same rows
+    from operando.devices.stream_writer import HDF5StreamWriter
+
+    writer = HDF5StreamWriter(tmp_path / "copy.h5", STREAM_COLUMNS)
+    writer.open()
+    writer.append(full)
+    dev._writer = writer
+    for t in (full["timestamp"][10] + 0.3, full["timestamp"][300] + 0.7):
+        state = dev.state_at(float(t))
+        k = int(np.searchsorted(full["timestamp"], t) - 1)
+        assert state.Ewe == pytest.approx(np.interp(t, full["timestamp"], full["Ewe"]))
+        assert state.charge == pytest.approx(np.interp(t, full["timestamp"], full["charge"]))
+        assert state.I == full["I"][k] and state.step == full["step"][k]
+    writer.close()
