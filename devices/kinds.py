@@ -7,6 +7,7 @@ backend, and the device is made the same way whichever backend is under it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
@@ -59,7 +60,15 @@ class DetectorKind:
 
 DETECTOR_KINDS: dict[str, DetectorKind] = {
     "magnetometer": DetectorKind(
-        MagnetometerSettings, lambda backend, s, name: Magnetometer(backend, s.averaging_s, name=name)
+        MagnetometerSettings,
+        lambda backend, s, name: Magnetometer(
+            backend,
+            s.averaging_s,
+            name=name,
+            # backends that set field and temperature declare their ranges in their settings
+            field_range_T=getattr(s, "field_range_T", (-math.inf, math.inf)),
+            temperature_range_K=getattr(s, "temperature_range_K", (0.0, math.inf)),
+        ),
     ),
     "raman": DetectorKind(
         RamanSettings,

@@ -24,6 +24,9 @@ class Sample(StrictModel):
     electrolyte: str
     cell_type: str
     operator: str
+    # mol of the magnetic ion per gram of active material (Fe in Fe2O3: 2/159.69), for Curie
+    # constants per mole (analysis/magnetometry.py)
+    magnetic_ion_mol_per_g: Optional[PositiveFloat] = None
     notes: Optional[str] = None
     tags: list[str] = []
 

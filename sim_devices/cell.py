@@ -104,6 +104,7 @@ class SimCell:
         x0 = self._equilibrium_stoichiometry(soc)
         self._x = np.full(p.n_shells, x0)
         self._v = self._u(x0)[0]
+        self._v_lowest = self._v  # lowest rest potential so far (the magnetism's 'pristine')
         self._charge_C = 0.0
         self._current_A = 0.0
         self._time_s = 0.0
@@ -157,6 +158,11 @@ class SimCell:
     def rest_potential_V(self) -> float:
         """Potential across the interface right now (Ewe the instant the current stops)."""
         return self._v
+
+    @property
+    def lowest_rest_potential_V(self) -> float:
+        """The lowest rest potential the cell has had since it was made (at sample resolution)."""
+        return self._v_lowest
 
     @property
     def ewe_V(self) -> float:
@@ -280,6 +286,7 @@ class SimCell:
         soc = self.soc + current * ts / self._q_nom_C
         ewe = np.interp(ts, node_t, node_e)
         self._x, self._v = x, v
+        self._v_lowest = min(self._v_lowest, min(node_e) - current * r_ohm, v)
         self._charge_C += current * times[last]
         self._time_s += times[last]
         self._current_A = current
@@ -317,6 +324,7 @@ class SimCell:
         if remaining > 1e-12:
             x, v = self._advance(x, v, remaining, 0.0)
         self._x, self._v = x, v
+        self._v_lowest = min(self._v_lowest, v)
         self._time_s += duration_s
         self._current_A = 0.0
 
@@ -411,6 +419,8 @@ class SimCell:
                 break
         m = last + 1
         self._x, self._v = x, v
+        if n:
+            self._v_lowest = min(self._v_lowest, float((ewe[:m] - cur[:m] * self._r_ohm).min()), v)
         if n:
             self._charge_C = charge_C
             self._time_s += float(t[last])

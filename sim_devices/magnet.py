@@ -37,8 +37,13 @@ class MagnetDynamics:
         self._temp_from, self._temp_to, self._temp_t0 = temperature_K, temperature_K, t0
 
     # ---- field -----------------------------------------------------------------------------
-    def set_field(self, target_T: float, t: float) -> float:
-        """Start a ramp at ``t`` from the present field; returns when the ramp ends."""
+    def set_field(self, target_T: float, t: float, ramp_T_s: float | None = None) -> float:
+        """Start a ramp at ``t`` from the present field (at ``ramp_T_s`` from now on, if given);
+        returns when the ramp ends."""
+        if ramp_T_s is not None:
+            if not ramp_T_s > 0:
+                raise ValueError(f"ramp_T_s must be > 0, got {ramp_T_s!r}")
+            self._ramp = float(ramp_T_s)
         start = self.field_at(t)
         self._field_from, self._field_to, self._field_t0 = start, float(target_T), t
         self._field_t1 = t + abs(target_T - start) / self._ramp
@@ -68,7 +73,11 @@ class MagnetDynamics:
         return t >= self.field_stable_at(t)
 
     # ---- temperature -----------------------------------------------------------------------
-    def set_temperature(self, target_K: float, t: float) -> None:
+    def set_temperature(self, target_K: float, t: float, rate_K_s: float | None = None) -> None:
+        if rate_K_s is not None:
+            if not rate_K_s > 0:
+                raise ValueError(f"rate_K_s must be > 0, got {rate_K_s!r}")
+            self._t_rate = float(rate_K_s)
         self._temp_from, self._temp_to, self._temp_t0 = self.temperature_at(t), float(target_K), t
 
     @property
@@ -89,3 +98,23 @@ class MagnetDynamics:
             return self._temp_from + sign * self._t_rate * dt
         remaining = min(abs(span), lag)
         return self._temp_to - sign * remaining * math.exp(-(dt - sweep_s) / self._t_tau)
+
+    def temperature_stable_at(self, tolerance_K: float) -> float:
+        """Experiment time from which the temperature is within ``tolerance_K`` of its setpoint."""
+        span = abs(self._temp_to - self._temp_from)
+        if span <= tolerance_K:
+            return self._temp_t0
+        lag = self._t_rate * self._t_tau
+        sweep_s = max(0.0, (span - lag) / self._t_rate)
+        remaining = min(span, lag)
+        return self._temp_t0 + sweep_s + self._t_tau * math.log(max(remaining / tolerance_K, 1.0))
+
+    def field_state(self, t: float) -> str:
+        if t < self._field_t1:
+            return "ramping"
+        return "stable" if self.field_stable(t) else "relaxing"
+
+    def temperature_state(self, t: float, tolerance_K: float) -> str:
+        if t >= self.temperature_stable_at(tolerance_K):
+            return "stable"
+        return "tracking" if abs(self._temp_to - self.temperature_at(t)) <= self._t_rate * self._t_tau else "sweeping"
