@@ -42,6 +42,8 @@ bench: $(STAMP)
 	-$(BIN)/python -m operando.benchmarks.storage_replay
 	-$(BIN)/python -m operando.benchmarks.methodscript
 	-QT_QPA_PLATFORM=offscreen $(BIN)/python -m operando.benchmarks.gui
+	-$(BIN)/python -m operando.benchmarks.storage_growth
+	-$(BIN)/python -m operando.benchmarks.soak
 
 # The documentation site (docs/, mkdocs.yml) into site/; strict: a broken link or anchor, or a
 # page missing from the nav, fails the build.

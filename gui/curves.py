@@ -106,6 +106,55 @@ def dqdv_curve(ewe, current, charge, steps, mass_g: float | None, bin_v: float =
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def _spread_dq(e: np.ndarray, q: np.ndarray, bin_v: float):
+    """Charge per E bin, each segment's dq spread evenly over the E range it spans.
+
+    Exact when the charge is linear in E between two rows, which is what the rows of a decimated
+    table stand for: a segment of 6 mV with 10 mV bins would otherwise put its whole dq in one
+    bin and none in the next (a comb of alternate high and low bins). Returns (first bin, sums).
+    """
+    e0, e1, dq = e[:-1], e[1:], np.diff(q)
+    lo, hi = np.minimum(e0, e1), np.maximum(e0, e1)
+    first = int(np.floor(lo.min() / bin_v))
+    nbins = int(np.floor(hi.max() / bin_v)) - first + 1
+    edges = (first + np.arange(nbins + 1)) * bin_v
+    width = hi - lo
+    point = width <= 1e-9 * bin_v  # E did not move: all of dq in its bin
+    sums = np.bincount(
+        np.clip((np.floor(lo[point] / bin_v) - first).astype(np.int64), 0, nbins - 1),
+        weights=dq[point],
+        minlength=nbins,
+    )
+    rate, lo, hi = dq[~point] / width[~point], lo[~point], hi[~point]
+
+    def ramp(starts):  # sum over segments of rate * max(x - start, 0), at every edge x
+        order = np.argsort(starts, kind="stable")
+        a = np.concatenate([[0.0], np.cumsum(rate[order])])
+        b = np.concatenate([[0.0], np.cumsum(rate[order] * starts[order])])
+        k = np.searchsorted(starts[order], edges, side="right")
+        return edges * a[k] - b[k]
+
+    covered = ramp(lo) - ramp(hi)  # charge from segments below each edge
+    return first, sums + np.diff(covered)
+
+
+def dqdv_spread(ewe, current, charge, steps, mass_g: float | None, bin_v: float = DQDV_BIN_V):
+    """dQ/dV as ``dqdv_curve`` from the rows of a decimated table (``overview.py``): each
+    segment's charge spread over the E range it spans (``_spread_dq``); every bin between the
+    step's lowest and highest E is kept, and the bins add up to the step's charge exactly."""
+    xs, ys = [], []
+    scale = 1.0 / mass_g if mass_g else 1.0
+    for a, b in steps:
+        if b - a < 2 or not np.any(current[a:b] != 0):
+            continue
+        first, sums = _spread_dq(np.asarray(ewe[a:b], float), np.asarray(charge[a:b], float) * scale, bin_v)
+        xs += [(np.arange(len(sums)) + first + 0.5) * bin_v, [np.nan]]
+        ys += [sums / bin_v, [np.nan]]
+    if not xs:
+        return np.empty(0), np.empty(0)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
 class CycleCurves:
     """Cached per-cycle curves of one kind (``capacity_curve`` or ``dqdv_curve``)."""
 

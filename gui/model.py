@@ -4,6 +4,11 @@ No Qt here. Live documents (``documents.py``) and stored runs (``stored.py``) bo
 same calls — ``set_start``, ``add_stream``, ``append`` — so every panel draws live and replayed
 runs with the same code. Buffers grow by doubling, so appending a few rows to a run of millions
 costs the few rows, and panels get views (no copies) of the filled part.
+
+A long stored run comes with less than all of its rows (``overview.py``): its echem stream is a
+table of rows (every bucket's first, every step's first and last) with an ``EchemOverview``
+(``RunData.overview``: min/max envelopes, rows read on demand), and an array key of a detector
+stream (spectra, maps) may be a ``SampledColumn``: some rows read, others read when shown.
 """
 
 from __future__ import annotations
@@ -39,6 +44,61 @@ class Column:
         return self._buf[: self.n]
 
 
+class SampledColumn:
+    """An array key of a stored stream of which only some rows were read: a subset at open (what a
+    waterfall a few hundred pixels wide can show), and any other row once it is shown (``get``
+    asks ``fetch(i)`` for it in the background; ``version`` counts the rows that arrived)."""
+
+    def __init__(self, n: int, row_shape: tuple[int, ...], index=(), rows=None, fetch=None):
+        self.n = n  # rows the stream holds
+        self.row_shape = tuple(row_shape)
+        index = np.asarray(index, dtype=np.int64)
+        rows = np.empty((0, *self.row_shape)) if rows is None else np.asarray(rows, float)
+        self._state = (index, rows)  # replaced whole, so a reader never sees half an update
+        self.fetch = fetch  # fetch(slot, rows: slice, done) reads rows in the background
+        self.later: tuple[int, int, int] | None = None  # rows to read once the panels are drawn
+        self.version = 0
+
+    def add(self, index, rows) -> None:
+        have, values = self._state
+        index = np.asarray(index, dtype=np.int64)
+        new = ~np.isin(index, have)
+        merged = np.concatenate([have, index[new]])
+        order = np.argsort(merged, kind="stable")
+        self._state = (merged[order], np.concatenate([values, np.asarray(rows, float)[new]])[order])
+        self.version += 1
+
+    def available(self, upto: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row numbers (below ``upto``) and rows read so far."""
+        index, rows = self._state
+        k = int(np.searchsorted(index, upto))
+        return index[:k], rows[:k]
+
+    def get(self, i: int):
+        """Row ``i`` if read, else None (and it is read in the background)."""
+        index, rows = self._state
+        k = int(np.searchsorted(index, i))
+        if k < len(index) and index[k] == i:
+            return rows[k]
+        if self.fetch is not None:
+            self.fetch("row", slice(i, i + 1), self.add_slice(i, i + 1, 1))
+        return None
+
+    def read_later(self) -> None:
+        """Read the rows kept for after opening (``later``), in the background."""
+        if self.later is not None:
+            self.window(*self.later, slot="fill")
+            self.later = None
+
+    def window(self, start: int, stop: int, step: int, slot: str = "window") -> None:
+        """Read rows ``start:stop:step`` in the background (a zoomed waterfall)."""
+        if self.fetch is not None:
+            self.fetch(slot, slice(start, stop, step), self.add_slice(start, stop, step))
+
+    def add_slice(self, start: int, stop: int, step: int):
+        return lambda rows: self.add(np.arange(start, stop, step)[: len(rows)], rows)
+
+
 @dataclass
 class Stream:
     """One stream of a run: its data keys (shape per row) and configuration values."""
@@ -47,6 +107,7 @@ class Stream:
     data_keys: dict[str, dict]
     configuration: dict[str, object] = field(default_factory=dict)
     columns: dict[str, Column] = field(default_factory=dict)
+    sampled: dict[str, SampledColumn] = field(default_factory=dict)  # array keys partly read
 
     def __post_init__(self):
         for key, desc in self.data_keys.items():
@@ -67,7 +128,26 @@ class Stream:
         return key_ending(self.data_keys, suffix)
 
     def keys_of_ndim(self, ndim: int) -> list[str]:
-        return [k for k, c in self.columns.items() if c.values.ndim - 1 == ndim]
+        keys = [k for k, c in self.columns.items() if c.values.ndim - 1 == ndim]
+        return keys + [k for k, c in self.sampled.items() if len(c.row_shape) == ndim]
+
+    def sample(self, key: str, column: SampledColumn) -> None:
+        """Key ``key`` holds only the rows ``column`` has read (a long stored run's spectra)."""
+        self.columns.pop(key, None)
+        self.sampled[key] = column
+
+    def array_rows(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """Row numbers and values of ``key`` there are: every row, or those of a SampledColumn."""
+        if key in self.sampled:
+            return self.sampled[key].available(self.rows)
+        values = self[key]
+        return np.arange(len(values)), values
+
+    def row_value(self, key: str, i: int):
+        """Row ``i`` of ``key``; None while a SampledColumn reads it."""
+        if key in self.sampled:
+            return self.sampled[key].get(i)
+        return self[key][i]
 
     def experiment_time(self) -> np.ndarray:
         return row_times({k: self[k] for k in self.columns})
@@ -106,6 +186,7 @@ class RunData:
         self.streams: dict[str, Stream] = {}
         self.version = 0  # bumped on every change, so panels redraw only when needed
         self.cursor: float | None = None  # experiment time chosen by the scrubber; None = latest
+        self.overview = None  # a long stored run's EchemOverview (overview.py); None: every row
 
     # -- feeding -----------------------------------------------------------------------------
     def set_start(self, start: dict) -> None:
@@ -159,6 +240,34 @@ class RunData:
     def at(self) -> float | None:
         """The experiment time panels show: the cursor, else the latest."""
         return self.cursor if self.cursor is not None else self.t_end()
+
+    def background_version(self, echem: bool = True, detectors: bool = True) -> int:
+        """Counts rows read in the background since opening (zoom detail, cursor rows, spectra)."""
+        n = self.overview.version if (echem and self.overview is not None) else 0
+        if detectors:
+            n += sum(c.version for s in self.streams.values() for c in s.sampled.values())
+        return n
+
+    def echem_upto(self) -> int:
+        """Rows of the whole echem stream that the rows held stand for (decimated: more)."""
+        e = self.echem
+        rows = e.rows if e is not None else 0
+        return self.overview.upto(rows) if self.overview is not None else rows
+
+    def echem_at(self, t: float | None) -> tuple[int | None, dict | None]:
+        """(row of ``echem``, {key: value}) of the last sample at or before ``t``.
+
+        With an overview the values are the sample's own once the rows between two table rows
+        are read (in the background), the table row's meanwhile.
+        """
+        e = self.echem
+        i = self.row_at(e, t) if e is not None else None
+        if i is None:
+            return None, None
+        values = None
+        if self.overview is not None and t is not None:
+            values = self.overview.exact(i, t, e.columns)
+        return i, values if values is not None else {k: e[k][i] for k in e.columns}
 
     def detector_streams(self) -> list[Stream]:
         return [s for name, s in self.streams.items() if s is not self.echem]

@@ -6,7 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtWidgets
 
-from .curves import CycleCurves, capacity_curve, dqdv_curve
+from .curves import CycleCurves, capacity_curve, dqdv_curve, dqdv_spread
 from .model import RunData
 from .plots import COLOURS, CYCLE_COLOURS, SeriesCurve, cursor_line, curve, place_cursor, plot, right_axis
 
@@ -40,6 +40,14 @@ def hours(t: np.ndarray, t0: float) -> np.ndarray:
     return (np.asarray(t, float) - t0) / 3600.0
 
 
+def show_series(series: SeriesCurve, data: RunData, key: str, t0: float) -> bool:
+    """An echem key against time: every row, or a long stored run's overview (and detail)."""
+    e = data.echem
+    if data.overview is not None:
+        return series.show_overview(data.overview, key, t0, e, data.echem_upto())
+    return series.show(e["timestamp"], e[key], t0, e)
+
+
 class EchemTimePanel(Panel):
     def __init__(self):
         super().__init__()
@@ -61,6 +69,9 @@ class EchemTimePanel(Panel):
         if self._data is not None:
             self.draw(self._data)
 
+    def depends(self, data):
+        return data.version, data.background_version(detectors=False)  # zoomed-in rows arriving
+
     def draw(self, data):
         self._data = data
         e = data.echem
@@ -69,9 +80,8 @@ class EchemTimePanel(Panel):
                 s.show(np.empty(0), np.empty(0), 0.0)
             return
         t0 = data.t0()
-        t = e["timestamp"]
-        self.e_series.show(t, e["Ewe"], t0, e)
-        self.i_series.show(t, e["I"], t0, e)
+        show_series(self.e_series, data, "Ewe", t0)
+        show_series(self.i_series, data, "I", t0)
         place_cursor(self.cursor, None if data.cursor is None else (data.cursor - t0) / 3600)
 
 
@@ -85,6 +95,7 @@ class CyclePanel(Panel):
         self.curves = CycleCurves(fn)
         self.items = [curve(self.plot, CYCLE_COLOURS[k % len(CYCLE_COLOURS)], gaps=True) for k in range(last)]
         self._drawn: list = [None] * last  # (cycle, x array) per item: only changed curves are set
+        self._stream = None  # the echem stream the cached curves belong to
         self.marker = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(COLOURS["cursor"]), pen=None)
         self.marker.setZValue(60)
         self.plot.addItem(self.marker)
@@ -95,6 +106,10 @@ class CyclePanel(Panel):
 
     def draw(self, data):
         e = data.echem
+        if e is not self._stream:  # another run (or replay restarted): nothing cached applies
+            self.curves = CycleCurves(self.curves.fn)
+            self._drawn = [None] * len(self.items)
+            self._stream = e
         found = self.curves.curves(e, data.active_mass_g, len(self.items)) if e is not None and e.rows else []
         for k, item in enumerate(self.items):
             cycle, x, y = found[k] if k < len(found) else (None, None, None)
@@ -123,19 +138,31 @@ class CapacityPanel(CyclePanel):
         self.plot.getPlotItem().setLabel("bottom", "capacity", units=unit)
         super().draw(data)
 
+    def depends(self, data):
+        return data.version, data.background_version(detectors=False)  # the cursor's own sample
+
     def mark(self, data):
         e = data.echem
-        i = data.row_at(e, data.cursor) if (e is not None and data.cursor is not None) else None
+        i, at = data.echem_at(data.cursor) if (e is not None and data.cursor is not None) else (None, None)
         if i is None:
             self.marker.setData([], [])
             return
         idx = self.curves.index
-        # the cursor's row: capacity since the start of its step, as the curves are drawn
+        # the cursor's sample: capacity since the start of its step, as the curves are drawn
         start = max((s for s in idx.step_starts if s <= i), default=0)
         scale = 1.0 / data.active_mass_g if data.active_mass_g else 1.0
-        self.marker.setData([abs(e["charge"][i] - e["charge"][start]) * scale], [e["Ewe"][i]])
+        self.marker.setData([abs(at["charge"] - e["charge"][start]) * scale], [at["Ewe"]])
 
 
 class DqDvPanel(CyclePanel):
     def __init__(self):
         super().__init__("dQ/dV", "E", "dQ/dV", "V", "mAh/g/V", dqdv_curve)
+
+    def draw(self, data):
+        # A long stored run's decimated table: each segment's charge spread over its E range
+        # (curves.dqdv_spread); every row otherwise, as live.
+        fn = dqdv_spread if data.overview is not None else dqdv_curve
+        if self.curves.fn is not fn:
+            self.curves = CycleCurves(fn)
+            self._drawn = [None] * len(self.items)
+        super().draw(data)

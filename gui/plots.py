@@ -129,6 +129,49 @@ class SeriesCurve:
         self.item.setData((x - t0) / 3600.0, yy)
         return True
 
+    def show_overview(self, overview, key: str, t0: float, table, upto: int) -> bool:
+        """Draw ``key`` of a long stored run from its overview (``overview.py``).
+
+        Its min/max pairs per bucket (every extreme kept) while a bucket is at most half a
+        pixel wide; zoomed in further, the rows themselves, read in the background (the pairs
+        until they arrive). ``upto``: rows of the run fed so far (replay); the buckets below it,
+        then ``table``'s rows up to it.
+        """
+        ov, vb = overview, self.range_view
+        complete = ov.complete_buckets(upto)
+        columns = max(int(vb.width()), 100)
+        zoomed = not vb.autoRangeEnabled()[0]
+        b0, b1 = 0, complete
+        if zoomed:  # the visible buckets and one beyond each edge
+            lo, hi = vb.viewRange()[0]
+            b0 = max(int(np.searchsorted(ov.t, t0 + lo * 3600.0, "right")) - 2, 0)
+            b1 = min(int(np.searchsorted(ov.t, t0 + hi * 3600.0, "right")) + 1, complete)
+        rows = None
+        if zoomed and b1 - b0 < 2 * columns:
+            r0, r1 = b0 * ov.bucket, min(b1 * ov.bucket, upto)
+            rows = ov.detail(r0, r1) if r1 > r0 else None
+        key_shown = (id(ov), key, b0, b1, columns, t0, upto, None if rows is None else id(rows))
+        if key_shown == self._shown:
+            return False
+        self._shown = key_shown
+        if rows is not None:  # full resolution (enveloped if still more rows than pixels allow)
+            if self._source is not rows:
+                self.envelope, self._source = Envelope(), rows
+            t, y = rows.columns["timestamp"], rows.columns[key]
+            x, yy = self.envelope.window(t, y, r0 - rows.start, r1 - rows.start, 8 * columns)
+        else:
+            if self._source != ("overview", id(ov), key):
+                self.envelope, self._source = Envelope(), ("overview", id(ov), key)
+            px, py = ov.pairs(key)
+            x, yy = self.envelope.window(px, py, 2 * b0, 2 * b1, 8 * columns)
+            if b1 == complete and upto:  # then the table's rows past them (replay), or the last
+                t, y = table["timestamp"], table[key]
+                j0 = int(np.searchsorted(ov.rows_index[: len(t)], complete * ov.bucket))
+                j0 = min(j0, len(t) - 1)
+                x, yy = np.concatenate([x, t[j0:]]), np.concatenate([yy, y[j0:]])
+        self.item.setData((x - t0) / 3600.0, yy)
+        return True
+
 
 def right_axis(widget: pg.PlotWidget, label: str, units: str | None, colour: str) -> pg.ViewBox:
     """A second y axis on the right sharing the x axis (e.g. current beside potential)."""

@@ -40,6 +40,7 @@ SAMPLE_FIELDS = [
     ("notes", "notes"),
     ("tags", "tags"),
 ]
+DEFAULT_PROFILE = "sim"  # the profile `operando run` uses when none is given
 ERROR_STYLE = "border: 1px solid #c0392b; background: #fdecea"
 
 
@@ -59,6 +60,7 @@ class SetupPanel(QtWidgets.QWidget):
 
         self.profile_box = QtWidgets.QComboBox()
         self.profile_box.addItems(list_profiles())
+        self.profile_box.setCurrentText(DEFAULT_PROFILE)  # as `operando run`; the first one if absent
         self.profile_box.currentTextChanged.connect(self.load_profile)
         self.instruments = QtWidgets.QTableWidget(0, 6)
         self.instruments.setHorizontalHeaderLabels(

@@ -24,7 +24,7 @@ from .panels_impedance import ImpedancePanel, find_impedance
 from .plots import boxed
 from .run_panel import RunPanel
 from .setup_panel import SetupPanel
-from .stored import StoredRun, read_run
+from .stored import StoredRun, open_stored
 from .stored_setup import StoredSetupPanel
 from .timebar import TimeBar
 
@@ -53,6 +53,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._replay_until: float | None = None
         self._replay_wall: float | None = None
         self._broken: set = set()  # panels whose drawing failed (logged once)
+        self.open_timings: dict[str, float] = {}  # seconds per stage of the last open_run
 
         self.setup = SetupPanel()
         # While a stored run is shown, its own set-up (from its start document) takes the place
@@ -168,6 +169,8 @@ class MainWindow(QtWidgets.QMainWindow):
         return None
 
     def release_catalog(self) -> None:
+        if self.stored is not None:
+            self.stored.close()  # its background reads go through this catalog: none after it
         if self._catalog is not None:
             self._catalog.close()
             self._catalog = None
@@ -226,12 +229,23 @@ class MainWindow(QtWidgets.QMainWindow):
         if busy:
             self.statusBar().showMessage(f"cannot open {ref}: {busy}")
             return
+        timings = {}
+        t = time.perf_counter()
         run = find_run(self.catalog_client(), ref)
-        self.stored = read_run(run)
+        timings["find run"] = time.perf_counter() - t
+        stored = open_stored(run, timings=timings)  # what the panels draw; the rest when shown
+        if self.stored is not None:
+            self.stored.close()
+        self.stored = stored
+        t = time.perf_counter()
         self.data = self.stored.new_data()
         self.stored.feed(self.data, self.stored.t_end)
         self.viewing_live = False
+        timings["feed"] = time.perf_counter() - t
+        t = time.perf_counter()
         self.refresh(force=True)
+        timings["panels drawn"] = time.perf_counter() - t
+        self.open_timings = timings  # seconds per stage (the benchmark prints them)
 
     def replay(self, on: bool):
         if not on or self.stored is None:
@@ -295,11 +309,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status.states = status.instruments if self.viewing_live and status.instruments else {}
         if self._replay_until is not None:
             self._replay_step()
+        if self.stored is not None:
+            self.stored.read_later()  # a long run's remaining subset, once it has been drawn
         self.refresh()
 
     def refresh(self, force: bool = False) -> int:
         """Redraw panels whose data changed; returns how many redrew."""
         n = 0
+        if self.stored is not None:
+            self.stored.deliver()  # rows read in the background: all panels below see them
         self._show_setup()
         self._choose_lower_tab()
         for panel in self.panels:
@@ -349,10 +367,9 @@ class MainWindow(QtWidgets.QMainWindow):
         span = max(t1 - t0, 1e-9)
         end = self.stored.t_end if (self.stored is not None and not self.viewing_live) else t1
         frac = (at - t0) / max(end - t0, 1e-9)
-        e = d.echem
-        i = d.row_at(e, at) if e is not None else None
+        i, e = d.echem_at(at)  # the sample's own values, also in a long run's decimated table
         state = (
-            f"E {fmt(e['Ewe'][i], '.3f', 'V')} · cycle {fmt(e['cycle'][i], 'd')} step {fmt(e['step'][i], 'd')}"
+            f"E {fmt(e['Ewe'], '.3f', 'V')} · cycle {fmt(e['cycle'], 'd')} step {fmt(e['step'], 'd')}"
             if i is not None
             else ""
         )
@@ -389,5 +406,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if hasattr(self.control, "detach"):
             self.control.detach()  # a child process: it goes on unobserved
         self.handler.close_files()
+        if self.stored is not None:
+            self.stored.close()  # its background reads and files
         self.release_catalog()
         super().closeEvent(event)

@@ -11,7 +11,11 @@ class RunNotFound(LookupError):
 
 
 def find_run(client, ref: str | int):
-    """A run by uid, partial uid, scan id, or a negative index (-1 is the latest)."""
+    """A run by uid, partial uid, scan id, or a negative index (-1 is the latest).
+
+    A reference of digits only is a scan id first, else a partial uid (about 2 % of uids start
+    with eight digits).
+    """
     key: str | int = ref
     if isinstance(ref, str):
         try:
@@ -22,7 +26,12 @@ def find_run(client, ref: str | int):
         if isinstance(key, int) and key < 0:
             uids = list(client.keys())
             return client[uids[key]]
-        return client[key]
+        try:
+            return client[key]
+        except KeyError:
+            if isinstance(ref, str) and key != ref:
+                return client[ref]  # digits that are no scan id: a partial uid
+            raise
     except (KeyError, IndexError, ValueError) as exc:
         detail = f": {exc}" if isinstance(exc, ValueError) else ""
         raise RunNotFound(

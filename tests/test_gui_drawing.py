@@ -5,8 +5,11 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
+import pytest
 
 from operando.gui.curves import thin_monotonic
+
+pytestmark = pytest.mark.usefixtures("gc_on_the_gui_thread")
 
 
 def test_thin_monotonic_keeps_every_bins_extremes():

@@ -23,6 +23,9 @@ PROTOCOL = Path(__file__).parent / "protocols" / "characterisation_short.yaml"
 Z = "impedance-"
 
 
+pytestmark = pytest.mark.usefixtures("gc_on_the_gui_thread")
+
+
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory):
     """The short characterisation protocol (PEIS in cycle 0, PEIS + GEIS in cycle 4), run once."""

@@ -12,6 +12,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import textwrap
 
 import numpy as np
+import pytest
 import yaml
 
 from operando.acquisition.cli import main as operando
@@ -33,6 +34,9 @@ PROTOCOL = textwrap.dedent(
     """
 )
 DIFFERS_PER_RUN = {"uid", "time", "scan_id"}
+
+
+pytestmark = pytest.mark.usefixtures("gc_on_the_gui_thread")
 
 
 def _profile(tmp_path):

@@ -17,6 +17,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from PySide6 import QtCore
 from tiled.client.utils import ClientError
 
@@ -49,6 +50,9 @@ control.start(load_profile("sim"), load_protocol(sys.argv[1]), sys.argv[2], spee
 print(control._proc.pid, flush=True)
 os._exit(3)
 """
+
+
+pytestmark = pytest.mark.usefixtures("gc_on_the_gui_thread")
 
 
 def alive(pid: int) -> bool:

@@ -24,7 +24,7 @@ from operando.storage import postgres
 from operando.storage.catalog import CATALOG_URI_ENV, open_catalog
 from operando.storage.importers import ImportFormatError, import_file
 from operando.storage.replay import replay, replay_run, run_documents
-from operando.storage.runs import find_run, search_runs
+from operando.storage.runs import RunNotFound, find_run, search_runs
 
 PG_ENV = "OPERANDO_TEST_POSTGRES_URI"
 PROTOCOL = textwrap.dedent(
@@ -277,3 +277,21 @@ def test_cli_runs_filters_replay_and_import(stored, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("start") and "replayed" in out.splitlines()[-1]
     assert cli_main(["import", str(tmp_path / "missing.mpt"), "--data", str(data)]) == 2
+
+
+def test_an_all_digit_partial_uid_that_is_no_scan_id_finds_its_run():
+    class Client(dict):
+        # what the catalog does: an int is a scan id, a string a (partial) uid
+        def __getitem__(self, key):
+            if isinstance(key, int):
+                return {7: "scan 7"}[key]
+            for uid, run in self.items():
+                if uid.startswith(key):
+                    return run
+            raise KeyError(key)
+
+    client = Client({"12345678-aaaa": "run by uid", "abc": "other"})
+    assert find_run(client, "7") == "scan 7"  # digits: a scan id first
+    assert find_run(client, "12345678") == "run by uid"  # then a partial uid
+    with pytest.raises(RunNotFound, match="'99'"):
+        find_run(client, "99")
