@@ -1,4 +1,5 @@
-"""`operando analyse RUN`: CV b-values and Dunn split, GITT diffusion, EIS fits of a stored run.
+"""`operando analyse RUN`: CV b-values and Dunn split, GITT diffusion, EIS fits, and magnetometry
+(ΔM/ΔQ of an in-situ run, Curie–Weiss of an M–T run: ``run_magnetometry.py``) of a stored run.
 
 Reads the run's ``echem`` stream (technique column picks the cv and gitt steps) and its
 ``impedance`` stream (one spectrum per step), runs the analyses that apply, and returns a report
@@ -14,6 +15,13 @@ import numpy as np
 
 from operando.analysis.eis import EisFit, fit_spectrum
 from operando.analysis.gitt import GittPulse, analyse_gitt
+from operando.analysis.run_magnetometry import (
+    MagnetometryResult,
+    analyse_magnetometry,
+    draw_moment_against_charge,
+    format_magnetometry,
+    magnetometry_json,
+)
 from operando.analysis.voltammetry import (
     CvScan,
     DunnSplit,
@@ -47,6 +55,7 @@ class Analysis:
     eis: dict[int, EisFit] = field(default_factory=dict)  # by step
     diffusion_length_m: float | None = None
     capacity_mAh: float | None = None
+    magnetometry: MagnetometryResult | None = None
     notes: list[str] = field(default_factory=list)  # analyses that did not apply, and why
 
 
@@ -90,7 +99,8 @@ def analyse_run(run, diffusion_length_m: float | None = None) -> Analysis:
     else:
         out.notes.append("no echem stream")
     _eis(out, run)
-    if out.cv is None and not out.gitt and not out.eis:
+    out.magnetometry = analyse_magnetometry(run, out.notes)
+    if out.cv is None and not out.gitt and not out.eis and out.magnetometry is None:
         raise AnalysisError(f"{label}: nothing to analyse: " + "; ".join(out.notes))
     return out
 
@@ -218,6 +228,8 @@ def format_analysis(a: Analysis) -> str:
         for n, u, v, e in zip(fit.names, fit.units, fit.values, fit.stderr):
             shaky = "  (not identifiable in this band)" if not e < abs(v) else ""
             lines.append(f"  {n:10} {_pm(v, e):>24} {u}{shaky}")
+    if a.magnetometry:
+        lines += format_magnetometry(a.magnetometry)
     if a.notes:
         lines += ["", "Not analysed: " + "; ".join(a.notes)]
     return "\n".join(lines)
@@ -270,6 +282,8 @@ def analysis_json(a: Analysis) -> dict:
         }
         for step, f in a.eis.items()
     }
+    if a.magnetometry:
+        out["magnetometry"] = magnetometry_json(a.magnetometry)
     return out
 
 
@@ -279,7 +293,9 @@ def write_analysis_figure(a: Analysis, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [p for p, on in (("eis", a.eis), ("cv", a.cv), ("gitt", a.gitt)) if on]
+    mag = a.magnetometry is not None and bool(a.magnetometry.points)
+    panels = [p for p, on in (("eis", a.eis), ("cv", a.cv), ("gitt", a.gitt), ("mag", mag)) if on]
+    panels = panels or ["none"]  # e.g. a Curie–Weiss fit only: its numbers are in the table
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         if panel == "eis":
@@ -297,6 +313,12 @@ def write_analysis_figure(a: Analysis, path: Path) -> Path:
                 ax.loglog(v * 1e3, np.abs(peaks) * 1e3, mark, mfc="none", label=f"{name}: b = {fit.b:.3f}")
                 ax.loglog(v * 1e3, fit.a * v**fit.b * 1e3, "-", lw=1, color=ax.lines[-1].get_color())
             ax.set(xlabel="scan rate / mV s$^{-1}$", ylabel="|i$_p$| / mA", title="CV peak currents")
+        elif panel == "none":
+            ax.text(0.5, 0.5, "nothing to draw: see the table", ha="center", va="center")
+            ax.axis("off")
+            continue
+        elif panel == "mag":
+            draw_moment_against_charge(ax, a.magnetometry)
         else:
             for step, pulses in a.gitt.items():
                 x = [(_soc(a, p.charge_mAh) if a.capacity_mAh else p.charge_mAh) for p in pulses]

@@ -1,9 +1,10 @@
 """Magnetometer device (SQUID/VSM): the sample's moment, and — on a backend that declares
 ``field_control`` / ``temperature_control`` — the field and temperature it is measured at.
 
-Readbacks: moment (emu, hinted), field (T and Oe), temperature (K), each reading's window;
-health: connected, field_stable, field_state (ramping/relaxing/stable), temperature_state
-(sweeping/tracking/stable). Control: ``set_field`` (rate, approach), ``set_temperature`` (rate),
+Readbacks: moment (emu, hinted) and its standard error (``moment_err``, emu; nan when the backend
+gives none), field (T and Oe), temperature (K), each reading's window; health: connected,
+field_stable, field_state (ramping/relaxing/stable), temperature_state (sweeping/tracking/stable).
+Control: ``set_field`` (rate, approach), ``set_temperature`` (rate),
 ``wait_for_stability``; set-points outside the device's ranges are refused before the backend
 is asked anything.
 """
@@ -29,6 +30,7 @@ class MomentReading:
     temperature_K: float
     # Hardware-triggered: the potentiostat's own time of the trigger edge that started it.
     trigger_instrument_time: float = math.nan
+    moment_err_emu: float = math.nan  # the moment's standard error (nan: the backend gives none)
 
 
 class MagnetometerBackend(Protocol):
@@ -61,6 +63,7 @@ class Magnetometer(PolledStatus, StandardReadable):
         with self.add_children_as_readables(Format.HINTED_SIGNAL):
             self.moment, self._set_moment = soft_signal_r_and_setter(float, units="emu")
         with self.add_children_as_readables():
+            self.moment_err, self._set_moment_err = soft_signal_r_and_setter(float, math.nan, units="emu")
             self.field, self._set_field = soft_signal_r_and_setter(float, units="T")
             self.field_Oe, self._set_field_Oe = soft_signal_r_and_setter(float, units="Oe")
             self.temperature, self._set_temperature = soft_signal_r_and_setter(float, units="K")
@@ -154,5 +157,6 @@ class Magnetometer(PolledStatus, StandardReadable):
         self._set_start(r.exposure_start)
         self._set_end(r.exposure_end)
         self._set_moment(r.moment_emu)
+        self._set_moment_err(r.moment_err_emu)
         self._set_fields(r.field_T)
         self._set_temperature(r.temperature_K)

@@ -62,7 +62,8 @@ class SimMagnetometerBackend:
         start, end, edge_inst = await _exposure(self.lab, averaging_s, self.trigger_source)
         self.lab.sync()
         moment = self.lab.magnetometer.moment_emu(self.field_T, self.temperature_K, averaging_s)
-        return MomentReading(start, end, moment, self.field_T, self.temperature_K, edge_inst)
+        sigma = self.lab.magnetometer.noise_sigma_emu(averaging_s)
+        return MomentReading(start, end, moment, self.field_T, self.temperature_K, edge_inst, sigma)
 
 
 class SimRamanBackend:

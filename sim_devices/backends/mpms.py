@@ -101,7 +101,8 @@ class SimMpmsBackend:
         field, temp = self.magnet.field_at(mid), self.magnet.temperature_at(mid)
         self.lab.cell.set_temperature(max(temp, CELL_FROZEN_K))
         moment = self.lab.magnetometer.moment_emu(field, temp, averaging_s)
-        return MomentReading(start, clock.time(), moment, field, temp)
+        sigma = self.lab.magnetometer.noise_sigma_emu(averaging_s)
+        return MomentReading(start, clock.time(), moment, field, temp, moment_err_emu=sigma)
 
 
 class SimMpmsSettings(MagnetometerSettings):
