@@ -55,6 +55,7 @@ docs: $(STAMP)
 # random), recover each, print the echem each lost against the simulator's record and the worst.
 crash: $(STAMP)
 	$(BIN)/python -m operando.benchmarks.crash_matrix --kills 20 --parallel 4
+	OPERANDO_FULL_MATRIX=1 $(BIN)/python -m pytest tests/test_journal_rotation.py
 
 clean-data:
 	rm -rf data
