@@ -144,11 +144,10 @@ def test_every_hardware_backend_with_an_address_names_what_it_needs(tmp_path, ca
             continue
 
         def edit(data, spec=spec):
-            data["instruments"][spec.kind] = {
-                "kind": spec.kind,
-                "backend": spec.name,
-                "limits": data["instruments"]["potentiostat"].get("limits"),
-            }
+            entry = {"kind": spec.kind, "backend": spec.name}
+            if spec.kind == "potentiostat":  # limits belong to the potentiostat only
+                entry["limits"] = data["instruments"]["potentiostat"].get("limits")
+            data["instruments"][spec.kind] = entry
 
         err = _refused(tmp_path, capsys, _profile_file(tmp_path, edit))
         sim = ", or 'sim' for its wire-level simulator" if wire_simulator(spec.kind, spec.name) else ""
