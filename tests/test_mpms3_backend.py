@@ -212,6 +212,11 @@ def test_in_situ_run_with_the_real_driver_stores_moment_with_each_points_echem_s
     assert ((col["frame-time"] >= t_echem[0]) & (col["frame-time"] <= t_echem[-1])).all()
     assert {"frame-charge", "frame-Ewe", "frame-cycle"} <= set(col)
     assert 1 in set(col["frame-cycle"]) and col["frame-charge"].max() > 0.5  # mAh, cycle 1 charged
+    # The simulator in its own process measures the run's cell: charging re-forms the oxide from
+    # the superparamagnetic Fe, so the moment falls as charge passes, far beyond the noise.
+    moment_mEmu, charge = col["moment"] * 1e3, col["frame-charge"]
+    assert np.ptp(moment_mEmu) > 100 * np.median(col["moment_err"]) * 1e3
+    assert np.corrcoef(moment_mEmu, charge)[0, 1] < -0.95
     deadline = time.monotonic() + 30
     while {p.pid for p in psutil.Process().children(recursive=True)} - children and time.monotonic() < deadline:
         time.sleep(0.1)

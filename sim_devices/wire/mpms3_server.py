@@ -17,8 +17,9 @@
   sockets.
 - One process per simulator: MultiPyVu keeps the simulated instrument in class variables and
   reconfigures the process's logging, so an in-process simulator (``address: sim``) runs this
-  module in a child process. That child simulates its own cell, at a fixed state of charge: the
-  lab's cell does not reach it yet (the magnetometry issue's phase 2).
+  module in a child process. That child measures the run's cell: the run feeds the cell's state
+  to it ten times a second of wall time (``cell_feed.py``, JSON lines on its stdin, ``--follow``)
+  and it stops when that feed ends. Standalone, it measures a cell of its own at ``--soc``.
 
 Prints ``Serving mpms3 on HOST:PORT`` and ``MultiVu data file: PATH``.
 """
@@ -42,6 +43,7 @@ from zoneinfo import ZoneInfo
 from operando.sim_devices.cell import SimCell, preset
 from operando.sim_devices.magnetometer import SimMagnetometerPhysics
 
+from .cell_feed import CellFeed, FollowedCell
 from .mpms3_datafile import SimMultiVuDataFile
 from .registry import Served, WireSimulator, register_wire_simulator
 
@@ -179,17 +181,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--soc", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0, help="measurement noise seed")
     parser.add_argument("--multipyvu-log", help="where QD's server writes its debug log (default: nowhere)")
+    parser.add_argument(
+        "--follow", action="store_true", help="measure the cell whose state arrives on stdin (JSON lines; EOF stops)"
+    )
     args = parser.parse_args(argv)
     if not (args.averaging > 0 and args.period > 0):
         parser.error("--period and --averaging must be > 0")
     dat = Path(args.dat) if args.dat else Path(tempfile.mkdtemp(prefix="operando-mpms3-")) / "mpms3.dat"
     cell = SimCell(preset(args.material, active_mass_g=args.active_mass_g), soc=args.soc)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.follow:
+        cell = FollowedCell(cell, sys.stdin, on_end=stop.set).start(wait_s=READY_TIMEOUT_S)
     zone = ZoneInfo(args.timezone) if args.timezone else None
     sim = Mpms3Simulator(
         cell, dat, args.host, args.port, args.period, args.averaging, zone, args.seed, args.multipyvu_log
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     sim.start()
     print(f"Serving mpms3 on {sim.host}:{sim.port}", flush=True)
     print(f"MultiVu data file: {sim.dat_path}", flush=True)
@@ -201,10 +208,26 @@ def main(argv: list[str] | None = None) -> None:
         sim.stop()
 
 
-def start_process(dat: Path, port: int = 0, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str, Path]:
-    """Run ``main`` in a child process; returns it, its ``host:port`` and its data file."""
+def start_process(
+    dat: Path, port: int = 0, extra: tuple[str, ...] = (), cell: Optional[SimCell] = None
+) -> tuple[subprocess.Popen, str, Path]:
+    """Run ``main`` in a child process; returns it, its ``host:port`` and its data file.
+
+    With ``cell``, the child measures it (fed on its stdin; see the module notes).
+    """
     cmd = [sys.executable, "-m", "operando.sim_devices.wire.mpms3_server", "--port", str(port), "--dat", str(dat)]
-    proc = subprocess.Popen([*cmd, *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=dat.parent)
+    if cell is not None:
+        cmd += ["--follow", "--active-mass-g", repr(cell.params.active_mass_g)]
+    proc = subprocess.Popen(
+        [*cmd, *extra],
+        stdin=subprocess.PIPE if cell is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=dat.parent,
+    )
+    feed = CellFeed(cell, proc.stdin).start() if cell is not None else None
+    proc.cell_feed = feed  # stop_process ends it first
     address, deadline = None, time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
@@ -220,6 +243,9 @@ def start_process(dat: Path, port: int = 0, extra: tuple[str, ...] = ()) -> tupl
 
 
 def stop_process(proc: subprocess.Popen) -> None:
+    feed = getattr(proc, "cell_feed", None)
+    if feed is not None:
+        feed.stop()  # the child sees the end of its input and stops
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -230,9 +256,10 @@ def stop_process(proc: subprocess.Popen) -> None:
 
 
 def _serve_on_lab(lab) -> Served:
-    """A child process (see the module notes); the address is ``host:port;data-file``."""
+    """A child process measuring the lab's cell (see the module notes); the address is
+    ``host:port;data-file``."""
     dat = Path(tempfile.mkdtemp(prefix="operando-mpms3-")) / "mpms3.dat"
-    proc, address, dat = start_process(dat)
+    proc, address, dat = start_process(dat, cell=lab.cell)
     return Served(f"{address};{dat}", lambda: stop_process(proc))
 
 
