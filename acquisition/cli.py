@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import signal
 import sys
@@ -101,13 +102,22 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--data", help=data_help)
     export.set_defaults(func=_cmd_export)
 
-    analyse = sub.add_parser("analyse", help="CV b-values, GITT diffusion, EIS fits of a stored run")
+    analyse = sub.add_parser(
+        "analyse", help="CV b-values, GITT diffusion, EIS fits, dM/dQ and Curie–Weiss of a stored run"
+    )
     analyse.add_argument("run", help="uid, partial uid, scan id, or -1 for the latest")
     analyse.add_argument("--data", help=data_help)
     analyse.add_argument(
         "--diffusion-length-um",
         type=float,
         help="GITT diffusion length L (particle radius), um; without it D/L^2 is shown",
+    )
+    analyse.add_argument(
+        "--curie-weiss-K",
+        nargs=2,
+        type=float,
+        metavar=("T_MIN", "T_MAX"),
+        help="fit M–T branches over this temperature range only, K (default: every point)",
     )
     analyse.add_argument("--json", action="store_true", help="print the results as JSON")
     analyse.set_defaults(func=_cmd_analyse)
@@ -237,11 +247,14 @@ def _cmd_analyse(args) -> int:
     length = args.diffusion_length_um
     if length is not None and not length > 0:
         raise ConfigError(f"--diffusion-length-um must be > 0 (got {length})")
+    t_range = tuple(args.curie_weiss_K or (0.0, math.inf))
+    if not 0 <= t_range[0] < t_range[1]:
+        raise ConfigError(f"--curie-weiss-K needs 0 <= T_MIN < T_MAX (got {t_range[0]:g} {t_range[1]:g})")
     data_dir = resolve_data_dir(args.data)
     with open_catalog(data_dir) as cat:
         try:
             run = find_run(cat.client, args.run)
-            result = analyse_run(run, length * 1e-6 if length else None)
+            result = analyse_run(run, length * 1e-6 if length else None, curie_weiss_K=t_range)
         except (RunNotFound, AnalysisError) as exc:
             print(f"operando: error: {exc}", file=sys.stderr)
             return 2

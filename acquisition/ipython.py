@@ -6,6 +6,12 @@
     In [4]: RE(lab.operando("galvanostatic_cycling"))   # the same run as `operando run`
     In [5]: import bluesky.plans as bp
     In [6]: RE(bp.count([lab.devices["magnetometer"]], num=3))
+    In [7]: RE(lab.mt_sweep([5, 10, 20, 50, 100, 150], field_T=1.0))   # M–T at the cell's state now
+
+``lab.mt_sweep`` and ``lab.mh_loop`` run the M–T and M–H plans (``plans/magnetometry.py``) on the
+profile's magnetometer that sets field and temperature: between operando runs they measure the
+cell at the state of charge the last run left it in (at open circuit), each as one stored run
+whose start document carries the sample and that state (``cell_state``).
 
 ``open_lab`` builds the profile's instruments once (through the same registry and checks as
 every other entry point), a RunEngine whose documents go to the data directory's catalog (journal
@@ -23,6 +29,8 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from operando.devices.configuration import ConfigError
+from operando.devices.registry import Capability
+from operando.plans.magnetometry import mh_loop, mt_sweep
 from operando.storage.catalog import Catalog, open_catalog, resolve_data_dir
 
 from .build import Instruments, build_instruments
@@ -64,6 +72,54 @@ class Lab:
             )
         plan, _ = operando_plan(checked, self.instruments, md=md)
         return plan
+
+    def magnetometer(self, name: Optional[str] = None):
+        """The profile's magnetometer that sets field and temperature (by instrument ``name`` when
+        the profile has several)."""
+        able = {Capability.FIELD_CONTROL, Capability.TEMPERATURE_CONTROL}
+        mags = {n: s for n, s in self.instruments.specs.items() if s.kind == "magnetometer"}
+        where = self.profile.source or self.profile.name
+        if name is not None and name not in mags:
+            raise ConfigError(f"{where}: no magnetometer named {name!r} (magnetometers: {sorted(mags) or 'none'})")
+        usable = sorted(n for n, s in mags.items() if able <= set(s.capabilities) and n in self.devices)
+        if name is None and len(usable) > 1:
+            raise ConfigError(f"{where}: several magnetometers set field and temperature {usable}: name one")
+        chosen = name or (usable[0] if usable else None)
+        if chosen is None or chosen not in usable:
+            which = f"{chosen!r} ({mags[chosen].name})" if chosen else "none of its magnetometers"
+            raise ConfigError(
+                f"{where}: {which} cannot set field and temperature (M–T and M–H need a backend "
+                "with field_control and temperature_control, e.g. backend: mpms or mpms3)"
+            )
+        return self.devices[chosen]
+
+    def mt_sweep(self, temperatures_K, field_T: float, *, magnetometer: Optional[str] = None, md=None, **kwargs):
+        """An M–T sweep (ZFC, then FC) of the cell as it is now, held at open circuit if a
+        sequence runs; ``kwargs`` as for ``plans.magnetometry.mt_sweep`` (relax_s, rates...)."""
+        mag = self.magnetometer(magnetometer)
+        return mt_sweep(
+            mag, temperatures_K, field_T, self.clock, potentiostat=self.potentiostat, md=self._md(md), **kwargs
+        )
+
+    def mh_loop(self, fields_T, temperature_K: float, *, magnetometer: Optional[str] = None, md=None, **kwargs):
+        """An M–H loop of the cell as it is now (fields in the order given); as ``mt_sweep``."""
+        mag = self.magnetometer(magnetometer)
+        return mh_loop(
+            mag, fields_T, temperature_K, self.clock, potentiostat=self.potentiostat, md=self._md(md), **kwargs
+        )
+
+    def _md(self, md: Optional[dict]) -> dict:
+        """Start metadata of a magnetometry run: the sample (for molar units) and the cell's state."""
+        history = self.potentiostat.history
+        last = history.last_time
+        state = history.state_at(last) if last is not None else None
+        cell = {"Ewe_V": state.Ewe, "charge_mAh": state.charge, "cycle": state.cycle} if state else None
+        return {
+            "profile": self.profile.name,
+            "sample": self.profile.sample.model_dump(mode="json"),
+            "cell_state": {"time": last, **cell} if cell else None,
+            **(md or {}),
+        }
 
     def close(self) -> None:
         """Store everything, close ports and simulators, close the catalog (safe twice)."""

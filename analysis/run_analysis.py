@@ -8,6 +8,7 @@ that prints as a table, serialises to JSON and draws one figure under DATA/repor
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,7 +82,9 @@ def _step_slices(step: np.ndarray) -> dict[int, np.ndarray]:
     return {int(s): np.flatnonzero(step == s) for s in np.unique(step)}
 
 
-def analyse_run(run, diffusion_length_m: float | None = None) -> Analysis:
+def analyse_run(
+    run, diffusion_length_m: float | None = None, curie_weiss_K: tuple[float, float] = (0.0, math.inf)
+) -> Analysis:
     start = run.metadata["start"]
     label = f"run {start.get('uid', '?')[:8]}"
     out = Analysis(label, diffusion_length_m=diffusion_length_m, capacity_mAh=start.get("capacity_mAh"))
@@ -99,7 +102,7 @@ def analyse_run(run, diffusion_length_m: float | None = None) -> Analysis:
     else:
         out.notes.append("no echem stream")
     _eis(out, run)
-    out.magnetometry = analyse_magnetometry(run, out.notes)
+    out.magnetometry = analyse_magnetometry(run, out.notes, curie_weiss_K=curie_weiss_K)
     if out.cv is None and not out.gitt and not out.eis and out.magnetometry is None:
         raise AnalysisError(f"{label}: nothing to analyse: " + "; ".join(out.notes))
     return out

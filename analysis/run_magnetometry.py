@@ -48,7 +48,10 @@ def default_windows(ewe_V: np.ndarray, step_V: float = WINDOW_STEP_V) -> list[fl
 
 
 def analyse_magnetometry(
-    run, notes: list[str], windows_V: Optional[list[float]] = None
+    run,
+    notes: list[str],
+    windows_V: Optional[list[float]] = None,
+    curie_weiss_K: tuple[float, float] = (0.0, math.inf),
 ) -> Optional[MagnetometryResult]:
     """What of the run's magnetometry can be analysed (None: nothing); reasons go to ``notes``."""
     start = run.metadata["start"]
@@ -67,11 +70,12 @@ def analyse_magnetometry(
         if not result.changes:
             notes.append(f"{name}: no cycle with two frames while charging or discharging; no ΔM/ΔQ")
         break
-    _curie_weiss(run, start, result, notes)
+    _curie_weiss(run, start, result, notes, curie_weiss_K)
     return result if (result.changes or result.curie_weiss) else None
 
 
-def _curie_weiss(run, start: dict, result: MagnetometryResult, notes: list[str]) -> None:
+def _curie_weiss(run, start: dict, result: MagnetometryResult, notes: list[str], t_range_K) -> None:
+    """Fit each M–T branch over ``t_range_K`` (K, inclusive)."""
     branches = [b for b in ("zfc", "fc") if b in run]
     if not branches:
         return
@@ -87,7 +91,9 @@ def _curie_weiss(run, start: dict, result: MagnetometryResult, notes: list[str])
             notes.append(f"Curie–Weiss: the {branch} stream has no temperature, moment or field_Oe")
             continue
         try:
-            result.curie_weiss[branch] = fit_curie_weiss(t, m, float(np.median(h)), moles, superparamagnetic=True)
+            result.curie_weiss[branch] = fit_curie_weiss(
+                t, m, float(np.median(h)), moles, superparamagnetic=True, t_min_K=t_range_K[0], t_max_K=t_range_K[1]
+            )
         except (ValueError, RuntimeError) as exc:
             notes.append(f"Curie–Weiss {branch} not fitted: {exc}")
 

@@ -144,10 +144,16 @@ class Magnetometer(PolledStatus, StandardReadable):
             await self._backend.wait_temperature_stable()
         await self._refresh()
 
-    async def _refresh(self) -> None:
+    async def _refresh(self) -> dict:
         status = await self._backend.status()
         self._set_fields(status["field_T"])
         self._set_temperature(status["temperature_K"])
+        return status
+
+    async def conditions(self) -> tuple[float, float]:
+        """(field T, temperature K) the instrument reports now."""
+        status = await self._refresh()
+        return float(status["field_T"]), float(status["temperature_K"])
 
     @AsyncStatus.wrap
     async def trigger(self) -> None:

@@ -2,7 +2,10 @@
 field and temperature, with the cell held at open circuit meanwhile.
 
 Each plan is one run. Every set-point is checked against the magnetometer's ranges before the
-run opens. After every field change the plan waits ``relax_s`` of experiment time (the
+run opens. With ``restore`` (the default) the plan ends by bringing the temperature and then the
+field back to what the magnetometer reported when it began, so an operando run can go on where
+it left off (a cell left at 5 K is frozen, and an in-situ run's temperature suspender would wait
+for ever). After every field change the plan waits ``relax_s`` of experiment time (the
 superconducting magnet's flux creep; default 6.25 min, the 5–7 min users wait) and for the
 magnetometer to report the field stable; after every temperature change, for the temperature
 to be stable. Points are read with ``trigger_and_read`` into streams ``zfc`` and ``fc`` (M–T)
@@ -51,6 +54,20 @@ async def _status(status):
     await status
 
 
+def _conditions(mag):
+    """(field T, temperature K) now, as reported (rounded to 0.1 Oe and 1 mK)."""
+    (task,) = yield from bps.wait_for([mag.conditions])
+    field_T, temperature_K = task.result()
+    return round(field_T, 5), round(temperature_K, 3)
+
+
+def _restore(mag, conditions, clock, relax_s, field_rate_T_s, temperature_rate_K_s, approach):
+    """Temperature first (the field is changed warm), then the field."""
+    field_T, temperature_K = conditions
+    yield from _set_temperature(mag, temperature_K, temperature_rate_K_s)
+    yield from _set_field(mag, field_T, clock, relax_s, field_rate_T_s, approach)
+
+
 def mt_sweep(
     magnetometer,
     temperatures_K: Sequence[float],
@@ -63,6 +80,7 @@ def mt_sweep(
     field_rate_T_s: float | None = None,
     temperature_rate_K_s: float | None = None,
     approach: str = "linear",
+    restore: bool = True,
     md: dict | None = None,
 ):
     """ZFC: zero field at ``start_K`` (default the highest temperature), cool to the lowest,
@@ -81,6 +99,7 @@ def mt_sweep(
         "field_T": field_T,
         "temperatures_K": temps,
         "relax_s": relax_s,
+        "restore": restore,
         "detectors": [magnetometer.name],
         **(md or {}),
     }
@@ -89,6 +108,7 @@ def mt_sweep(
     @bpp.stage_decorator([magnetometer])
     @bpp.run_decorator(md=run_md)
     def inner():
+        before = yield from _conditions(magnetometer)
         yield from _set_temperature(magnetometer, start, temperature_rate_K_s)
         yield from sf(0.0)
         yield from _set_temperature(magnetometer, temps[0], temperature_rate_K_s)
@@ -98,6 +118,8 @@ def mt_sweep(
                 yield from bps.checkpoint()
                 yield from _set_temperature(magnetometer, t, temperature_rate_K_s)
                 yield from bps.trigger_and_read([magnetometer], name=stream)
+        if restore:
+            yield from _restore(magnetometer, before, clock, relax_s, field_rate_T_s, temperature_rate_K_s, approach)
 
     return (yield from _held(potentiostat, "M–T sweep", inner()))
 
@@ -113,6 +135,7 @@ def mh_loop(
     field_rate_T_s: float | None = None,
     temperature_rate_K_s: float | None = None,
     approach: str = "linear",
+    restore: bool = True,
     md: dict | None = None,
 ):
     """At ``temperature_K``, measure at each of ``fields_T`` in the order given (e.g. 0 → +7 →
@@ -128,6 +151,7 @@ def mh_loop(
         "temperature_K": temperature_K,
         "fields_T": fields,
         "relax_s": relax_s,
+        "restore": restore,
         "detectors": [magnetometer.name],
         **(md or {}),
     }
@@ -135,10 +159,13 @@ def mh_loop(
     @bpp.stage_decorator([magnetometer])
     @bpp.run_decorator(md=run_md)
     def inner():
+        before = yield from _conditions(magnetometer)
         yield from _set_temperature(magnetometer, temperature_K, temperature_rate_K_s)
         for f in fields:
             yield from bps.checkpoint()
             yield from _set_field(magnetometer, f, clock, relax_s, field_rate_T_s, approach)
             yield from bps.trigger_and_read([magnetometer], name="mh")
+        if restore:
+            yield from _restore(magnetometer, before, clock, relax_s, field_rate_T_s, temperature_rate_K_s, approach)
 
     return (yield from _held(potentiostat, "M–H loop", inner()))
