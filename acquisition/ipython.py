@@ -35,7 +35,7 @@ from operando.storage.catalog import Catalog, open_catalog, resolve_data_dir
 
 from .build import Instruments, build_instruments
 from .config import Profile, load_profile, load_protocol
-from .prepare import check_run, operando_plan
+from .prepare import check_run, operando_plan, profile_metadata
 from .session import make_run_engine
 
 
@@ -109,17 +109,13 @@ class Lab:
         )
 
     def _md(self, md: Optional[dict]) -> dict:
-        """Start metadata of a magnetometry run: the sample (for molar units) and the cell's state."""
+        """Start metadata of a magnetometry run: the sample (for molar units), the instruments and
+        the cell's state."""
         history = self.potentiostat.history
         last = history.last_time
         state = history.state_at(last) if last is not None else None
         cell = {"Ewe_V": state.Ewe, "charge_mAh": state.charge, "cycle": state.cycle} if state else None
-        return {
-            "profile": self.profile.name,
-            "sample": self.profile.sample.model_dump(mode="json"),
-            "cell_state": {"time": last, **cell} if cell else None,
-            **(md or {}),
-        }
+        return {**profile_metadata(self.profile), "cell_state": {"time": last, **cell} if cell else None, **(md or {})}
 
     def close(self) -> None:
         """Store everything, close ports and simulators, close the catalog (safe twice)."""

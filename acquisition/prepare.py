@@ -152,11 +152,19 @@ def operando_plan(
 def run_metadata(profile: Profile, protocol: Protocol) -> dict:
     """The start document's description of the run (plus what the plan adds itself)."""
     return {
+        **profile_metadata(profile),
+        "protocol": protocol.name,
+        "protocol_file": str(protocol.source or ""),
+        "suspenders": [rule.model_dump(mode="json") for rule in profile.suspenders],
+    }
+
+
+def profile_metadata(profile: Profile) -> dict:
+    """The sample and the instruments, for the start document of any run on the profile."""
+    return {
         "sample": profile.sample.model_dump(mode="json"),
         "profile": profile.name,
         "profile_file": str(profile.source or ""),
-        "protocol": protocol.name,
-        "protocol_file": str(protocol.source or ""),
         "instruments": {
             name: {
                 "kind": inst.kind,
@@ -167,7 +175,6 @@ def run_metadata(profile: Profile, protocol: Protocol) -> dict:
             }
             for name, inst in enabled_instruments(profile).items()
         },
-        "suspenders": [rule.model_dump(mode="json") for rule in profile.suspenders],
     }
 
 

@@ -49,6 +49,27 @@ class CurieWeissFit:
     sp_moment_emu: float = math.nan  # superparamagnetic saturated moment (if fitted)
     sp_particle_muB: float = math.nan
 
+    def moment(self, temperature_K) -> np.ndarray:
+        """The fitted m(T), emu: H·(χ0 + n·C/(T − θ)), plus M_s·L(μ_p μ_B B / k T) if fitted."""
+        return _model_moment(
+            np.asarray(temperature_K, float),
+            self.field_Oe,
+            self.moles,
+            self.curie_cm3K_mol,
+            self.theta_K,
+            self.chi0_emu_Oe,
+            self.sp_moment_emu if math.isfinite(self.sp_moment_emu) else None,
+            self.sp_particle_muB,
+        )
+
+
+def _model_moment(t, field_Oe, moles, c, theta, chi0, ms=None, mu_p=1.0):
+    """The Curie–Weiss model (with a Langevin term when ``ms`` is given), emu."""
+    m = field_Oe * (chi0 + moles * c / (t - theta))
+    if ms is not None:
+        m = m + ms * _langevin(mu_p * MU_B_J_T * field_Oe * 1e-4 / (K_B * t))
+    return m
+
 
 def moles_from_sample(sample: dict, *, mol_per_g: Optional[float] = None) -> float:
     """Moles of the magnetic ion: active mass × mol per gram (given, or the sample's own
@@ -91,15 +112,11 @@ def fit_curie_weiss(
     if not field_Oe or not moles > 0:
         raise ValueError(f"need a non-zero field and moles > 0 (field_Oe={field_Oe!r}, moles={moles!r})")
     h = float(field_Oe)
-    b_T = h * 1e-4
     t_lo = float(t.min())
     scale = float(np.max(np.abs(m))) or 1.0  # fit in units of the largest moment
 
     def model(tt, c, theta, chi0, ms=0.0, mu_p=1.0):
-        para = h * (chi0 + moles * c / (tt - theta))
-        if superparamagnetic:
-            para = para + ms * _langevin(mu_p * MU_B_J_T * b_T / (K_B * tt))
-        return para / scale
+        return _model_moment(tt, h, moles, c, theta, chi0, ms if superparamagnetic else None, mu_p) / scale
 
     # 1/χ is linear in T for a paramagnet: its line gives C and θ to start from
     inv = moles * h / np.where(m == 0, np.nan, m)

@@ -21,6 +21,7 @@ from .model import RunData
 from .panels_detectors import MapPanel, MomentPanel, RamanPanel, StatusPanel
 from .panels_echem import CapacityPanel, DqDvPanel, EchemTimePanel
 from .panels_impedance import ImpedancePanel, find_impedance
+from .panels_magnetometry import MagnetometryPanel, find_sweeps
 from .plots import boxed
 from .run_panel import RunPanel
 from .setup_panel import SetupPanel
@@ -80,6 +81,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.map = MapPanel()
         self.status = StatusPanel()
         self.impedance = ImpedancePanel()
+        self.magnetometry = MagnetometryPanel()
         self.panels = [
             self.echem,
             self.moment,
@@ -88,12 +90,15 @@ class MainWindow(QtWidgets.QMainWindow):
             self.raman,
             self.map,
             self.impedance,
+            self.magnetometry,
             self.status,
         ]
-        # Maps and impedance share a place: a run rarely has both, and a hidden tab costs nothing.
+        # Maps, impedance and M–T/M–H share a place: a run rarely has two of them, and a hidden
+        # tab costs nothing.
         self.lower_tabs = QtWidgets.QTabWidget()
         self.lower_tabs.addTab(self.map, "Map (any 2-D stream)")
         self.lower_tabs.addTab(self.impedance, "Impedance")
+        self.lower_tabs.addTab(self.magnetometry, "M–T / M–H")
         self._tab_chosen_for = None  # weak reference to the RunData the tab was chosen for
         grid = QtWidgets.QGridLayout()
         grid.setSpacing(4)
@@ -346,14 +351,18 @@ class MainWindow(QtWidgets.QMainWindow):
             self.side.setTabText(index, STORED_SETUP_TAB)
 
     def _choose_lower_tab(self):
-        """Once per run, as soon as it has a map or impedance: show the tab that has data."""
+        """Once per run, as soon as it has M–T/M–H, a map or impedance: show the tab that has data
+        (an M–T or M–H run is about that; a map before impedance otherwise)."""
         d = self.data
         if self._tab_chosen_for is not None and self._tab_chosen_for() is d:
             return
+        m_t, m_h = find_sweeps(d)
+        has_mag = bool(m_t or m_h)
         has_map = any(s.keys_of_ndim(2) for s in d.detector_streams())
         has_z = find_impedance(d) is not None
-        if has_map or has_z:
-            self.lower_tabs.setCurrentWidget(self.impedance if has_z and not has_map else self.map)
+        if has_mag or has_map or has_z:
+            chosen = self.magnetometry if has_mag else self.impedance if has_z and not has_map else self.map
+            self.lower_tabs.setCurrentWidget(chosen)
             self._tab_chosen_for = weakref.ref(d)
 
     def _show_position(self):
@@ -374,9 +383,8 @@ class MainWindow(QtWidgets.QMainWindow):
             else ""
         )
         mode = "cursor" if d.cursor is not None else "latest"
-        self.timebar.show_position(
-            frac, f"{mode} t = {fmt((at - t0) / 3600, '.3f')} h of {fmt(span / 3600, '.2f')} h · {state}"
-        )
+        text = f"{mode} t = {fmt((at - t0) / 3600, '.3f')} h of {fmt(span / 3600, '.2f')} h"
+        self.timebar.show_position(frac, f"{text} · {state}" if state else text)  # no echem: no state
 
     def _title(self, start: dict) -> str:
         """``LIVE run 3 · 98d7b2d9 · sample · protocol``: the parts the start document has."""

@@ -54,6 +54,7 @@ def test_mt_sweeps_at_three_states_of_charge_recover_the_curie_constants(tmp_pat
     for volts, uid in runs.items():
         start = starts[volts]
         assert start["plan_name"] == "mt_sweep" and start["sample"]["magnetic_ion_mol_per_g"] > 0
+        assert start["instruments"]["magnetometer"]["backend"] == "mpms"
         if volts is not None:  # the state the operando run left the cell in, with the sweep
             assert start["cell_state"]["Ewe_V"] == pytest.approx(volts, abs=0.1)
         fits = _analyse(capsys, data, uid)
