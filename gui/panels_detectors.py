@@ -22,12 +22,15 @@ from .plots import COLOURS, SeriesCurve, cursor_line, curve, place_cursor, plot,
 
 
 def find_key(data: RunData, suffix: str, ndim: int):
-    """(stream, key) of the first detector stream with a ``ndim``-D key ending ``suffix``."""
+    """(stream, key) of the detector stream with a ``ndim``-D key ending ``suffix`` that began
+    first (an M–T run's ``zfc`` before its ``fc``, whatever order the streams were stored in)."""
+    found = []
     for s in data.detector_streams():
         key = key_ending([k for k in s.keys_of_ndim(ndim)], suffix)
         if key:
-            return s, key
-    return None, None
+            t = s.experiment_time() if s.rows else ()
+            found.append((float(t[0]) if len(t) else math.inf, len(found), s, key))
+    return min(found)[2:] if found else (None, None)
 
 
 class MomentPanel(Panel):

@@ -99,6 +99,7 @@ def test_an_m_t_run_shows_zfc_fc_and_the_curie_weiss_fit(window, runs):
     open_from_browser(w, uids["m_t"])
     assert w.lower_tabs.currentWidget() is panel and panel.isVisible()
     assert not w._broken  # no panel failed on a run without an echem stream
+    assert w.moment._moment[0].name == "zfc"  # moment against time: the branch measured first
     assert set(panel.mt_curves) == {"ZFC", "FC"} and not panel.mh_curves
     for label, stream in (("ZFC", "zfc"), ("FC", "fc")):
         x, y = points(panel.mt_curves[label])
