@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || \
 	  (echo "python3 -m venv failed; installing python3-venv with apt" && \
 	   apt-get update -q && apt-get install -y -q python3-venv && $(PY) -m venv $(VENV))
+# python-seabreeze's SeaBreezeAPI needs a pyusb backend (libusb) even for an HDX on Ethernet (docs/raman.md)
+	@ldconfig -p 2>/dev/null | grep -q libusb-1.0 || \
+	  (echo "libusb-1.0 missing; installing Debian's libusb-1.0-0 with apt" && \
+	   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libusb-1.0-0)
 	$(BIN)/python -m pip install -q --upgrade "pip==26.3" 2>/dev/null || true
 	$(BIN)/python -m pip install -q -c requirements.lock -e ".[test]"
 	@git rev-parse --git-dir >/dev/null 2>&1 && git config core.hooksPath .githooks || true  # lint before each commit

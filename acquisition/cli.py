@@ -1,4 +1,4 @@
-"""`operando` command line: run, runs, show, export, serve."""
+"""`operando` command line: run, mt-sweep, mh-loop, runs, show, export, serve."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import time
 
 from operando.storage.catalog import DataDirectoryError, resolve_data_dir
 
+from .cli_magnetometry import add_commands as add_magnetometry_commands
 from .config import ConfigError
 
 
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true", help="do not write the overview PNG")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_cmd_run)
+    add_magnetometry_commands(sub, data_help)
 
     runs = sub.add_parser("runs", help="list stored runs (optionally only those matching)")
     runs.add_argument("--data", help=data_help)

@@ -1,15 +1,15 @@
 """M–T sweeps (zero-field-cooled, then field-cooled) and M–H loops on a magnetometer that sets
 field and temperature, with the cell held at open circuit meanwhile.
 
-Each plan is one run. Every set-point is checked against the magnetometer's ranges before the
-run opens. With ``restore`` (the default) the plan ends by bringing the temperature and then the
-field back to what the magnetometer reported when it began, so an operando run can go on where
-it left off (a cell left at 5 K is frozen, and an in-situ run's temperature suspender would wait
-for ever). After every field change the plan waits ``relax_s`` of experiment time (the
-superconducting magnet's flux creep; default 6.25 min, the 5–7 min users wait) and for the
-magnetometer to report the field stable; after every temperature change, for the temperature
-to be stable. Points are read with ``trigger_and_read`` into streams ``zfc`` and ``fc`` (M–T)
-or ``mh`` (M–H).
+Each plan is one run. Every set-point is checked against the magnetometer's ranges when the plan
+is made (a ValueError before anything reaches the RunEngine). With ``restore`` (the default) the
+plan ends by bringing the temperature and then the field back to what the magnetometer reported
+when it began, so an operando run can go on where it left off (a cell left at 5 K is frozen, and
+an in-situ run's temperature suspender would wait for ever). After every field change the plan
+waits ``relax_s`` of experiment time (the superconducting magnet's flux creep; default 6.25 min,
+the 5–7 min users wait) and for the magnetometer to report the field stable; after every
+temperature change, for the temperature to be stable. Points are read with ``trigger_and_read``
+into streams ``zfc`` and ``fc`` (M–T) or ``mh`` (M–H).
 
 The cell: with a ``potentiostat`` whose sequence is running (a sub-plan of a cycling plan, at
 the state of charge it was brought to), the plans hold it at open circuit — still measured —
@@ -121,7 +121,7 @@ def mt_sweep(
         if restore:
             yield from _restore(magnetometer, before, clock, relax_s, field_rate_T_s, temperature_rate_K_s, approach)
 
-    return (yield from _held(potentiostat, "M–T sweep", inner()))
+    return _held(potentiostat, "M–T sweep", inner())  # checked above, at the call
 
 
 def mh_loop(
@@ -168,4 +168,4 @@ def mh_loop(
         if restore:
             yield from _restore(magnetometer, before, clock, relax_s, field_rate_T_s, temperature_rate_K_s, approach)
 
-    return (yield from _held(potentiostat, "M–H loop", inner()))
+    return _held(potentiostat, "M–H loop", inner())

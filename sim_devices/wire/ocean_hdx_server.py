@@ -1,0 +1,211 @@
+"""A simulated Ocean Insight HDX Raman spectrometer on TCP, speaking the Ocean Binary Protocol.
+
+python-seabreeze's own client (pyseabreeze backend, ``add_ipv4_device_location("HDX", host,
+port)``) and the project's driver (``devices/drivers/ocean_hdx.py``) connect to it unmodified.
+Its answers are ``ocean_hdx_firmware.py``; its spectra are the simulated cell's Raman bands
+(``SimRamanPhysics`` with the HDX's 2068 pixels), each exposure lasting the set integration
+time on the lab's clock (wall time divided by the clock's speed: threads cannot follow a
+virtual clock, so the lab's clock must be a scaled one). It reads the cell; whatever drives
+the cell advances it.
+
+In-process (tests, profiles), sharing a cell and a clock::
+
+    with OceanHdxServer(cell, clock) as server:
+        print(server.address)         # 127.0.0.1:<free port>
+
+Standalone: ``operando sim serve ocean-hdx [--port 57357]`` prints ``Serving ocean-hdx on
+HOST:PORT``. Loopback only unless ``--host`` says otherwise. Several clients may be connected
+at once (seabreeze keeps a closed device's socket until it is collected); their requests are
+served one at a time, as one instrument would (guessed: how many a real HDX accepts is not
+documented in seabreeze). The default port is the HDX's discovery port, which seabreeze also
+registers as the TCP port of a device it discovers (``IPv4Transport.list_devices``: the port
+the answer came from); that the TCP port is the same is inferred from that, not documented.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import threading
+
+from operando.devices.drivers import obp
+from operando.sim_devices.cell import SimCell, preset
+from operando.sim_devices.clock import SimClock
+
+from .ocean_hdx_firmware import DEFAULT_SERIAL, PRODUCT_ID, OceanHdxFirmware
+from .registry import Served, WireSimulator, register_wire_simulator
+
+DEFAULT_PORT = 57357
+
+
+class OceanHdxServer:
+    def __init__(
+        self,
+        cell: SimCell,
+        clock,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int = 0,
+        serial: str = DEFAULT_SERIAL,
+        product_id: int = PRODUCT_ID,
+        laser_nm: float = 532.0,
+    ):
+        self._stop = threading.Event()
+        self.firmware = OceanHdxFirmware(
+            cell, clock, seed=seed, serial=serial, product_id=product_id, laser_nm=laser_nm, sleep=self._expose
+        )
+        self.host, self._port = host, port
+        self._listener: socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
+        self._clients: dict[socket.socket, threading.Thread] = {}
+        self._clients_lock = threading.Lock()
+
+    # ---- life cycle --------------------------------------------------------------------------
+    def start(self) -> str:
+        """Listen and serve in threads; returns ``host:port``."""
+        self._stop.clear()
+        self._listener = socket.create_server((self.host, self._port))
+        self._listener.settimeout(0.2)  # lets the acceptor see stop() without a busy loop
+        self._port = self._listener.getsockname()[1]
+        self._acceptor = threading.Thread(target=self._accept, name="ocean-hdx-sim", daemon=True)
+        self._acceptor.start()
+        return self.address
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self._port}"
+
+    def stop(self) -> None:
+        """Stop listening and close every connection (an instrument switched off)."""
+        self._stop.set()
+        if self._acceptor is not None:
+            self._acceptor.join(timeout=5)
+            self._acceptor = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._clients_lock:
+            clients = list(self._clients.items())
+        for client, _ in clients:
+            _shut(client)
+        for _, thread in clients:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> OceanHdxServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ---- serving -----------------------------------------------------------------------------
+    def _expose(self, wall_s: float) -> bool:
+        return not self._stop.wait(wall_s)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _addr = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(target=self._talk, args=(client,), name="ocean-hdx-sim-client", daemon=True)
+            with self._clients_lock:
+                self._clients[client] = thread
+            thread.start()
+
+    def _talk(self, client: socket.socket) -> None:
+        client.settimeout(0.2)
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        frames = obp.FrameBuffer()
+        try:
+            while not self._stop.is_set():
+                try:
+                    chunk = client.recv(65536)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    return  # the client closed
+                frames.feed(chunk)
+                for reply in self._replies(frames):
+                    client.sendall(reply)
+        except OSError:
+            return  # the connection is gone
+        finally:
+            with self._clients_lock:
+                self._clients.pop(client, None)
+            client.close()
+
+    def _replies(self, frames: obp.FrameBuffer):
+        pending = b""
+        try:
+            for frame in frames.frames():
+                pending = frame
+                try:
+                    request = obp.decode_request(frame)
+                except obp.ObpError as exc:
+                    yield self.firmware.reply_to_malformed(frame, exc)
+                    continue
+                reply = self.firmware.handle(request)
+                if reply is not None:
+                    yield reply
+        except obp.ObpError as exc:  # a header that starts no message: what came is dropped
+            yield self.firmware.reply_to_malformed(pending, exc)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve one simulated HDX until interrupted; prints its address."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (loopback by default)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port (0: any free port)")
+    parser.add_argument("--material", default="fe_li2o")
+    parser.add_argument("--active-mass-g", type=float, default=1e-3)
+    parser.add_argument("--soc", type=float, default=0.0)
+    parser.add_argument("--speed", type=float, default=1.0, help="simulated s per wall s")
+    parser.add_argument("--seed", type=int, default=0, help="measurement noise seed")
+    parser.add_argument("--serial", default=DEFAULT_SERIAL, help="the serial number it reports")
+    args = parser.parse_args(argv)
+    cell = SimCell(preset(args.material, active_mass_g=args.active_mass_g), soc=args.soc)
+    server = OceanHdxServer(cell, SimClock(speed=args.speed), args.host, args.port, args.seed, args.serial)
+    print(f"Serving ocean-hdx on {server.start()}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+def _serve_on_lab(lab) -> Served:
+    """The simulated HDX on a free loopback port, measuring the lab's cell on its clock."""
+    server = OceanHdxServer(lab.cell, lab.clock, laser_nm=lab.raman.laser_nm)
+    return Served(server.start(), server.stop)
+
+
+register_wire_simulator(
+    WireSimulator(
+        "raman",
+        "ocean_hdx",
+        _serve_on_lab,
+        "a simulated Ocean Insight HDX speaking OBP on a loopback TCP socket (python-seabreeze connects)",
+        command="ocean-hdx",
+        main=main,
+        virtual_clock=False,
+    )
+)
+
+
+if __name__ == "__main__":
+    main()
