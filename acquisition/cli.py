@@ -14,6 +14,7 @@ import time
 from operando.storage.catalog import DataDirectoryError, resolve_data_dir
 
 from .cli_magnetometry import add_commands as add_magnetometry_commands
+from .cli_magnetometry import parse_values
 from .config import ConfigError
 
 
@@ -105,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     export.set_defaults(func=_cmd_export)
 
     analyse = sub.add_parser(
-        "analyse", help="CV b-values, GITT diffusion, EIS fits, dM/dQ and Curie–Weiss of a stored run"
+        "analyse", help="CV b-values, GITT diffusion, EIS fits, dM/dQ, Curie–Weiss and Raman bands of a stored run"
     )
     analyse.add_argument("run", help="uid, partial uid, scan id, or -1 for the latest")
     analyse.add_argument("--data", help=data_help)
@@ -120,6 +121,13 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         metavar=("T_MIN", "T_MAX"),
         help="fit M–T branches over this temperature range only, K (default: every point)",
+    )
+    analyse.add_argument(
+        "--raman-bands",
+        help="Raman band centres to fit, cm-1 (e.g. 505,880,1010); default: the mean spectrum's peaks",
+    )
+    analyse.add_argument(
+        "--raman-shape", choices=["lorentzian", "gaussian", "voigt"], default="lorentzian", help="band line shape"
     )
     analyse.add_argument("--json", action="store_true", help="print the results as JSON")
     analyse.set_defaults(func=_cmd_analyse)
@@ -249,6 +257,7 @@ def _cmd_analyse(args) -> int:
     length = args.diffusion_length_um
     if length is not None and not length > 0:
         raise ConfigError(f"--diffusion-length-um must be > 0 (got {length})")
+    bands = parse_values(args.raman_bands, "--raman-bands", "linear") if args.raman_bands else None
     t_range = tuple(args.curie_weiss_K or (0.0, math.inf))
     if not 0 <= t_range[0] < t_range[1]:
         raise ConfigError(f"--curie-weiss-K needs 0 <= T_MIN < T_MAX (got {t_range[0]:g} {t_range[1]:g})")
@@ -256,7 +265,13 @@ def _cmd_analyse(args) -> int:
     with open_catalog(data_dir) as cat:
         try:
             run = find_run(cat.client, args.run)
-            result = analyse_run(run, length * 1e-6 if length else None, curie_weiss_K=t_range)
+            result = analyse_run(
+                run,
+                length * 1e-6 if length else None,
+                curie_weiss_K=t_range,
+                raman_bands_cm1=bands,
+                raman_shape=args.raman_shape,
+            )
         except (RunNotFound, AnalysisError) as exc:
             print(f"operando: error: {exc}", file=sys.stderr)
             return 2

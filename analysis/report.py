@@ -6,13 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _find(stream, suffix: str):
-    """The data key of ``stream`` named ``suffix`` or ending in ``-suffix`` (device prefix)."""
-    for key in stream:
-        if key == suffix or key.endswith("-" + suffix):
-            return np.asarray(stream[key].read())
-    return None
+from .stored_columns import find_column as _find
+from .stored_columns import raman_shift_axis
 
 
 def write_overview(run, reports_dir: Path) -> Path:
@@ -70,11 +65,8 @@ def write_overview(run, reports_dir: Path) -> Path:
 
 def _raman_shift(run, stream_name: str, n: int) -> np.ndarray:
     """The Raman-shift axis from the stream's configuration, else pixel numbers."""
-    for device in (run[stream_name].metadata.get("configuration") or {}).values():
-        for key, value in (device.get("data") or {}).items():
-            if key.endswith("raman_shift") and len(value) == n:
-                return np.asarray(value, dtype=float)
-    return np.arange(n, dtype=float)
+    axis = raman_shift_axis(run, stream_name, n)
+    return np.arange(n, dtype=float) if axis is None else axis
 
 
 def band_centre(shift: np.ndarray, spectra: np.ndarray, lo: float, hi: float, iterations: int = 4) -> np.ndarray:

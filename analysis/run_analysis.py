@@ -23,6 +23,7 @@ from operando.analysis.run_magnetometry import (
     format_magnetometry,
     magnetometry_json,
 )
+from operando.analysis.run_raman import RamanResult, analyse_raman, draw_band_positions, format_raman, raman_json
 from operando.analysis.voltammetry import (
     CvScan,
     DunnSplit,
@@ -57,6 +58,7 @@ class Analysis:
     diffusion_length_m: float | None = None
     capacity_mAh: float | None = None
     magnetometry: MagnetometryResult | None = None
+    raman: RamanResult | None = None
     notes: list[str] = field(default_factory=list)  # analyses that did not apply, and why
 
 
@@ -83,7 +85,11 @@ def _step_slices(step: np.ndarray) -> dict[int, np.ndarray]:
 
 
 def analyse_run(
-    run, diffusion_length_m: float | None = None, curie_weiss_K: tuple[float, float] = (0.0, math.inf)
+    run,
+    diffusion_length_m: float | None = None,
+    curie_weiss_K: tuple[float, float] = (0.0, math.inf),
+    raman_bands_cm1: list[float] | None = None,
+    raman_shape: str = "lorentzian",
 ) -> Analysis:
     start = run.metadata["start"]
     label = f"run {start.get('uid', '?')[:8]}"
@@ -103,7 +109,8 @@ def analyse_run(
         out.notes.append("no echem stream")
     _eis(out, run)
     out.magnetometry = analyse_magnetometry(run, out.notes, curie_weiss_K=curie_weiss_K)
-    if out.cv is None and not out.gitt and not out.eis and out.magnetometry is None:
+    out.raman = analyse_raman(run, out.notes, raman_bands_cm1, raman_shape)
+    if out.cv is None and not out.gitt and not out.eis and out.magnetometry is None and out.raman is None:
         raise AnalysisError(f"{label}: nothing to analyse: " + "; ".join(out.notes))
     return out
 
@@ -233,6 +240,8 @@ def format_analysis(a: Analysis) -> str:
             lines.append(f"  {n:10} {_pm(v, e):>24} {u}{shaky}")
     if a.magnetometry:
         lines += format_magnetometry(a.magnetometry)
+    if a.raman:
+        lines += ["", *format_raman(a.raman)]
     if a.notes:
         lines += ["", "Not analysed: " + "; ".join(a.notes)]
     return "\n".join(lines)
@@ -287,6 +296,8 @@ def analysis_json(a: Analysis) -> dict:
     }
     if a.magnetometry:
         out["magnetometry"] = magnetometry_json(a.magnetometry)
+    if a.raman:
+        out["raman"] = raman_json(a.raman)
     return out
 
 
@@ -297,7 +308,7 @@ def write_analysis_figure(a: Analysis, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     mag = a.magnetometry is not None and bool(a.magnetometry.points)
-    panels = [p for p, on in (("eis", a.eis), ("cv", a.cv), ("gitt", a.gitt), ("mag", mag)) if on]
+    panels = [p for p, on in (("eis", a.eis), ("cv", a.cv), ("gitt", a.gitt), ("mag", mag), ("raman", a.raman)) if on]
     panels = panels or ["none"]  # e.g. a Curie–Weiss fit only: its numbers are in the table
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False)
     for ax, panel in zip(axes[0], panels):
@@ -322,6 +333,9 @@ def write_analysis_figure(a: Analysis, path: Path) -> Path:
             continue
         elif panel == "mag":
             draw_moment_against_charge(ax, a.magnetometry)
+        elif panel == "raman":
+            draw_band_positions(ax, a.raman)
+            continue
         else:
             for step, pulses in a.gitt.items():
                 x = [(_soc(a, p.charge_mAh) if a.capacity_mAh else p.charge_mAh) for p in pulses]

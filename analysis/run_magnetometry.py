@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 
 from .magnetometry import CurieWeissFit, MomentChange, fit_curie_weiss, moles_from_sample, moment_against_charge
+from .stored_columns import find_column
 
 WINDOW_STEP_V = 0.5  # default voltage windows: this wide, on a grid of this step
 FRAME_KEYS = ("frame-charge", "frame-Ewe", "frame-I", "frame-cycle")
@@ -32,10 +33,7 @@ class MagnetometryResult:
 
 
 def _find(stream, suffix: str) -> Optional[np.ndarray]:
-    for key in stream:
-        if key == suffix or key.endswith("-" + suffix):
-            return np.asarray(stream[key].read(), float)
-    return None
+    return find_column(stream, suffix, float)
 
 
 def default_windows(ewe_V: np.ndarray, step_V: float = WINDOW_STEP_V) -> list[float]:
