@@ -1,0 +1,196 @@
+"""A simulated Horiba LabSpec 6 on TCP, serving its remote-control ("AFM") protocol.
+
+The project's driver (``devices/drivers/labspec.py``) connects to it as to LabSpec. Its answers
+are ``labspec_protocol_sim.py``; its spectra are the simulated cell's Raman bands
+(``SimRamanPhysics``), each acquisition lasting exposure x accumulations on the lab's clock
+(wall time divided by the clock's speed: threads cannot follow a virtual clock, so the lab's
+clock must be a scaled one). It reads the cell; whatever drives the cell advances it.
+
+In-process (tests, profiles), sharing the lab's physics and clock::
+
+    with LabSpecServer(lab.raman, lab.clock) as server:
+        print(server.address)         # 127.0.0.1:<free port>
+
+Standalone: ``operando sim serve labspec [--port 1234]`` prints ``Serving labspec on
+HOST:PORT``. Loopback only unless ``--host`` says otherwise. Several clients may connect at
+once; their messages are answered one at a time (guessed: how many clients LabSpec accepts is
+not documented). Framing (guessed, see the protocol module): a message ends at a line ending or
+at a pause of ``QUIET_S``, because the public client ends its commands with nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import select
+import socket
+import threading
+
+from operando.devices.drivers.labspec_protocol import DEFAULT_PORT
+from operando.sim_devices.lab import build_sim_lab
+
+from .labspec_protocol_sim import QUIET_S, LabSpecInstrument
+from .registry import Served, WireSimulator, register_wire_simulator
+
+_POLL_S = 0.2  # how often an idle connection looks at stop()
+
+
+class LabSpecServer:
+    def __init__(self, physics, clock, host: str = "127.0.0.1", port: int = 0):
+        self._stop = threading.Event()
+        self.instrument = LabSpecInstrument(physics, clock, sleep=self._wait)
+        self.host, self._port = host, port
+        self._listener: socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
+        self._clients: dict[socket.socket, threading.Thread] = {}
+        self._clients_lock = threading.Lock()
+
+    # ---- life cycle --------------------------------------------------------------------------
+    def start(self) -> str:
+        """Listen and serve in threads; returns ``host:port``."""
+        self._stop.clear()
+        self._listener = socket.create_server((self.host, self._port))
+        self._listener.settimeout(_POLL_S)  # lets the acceptor see stop() without a busy loop
+        self._port = self._listener.getsockname()[1]
+        self._acceptor = threading.Thread(target=self._accept, name="labspec-sim", daemon=True)
+        self._acceptor.start()
+        return self.address
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self._port}"
+
+    def stop(self) -> None:
+        """Stop listening and close every connection (LabSpec closed)."""
+        self._stop.set()
+        if self._acceptor is not None:
+            self._acceptor.join(timeout=5)
+            self._acceptor = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._clients_lock:
+            clients = list(self._clients.items())
+        for client, _ in clients:
+            _shut(client)
+        for _, thread in clients:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> LabSpecServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ---- serving -----------------------------------------------------------------------------
+    def _wait(self, wall_s: float) -> bool:
+        return not self._stop.wait(wall_s)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _addr = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(target=self._talk, args=(client,), name="labspec-sim-client", daemon=True)
+            with self._clients_lock:
+                self._clients[client] = thread
+            thread.start()
+
+    def _talk(self, client: socket.socket) -> None:
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        session = self.instrument.session()
+        try:
+            client.sendall(session.greeting())
+            for message in self._messages(client):
+                replies, close = session.handle(message)
+                for reply in replies:
+                    client.sendall(reply)
+                if close:
+                    return
+        except OSError:
+            return  # the connection is gone
+        finally:
+            with self._clients_lock:
+                self._clients.pop(client, None)
+            _shut(client)
+            client.close()
+
+    def _messages(self, client: socket.socket):
+        """Each message: a line (LF or CR LF ends it) or what came before a pause of QUIET_S."""
+        pending = b""
+        while not self._stop.is_set():
+            readable, _, _ = select.select([client], [], [], QUIET_S if pending else _POLL_S)
+            if not readable:
+                if pending.strip():
+                    yield pending
+                pending = b""
+                continue
+            chunk = client.recv(65536)
+            if not chunk:
+                if pending.strip():
+                    yield pending  # what came last, before the client closed
+                return
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                if line.strip():
+                    yield line.rstrip(b"\r")
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve one simulated LabSpec until interrupted; prints its address."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (loopback by default)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port (0: any free port)")
+    parser.add_argument("--material", default="fe_li2o")
+    parser.add_argument("--active-mass-g", type=float, default=1e-3)
+    parser.add_argument("--soc", type=float, default=0.0)
+    parser.add_argument("--speed", type=float, default=1.0, help="simulated s per wall s")
+    parser.add_argument("--seed", type=int, default=0, help="measurement noise seed")
+    args = parser.parse_args(argv)
+    lab = build_sim_lab(args.material, args.active_mass_g, speed=args.speed, seed=args.seed, soc=args.soc)
+    server = LabSpecServer(lab.raman, lab.clock, args.host, args.port)
+    print(f"Serving labspec on {server.start()}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+def _serve_on_lab(lab) -> Served:
+    """The simulated LabSpec on a free loopback port, measuring the lab's cell on its clock."""
+    server = LabSpecServer(lab.raman, lab.clock)
+    return Served(server.start(), server.stop)
+
+
+register_wire_simulator(
+    WireSimulator(
+        "raman",
+        "labspec",
+        _serve_on_lab,
+        "a simulated Horiba LabSpec 6 serving its remote-control (AFM) protocol on a loopback TCP socket",
+        command="labspec",
+        main=main,
+        virtual_clock=False,
+    )
+)
+
+
+if __name__ == "__main__":
+    main()
