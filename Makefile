@@ -45,6 +45,7 @@ bench: $(STAMP)
 	-$(BIN)/python -m operando.benchmarks.sim_lab
 	-$(BIN)/python -m operando.benchmarks.storage_replay
 	-$(BIN)/python -m operando.benchmarks.methodscript
+	-$(BIN)/python -m operando.benchmarks.raman_frame
 	-QT_QPA_PLATFORM=offscreen $(BIN)/python -m operando.benchmarks.gui
 	-$(BIN)/python -m operando.benchmarks.storage_growth
 	-$(BIN)/python -m operando.benchmarks.soak

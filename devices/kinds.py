@@ -12,11 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt, StrictBool
 
 from .configuration import StrictModel
 from .magnetometer import Magnetometer
 from .raman import RamanSpectrometer
+from .raman_corrections import DEFAULT_THRESHOLD_SIGMA
 from .skpm import Skpm
 
 
@@ -41,6 +42,18 @@ class RamanSettings(DetectorSettings):
     period_s: PositiveFloat = 60.0
     exposure_s: PositiveFloat = 10.0  # per accumulation
     accumulations: PositiveInt = 1
+    # when the device takes a dark (same exposure and accumulations, shutter closed), see
+    # devices/raman.py: before each frame, every dark_every_n-th frame, when the exposure or
+    # accumulations changed, or never (nothing subtracted)
+    dark: Literal["each_frame", "every_n", "on_exposure_change", "none"] = "on_exposure_change"
+    dark_every_n: PositiveInt = 10
+    # across accumulations (needs accumulations >= 2; see devices/raman_corrections.py)
+    cosmic_ray_removal: StrictBool = True
+    # noise multiples above the other accumulations' median: at 6, one real pixel replaced in
+    # ~8e7 on the simulator (none at a band peak), and 200-count cosmic rays still caught on
+    # pixels up to ~550 counts; below 3 it would replace noise (0.1 % of pixels at 3)
+    cosmic_threshold_sigma: float = Field(DEFAULT_THRESHOLD_SIGMA, ge=3.0, le=100.0)
+    laser_power_mW: Optional[PositiveFloat] = None  # at the sample; recorded with each run
 
 
 class SkpmSettings(DetectorSettings):
@@ -72,7 +85,17 @@ DETECTOR_KINDS: dict[str, DetectorKind] = {
     ),
     "raman": DetectorKind(
         RamanSettings,
-        lambda backend, s, name: RamanSpectrometer(backend, s.exposure_s, s.accumulations, name=name),
+        lambda backend, s, name: RamanSpectrometer(
+            backend,
+            s.exposure_s,
+            s.accumulations,
+            name=name,
+            dark_rule=s.dark,
+            dark_every_n=s.dark_every_n,
+            cosmic_ray_removal=s.cosmic_ray_removal,
+            cosmic_threshold_sigma=s.cosmic_threshold_sigma,
+            laser_power_mW=s.laser_power_mW,
+        ),
     ),
     "skpm": DetectorKind(
         SkpmSettings,

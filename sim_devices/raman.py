@@ -7,6 +7,14 @@ On top: fluorescence background, the laser line leaking through the edge filter 
 tail at the low-shift end), dark current, Poisson shot noise, read noise per accumulation and
 occasional cosmic-ray spikes. The pixel axis comes from a wavelength calibration polynomial
 (``raman_calibration``); ``lamp_spectrum`` is what a neon lamp gives, for calibrating it.
+
+``spectrum`` is the summed counts of a whole acquisition (as before: what the HDX firmware
+simulator serves, unclipped); ``frames`` is what a CCD read out once per accumulation gives: one
+row per accumulation, each clipped at the 16-bit ADC's full scale (``FULL_SCALE``), and with
+``dark=True`` the laser shutter closed — dark current, read noise and cosmic rays (they cross a
+closed shutter too), no laser line, fluorescence or bands. No bias offset: like a bias-subtracted
+CCD, a dark pixel can read slightly below zero from read noise. All frames of one call see the
+same cell state (the state at the end of the acquisition, as ``spectrum``).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ class SimRamanPhysics:
     DARK_COUNTS_S = 2.0  # per pixel
     READ_NOISE_COUNTS = 3.0  # rms per pixel per accumulation
     COSMIC_RATE_S = 0.02  # spikes per second of exposure on the whole chip
+    FULL_SCALE = 65535.0  # counts: a 16-bit CCD's ADC; a frame's pixel never reads more
 
     def __init__(
         self,
@@ -87,11 +96,32 @@ class SimRamanPhysics:
         expected = (self.clean_rate() + self.DARK_COUNTS_S) * total_s
         counts = self._rng.poisson(expected).astype(np.float64)
         counts += self._rng.normal(0.0, self.READ_NOISE_COUNTS * np.sqrt(accumulations), counts.size)
-        for _ in range(self._rng.poisson(self.COSMIC_RATE_S * total_s)):
+        self._add_cosmic_rays(counts, total_s)
+        return counts
+
+    def frames(self, exposure_s: float, accumulations: int = 1, dark: bool = False) -> np.ndarray:
+        """One frame per accumulation (accumulations x pixels, counts), each read out on its own:
+        Poisson shot noise, read noise and cosmic rays per frame, clipped at ``FULL_SCALE``.
+
+        ``dark``: the laser shutter closed — dark current only (plus read noise and cosmic rays).
+        """
+        if not exposure_s > 0 or accumulations < 1:
+            raise ValueError(f"need exposure_s > 0 and accumulations >= 1, got {exposure_s!r}, {accumulations!r}")
+        rate = np.full(self._shift.size, self.DARK_COUNTS_S) if dark else self.clean_rate() + self.DARK_COUNTS_S
+        out = np.empty((int(accumulations), self._shift.size))
+        for i in range(int(accumulations)):
+            frame = self._rng.poisson(rate * exposure_s).astype(np.float64)
+            frame += self._rng.normal(0.0, self.READ_NOISE_COUNTS, frame.size)
+            self._add_cosmic_rays(frame, exposure_s)
+            out[i] = np.minimum(frame, self.FULL_SCALE)
+        return out
+
+    def _add_cosmic_rays(self, counts: np.ndarray, exposure_s: float) -> None:
+        """Spikes of 200-3000 counts, 1-3 pixels wide, at COSMIC_RATE_S per second of exposure."""
+        for _ in range(self._rng.poisson(self.COSMIC_RATE_S * exposure_s)):
             pixel = int(self._rng.integers(0, counts.size))
             width = int(self._rng.integers(1, 4))
             counts[pixel : pixel + width] += self._rng.uniform(200.0, 3000.0)
-        return counts
 
     def lamp_spectrum(self, exposure_s: float = 0.1) -> np.ndarray:
         """Counts from a neon calibration lamp (laser off): lines 0.15 nm wide, plus noise."""

@@ -3,6 +3,7 @@
 import pytest
 import yaml
 
+from operando.acquisition.backends import backend_names
 from operando.acquisition.config import (
     PROFILES_DIR,
     ConfigError,
@@ -76,8 +77,9 @@ def test_every_problem_reported_one_per_line(tmp_path):
     lines = _error(load_profile, _write(tmp_path, data)).splitlines()
     assert len(lines) == 2
     assert all(line.startswith(str(tmp_path / "lab.yaml") + ": ") for line in lines)
+    known = ", ".join(backend_names("raman"))
     assert any(
-        "instruments.raman.backend: expected one of sim for kind raman (got 'seabrezee')" in line for line in lines
+        f"instruments.raman.backend: expected one of {known} for kind raman (got 'seabrezee')" in line for line in lines
     )
     assert any("sample.active_mass_g:" in line and "(got -1)" in line for line in lines)
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from operando.acquisition.backends import backend_names
 from operando.acquisition.cli import main
 from operando.acquisition.config import PROFILES_DIR
 
@@ -44,7 +45,8 @@ def test_a_backend_must_be_registered_for_its_kind(tmp_path, capsys):
         tmp_path, "  raman:\n    kind: raman\n    backend: sim", "  raman:\n    kind: raman\n    backend: seabreeze"
     )
     code, err = _run(capsys, tmp_path, profile)
-    assert code == 2 and "instruments.raman.backend: expected one of sim for kind raman (got 'seabreeze')" in err
+    known = ", ".join(backend_names("raman"))
+    assert code == 2 and f"instruments.raman.backend: expected one of {known} for kind raman (got 'seabreeze')" in err
 
 
 @pytest.mark.parametrize("backend", ["sim", "methodscript"])

@@ -138,13 +138,17 @@ def test_simulated_material_is_checked_only_when_something_is_simulated(tmp_path
         check_run(load_profile(simulated), load_protocol("galvanostatic_cycling"))
 
 
+# Settings a backend cannot run without (no laser line known to an HDX; no shutter: no darks).
+REQUIRED_SETTINGS = {"ocean_hdx": {"laser_nm": 532.0, "dark": "none"}, "labspec": {"dark": "none"}}
+
+
 def test_every_hardware_backend_with_an_address_names_what_it_needs(tmp_path, capsys):
     for spec in all_backends():
         if spec.address is None:
             continue
 
         def edit(data, spec=spec):
-            entry = {"kind": spec.kind, "backend": spec.name}
+            entry = {"kind": spec.kind, "backend": spec.name, "settings": REQUIRED_SETTINGS.get(spec.name, {})}
             if spec.kind == "potentiostat":  # limits belong to the potentiostat only
                 entry["limits"] = data["instruments"]["potentiostat"].get("limits")
             data["instruments"][spec.kind] = entry
@@ -166,6 +170,12 @@ def test_start_metadata_describes_the_run_the_same_way_for_every_entry_point():
         "trigger": "software",
         "exposure_s": 10.0,
         "accumulations": 2,
+        # the corrections' settings, defaults included: the run says how its spectra were made
+        "dark": "on_exposure_change",
+        "dark_every_n": 10,
+        "cosmic_ray_removal": True,
+        "cosmic_threshold_sigma": 6.0,
+        "laser_power_mW": None,
     }
 
 

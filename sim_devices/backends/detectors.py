@@ -75,6 +75,8 @@ class SimRamanBackend:
         self.raman_shift_cm1 = np.asarray(lab.raman.raman_shift_cm1, dtype=float)
         self.laser_nm = float(lab.raman.laser_nm)
         self.description = f"simulated Raman spectrometer ({self.laser_nm:g} nm)"
+        self.full_scale = float(lab.raman.FULL_SCALE)
+        self.read_noise_counts = float(lab.raman.READ_NOISE_COUNTS)
         self.connected = True
         self.interlock_closed = True
 
@@ -83,15 +85,19 @@ class SimRamanBackend:
             raise ConnectionError("simulated Raman spectrometer: no answer")
         return {"connected": True, "interlock_closed": self.interlock_closed}
 
-    async def acquire(self, exposure_s: float, accumulations: int) -> SpectrumReading:
+    async def acquire(self, exposure_s: float, accumulations: int, dark: bool = False) -> SpectrumReading:
+        """One frame per accumulation, clipped at the CCD's full scale. ``dark``: the shutter
+        closed (dark current, read noise, cosmic rays), software-timed even when
+        hardware-triggered (the trigger edge is the light frame's), on the lab's clock too."""
         if not self.connected:
             raise ConnectionError("simulated Raman spectrometer: no answer")
         if not self.interlock_closed:
             raise RuntimeError("simulated Raman spectrometer: laser interlock open, no exposure")
-        start, end, edge_inst = await _exposure(self.lab, exposure_s * accumulations, self.trigger_source)
+        trigger_source = None if dark else self.trigger_source
+        start, end, edge_inst = await _exposure(self.lab, exposure_s * accumulations, trigger_source)
         self.lab.sync()
-        counts = self.lab.raman.spectrum(exposure_s, accumulations)
-        return SpectrumReading(start, end, counts, edge_inst)
+        frames = self.lab.raman.frames(exposure_s, accumulations, dark=dark)
+        return SpectrumReading(start, end, frames.sum(axis=0), edge_inst, frames, self.full_scale)
 
 
 class SimMagnetometerSettings(MagnetometerSettings):
