@@ -27,6 +27,7 @@ from operando.storage.catalog import files_dir
 
 from .backends import WIRE_SIM_ADDRESS, backend_spec, wire_simulator
 from .config import Instrument, Profile
+from .raman_calibration import apply_raman_calibration
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,8 @@ def build_instruments(
             settings = inst.typed_settings
             trigger = pstat_backend if settings.trigger == "hardware" else None
             device = DETECTOR_KINDS[inst.kind].make_device(backend_for(name, inst, settings, trigger), settings, name)
+            if inst.kind == "raman":
+                apply_raman_calibration(device, name, inst, settings, data_dir)
             rules = tuple(inst.schedule) if inst.schedule else None
             schedule = (
                 DetectorSchedule(device, rules, name)
@@ -158,4 +161,5 @@ def _sim_lab(profile: Profile, speed: Optional[float], sample_interval_s: float)
         sample_interval_s=sample_interval_s,
         seed=sim.seed if sim else 0,
         clock=clock,
+        raman_axis_error_cm1=sim.raman_axis_error_cm1 if sim else 0.0,
     )

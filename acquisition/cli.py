@@ -15,6 +15,7 @@ from operando.storage.catalog import DataDirectoryError, resolve_data_dir
 
 from .cli_magnetometry import add_commands as add_magnetometry_commands
 from .cli_magnetometry import parse_values
+from .cli_raman import add_command as add_raman_commands
 from .config import ConfigError
 
 
@@ -63,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_cmd_run)
     add_magnetometry_commands(sub, data_help)
+    add_raman_commands(sub, data_help)
 
     runs = sub.add_parser("runs", help="list stored runs (optionally only those matching)")
     runs.add_argument("--data", help=data_help)

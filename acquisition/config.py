@@ -165,6 +165,9 @@ class SimOptions(StrictModel):
     seed: Optional[int] = 0  # fixed by default so a demo run is reproducible
     # "scaled": wall time x speed; "virtual": discrete-event, a stalled host skips no time.
     clock: Literal["scaled", "virtual"] = "scaled"
+    # The simulated Raman spectrometer's axis error (cm-1; 0: exact), for calibrating against
+    # the silicon reference (`operando calibrate-raman`)
+    raman_axis_error_cm1: float = Field(0.0, ge=-20.0, le=20.0)
     # Injected instrument faults (sim_devices/faults.py), e.g.
     #   {instrument: raman, kind: disconnect, at_s: 3600, duration_s: 600}
     faults: list[Fault] = []  # instrument names are checked against the profile's

@@ -54,6 +54,9 @@ class RamanSettings(DetectorSettings):
     # pixels up to ~550 counts; below 3 it would replace noise (0.1 % of pixels at 3)
     cosmic_threshold_sigma: float = Field(DEFAULT_THRESHOLD_SIGMA, ge=3.0, le=100.0)
     laser_power_mW: Optional[PositiveFloat] = None  # at the sample; recorded with each run
+    # added to the instrument's Raman-shift axis; None: the data directory's latest calibration
+    # of this instrument (`operando calibrate-raman`), else 0
+    shift_offset_cm1: Optional[float] = Field(None, ge=-50.0, le=50.0)
 
 
 class SkpmSettings(DetectorSettings):

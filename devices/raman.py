@@ -133,9 +133,13 @@ class RamanSpectrometer(PolledStatus, StandardReadable):
             self.laser_power, _ = soft_signal_r_and_setter(
                 float, math.nan if laser_power_mW is None else float(laser_power_mW), units="mW"
             )
-            self.raman_shift, _ = soft_signal_r_and_setter(
+            # the instrument's axis plus the calibration offset (apply_shift_offset), and both
+            # recorded: what the run's spectra are plotted and fitted against
+            self.raman_shift, self._set_raman_shift = soft_signal_r_and_setter(
                 Array1D[np.float64], np.asarray(backend.raman_shift_cm1, float), units="1/cm"
             )
+            self.shift_offset, self._set_shift_offset = soft_signal_r_and_setter(float, 0.0, units="1/cm")
+            self.shift_calibration, self._set_shift_calibration = soft_signal_r_and_setter(str, "none")
             self.laser_wavelength, _ = soft_signal_r_and_setter(float, backend.laser_nm, units="nm")
             self.backend_description, _ = soft_signal_r_and_setter(str, backend.description)
         # Health, not data: watched by suspenders, not read into frames.
@@ -145,6 +149,15 @@ class RamanSpectrometer(PolledStatus, StandardReadable):
         self.status_poller = StatusPoller(
             self.name, backend.status, {"connected": set_connected, "interlock_closed": set_interlock}
         )
+
+    def apply_shift_offset(self, offset_cm1: float, source: str) -> None:
+        """Correct the Raman-shift axis by ``offset_cm1`` (reference band's true shift minus where
+        the instrument's axis put it) and record where the offset came from."""
+        if not math.isfinite(offset_cm1):
+            raise ValueError(f"{self.name}: a Raman-shift offset must be finite (got {offset_cm1!r})")
+        self._set_raman_shift(np.asarray(self._backend.raman_shift_cm1, float) + float(offset_cm1))
+        self._set_shift_offset(float(offset_cm1))
+        self._set_shift_calibration(source)
 
     @staticmethod
     def _check_dark_rule(rule: str, every_n: int, name: str) -> None:
@@ -206,7 +219,7 @@ class RamanSpectrometer(PolledStatus, StandardReadable):
             spectrum, dark = subtract_dark(summed, self._dark, exposure, accumulations), self._dark.counts
         full = saturated_pixels(frames, r.full_scale)
         if full.any():
-            shift = np.asarray(self._backend.raman_shift_cm1, float)[full]
+            shift = np.asarray(self._backend.raman_shift_cm1, float)[full]  # the instrument's own axis
             log.warning(
                 "%s: saturated: %d pixels at the detector's full scale (%g counts), %.0f-%.0f cm-1; "
                 "the frame is kept and flagged",

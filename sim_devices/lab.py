@@ -57,6 +57,7 @@ def build_sim_lab(
     start_time: float | None = None,
     clock: str | Clock = "scaled",
     tick_s: float | None = None,
+    raman_axis_error_cm1: float = 0.0,
 ) -> SimLab:
     """One simulated sample and its instruments on one clock.
 
@@ -71,6 +72,6 @@ def build_sim_lab(
         clock=the_clock,
         potentiostat=SimPotentiostatEngine(cell, the_clock, sample_interval_s),
         magnetometer=SimMagnetometerPhysics(cell, seed=seed),
-        raman=SimRamanPhysics(cell, seed=seed + 1),  # independent noise streams
+        raman=SimRamanPhysics(cell, seed=seed + 1, axis_error_cm1=raman_axis_error_cm1),  # own noise streams
         skpm=SimSkpmPhysics(cell, seed=seed + 2),
     )

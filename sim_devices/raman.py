@@ -24,6 +24,9 @@ import numpy as np
 from .cell import SimCell
 from .raman_calibration import NEON_LINES_NM, WavelengthCalibration
 
+SILICON_CM1 = 520.7  # the first-order optical phonon of crystalline silicon, the usual reference
+SILICON_PEAK_COUNTS_S = 3000.0
+
 
 def _lorentzian(x: np.ndarray, centre: float, fwhm: float) -> np.ndarray:
     half = 0.5 * fwhm
@@ -43,8 +46,14 @@ class SimRamanPhysics:
         n_pixels: int = 1024,
         laser_nm: float = 532.0,
         shift_range_cm1: tuple[float, float] = (100.0, 1800.0),
+        axis_error_cm1: float = 0.0,
     ):
         self._cell = cell
+        # The spectrometer's axis is off by this much: a pixel's true shift is its reported
+        # shift + the error, so bands appear that much lower on the reported axis (0: exact).
+        self.axis_error_cm1 = float(axis_error_cm1)
+        # What is in the beam: the cell, or a reference sample for calibrating the axis
+        self.sample: str = "cell"
         self._rng = np.random.default_rng(seed)
         self.laser_nm = float(laser_nm)
         self.calibration = WavelengthCalibration.for_shift_range(
@@ -82,10 +91,15 @@ class SimRamanPhysics:
         ]
 
     def clean_rate(self) -> np.ndarray:
-        """Expected counts/s per pixel: bands plus fluorescence, without dark current."""
+        """Expected counts/s per pixel: bands plus fluorescence, without dark current (or the
+        silicon reference's band, when it is in the beam)."""
+        true_shift = self._shift + self.axis_error_cm1
+        if self.sample == "silicon":
+            # crystalline Si: one band at 520.7 cm-1, ~4 cm-1 wide, bright, little background
+            return 20.0 + self._rayleigh + SILICON_PEAK_COUNTS_S * _lorentzian(true_shift, SILICON_CM1, 4.0)
         rate = self._fluorescence + self._rayleigh
         for _name, centre, fwhm, peak in self.bands():
-            rate += peak * _lorentzian(self._shift, centre, fwhm)
+            rate += peak * _lorentzian(true_shift, centre, fwhm)
         return rate
 
     def spectrum(self, exposure_s: float, accumulations: int = 1) -> np.ndarray:
