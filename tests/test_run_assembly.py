@@ -176,6 +176,7 @@ def test_start_metadata_describes_the_run_the_same_way_for_every_entry_point():
         "cosmic_ray_removal": True,
         "cosmic_threshold_sigma": 6.0,
         "laser_power_mW": None,
+        "shift_offset_cm1": None,
     }
 
 
