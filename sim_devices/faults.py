@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFlo
 FaultKind = Literal["disconnect", "timeout", "garbled", "truncated", "slow", "clock_drift", "stuck", "interlock_open"]
 # calls that talk to the instrument; anything else (attributes, properties) passes through
 CALLS = ("start", "poll", "measure", "acquire", "scan", "status", "open_circuit", "hold", "release")
-VALUE_FIELDS = ("moment_emu", "counts", "topography_m", "cpd_V")
+VALUE_FIELDS = ("moment_emu", "counts", "frames", "topography_m", "cpd_V")
 TIME_FIELDS = ("exposure_start", "exposure_end", "scan_start", "scan_end")
 
 
@@ -131,7 +131,7 @@ class FaultyBackend:
             if fault is None or (name == "open_circuit" and fault.kind != "disconnect"):
                 result = await method(*args, **kwargs)
                 if name in ("poll", "measure", "acquire", "scan"):
-                    self._last_good[name] = result
+                    self._last_good[_reading_key(name, kwargs)] = result
                 return result
             return await self._misbehave(fault, name, method, args, kwargs)
 
@@ -163,7 +163,7 @@ class FaultyBackend:
         if kind == "clock_drift":
             return self._drifted(result, fault)
         if kind == "stuck":
-            return self._stuck(name, result)
+            return self._stuck(_reading_key(name, kwargs), result)
         raise AssertionError(kind)  # pragma: no cover - FaultKind is closed
 
     def _drifted(self, result, fault: Fault):
@@ -196,6 +196,11 @@ class FaultyBackend:
             changes = {f: getattr(good, f) for f in VALUE_FIELDS if hasattr(result, f)}
             return dataclasses.replace(result, **changes)
         return result
+
+
+def _reading_key(name: str, kwargs: dict) -> str:
+    """A Raman dark is frozen at the last good dark, a light frame at the last good light frame."""
+    return f"{name}-dark" if kwargs.get("dark") else name
 
 
 class WireFault:

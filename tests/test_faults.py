@@ -189,3 +189,27 @@ def test_wire_fault_reaches_the_methodscript_driver(kind):
     finally:
         sim.stop()
     assert sim.wire_fault.hits >= 1
+
+
+def test_a_stuck_spectrometer_freezes_light_and_dark_frames_each_at_their_own_last_good():
+    """A stuck Raman repeats its last good spectrum, not a light frame in place of a dark (which
+    would leave a near-zero, corrupted spectrum after the dark subtraction)."""
+    the_lab = lab()
+    backend = inject_faults(
+        SimRamanBackend(the_lab), "raman", schedule("raman", "stuck", at_s=25, duration_s=100), the_lab.clock
+    )
+    raman = RamanSpectrometer(backend, 5.0, 2, name="raman", dark_rule="each_frame")
+
+    async def frames(n):
+        await raman.connect()
+        out = []
+        for _ in range(n):
+            await raman.trigger()
+            out.append(np.asarray(await raman.spectrum.get_value()))
+        return out
+
+    spectra = asyncio.run(frames(5))  # each frame: a 10 s dark, then 10 s of light
+    good = spectra[0]
+    peak = good.max()
+    for s in spectra[2:4]:  # taken while stuck
+        assert s.max() == pytest.approx(peak, rel=0.2)  # a spectrum, not dark minus dark
