@@ -30,78 +30,15 @@ from operando.sim_devices.lab import build_sim_lab
 
 from .labspec_protocol_sim import QUIET_S, LabSpecInstrument
 from .registry import Served, WireSimulator, register_wire_simulator
+from .tcp_service import POLL_S, ThreadedTcpService, shut
 
-_POLL_S = 0.2  # how often an idle connection looks at stop()
 
+class LabSpecServer(ThreadedTcpService):
+    thread_name = "labspec-sim"
 
-class LabSpecServer:
     def __init__(self, physics, clock, host: str = "127.0.0.1", port: int = 0):
-        self._stop = threading.Event()
+        super().__init__(host, port)
         self.instrument = LabSpecInstrument(physics, clock, sleep=self._wait)
-        self.host, self._port = host, port
-        self._listener: socket.socket | None = None
-        self._acceptor: threading.Thread | None = None
-        self._clients: dict[socket.socket, threading.Thread] = {}
-        self._clients_lock = threading.Lock()
-
-    # ---- life cycle --------------------------------------------------------------------------
-    def start(self) -> str:
-        """Listen and serve in threads; returns ``host:port``."""
-        self._stop.clear()
-        self._listener = socket.create_server((self.host, self._port))
-        self._listener.settimeout(_POLL_S)  # lets the acceptor see stop() without a busy loop
-        self._port = self._listener.getsockname()[1]
-        self._acceptor = threading.Thread(target=self._accept, name="labspec-sim", daemon=True)
-        self._acceptor.start()
-        return self.address
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self._port}"
-
-    def stop(self) -> None:
-        """Stop listening and close every connection (LabSpec closed)."""
-        self._stop.set()
-        if self._acceptor is not None:
-            self._acceptor.join(timeout=5)
-            self._acceptor = None
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        with self._clients_lock:
-            clients = list(self._clients.items())
-        for client, _ in clients:
-            _shut(client)
-        for _, thread in clients:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> LabSpecServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    # ---- serving -----------------------------------------------------------------------------
-    def _wait(self, wall_s: float) -> bool:
-        return not self._stop.wait(wall_s)
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _addr = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=self._talk, args=(client,), name="labspec-sim-client", daemon=True)
-            with self._clients_lock:
-                self._clients[client] = thread
-            thread.start()
 
     def _talk(self, client: socket.socket) -> None:
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -117,16 +54,15 @@ class LabSpecServer:
         except OSError:
             return  # the connection is gone
         finally:
-            with self._clients_lock:
-                self._clients.pop(client, None)
-            _shut(client)
+            self._forget(client)
+            shut(client)
             client.close()
 
     def _messages(self, client: socket.socket):
         """Each message: a line (LF or CR LF ends it) or what came before a pause of QUIET_S."""
         pending = b""
         while not self._stop.is_set():
-            readable, _, _ = select.select([client], [], [], QUIET_S if pending else _POLL_S)
+            readable, _, _ = select.select([client], [], [], QUIET_S if pending else POLL_S)
             if not readable:
                 if pending.strip():
                     yield pending
@@ -142,13 +78,6 @@ class LabSpecServer:
                 line, pending = pending.split(b"\n", 1)
                 if line.strip():
                     yield line.rstrip(b"\r")
-
-
-def _shut(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 def main(argv: list[str] | None = None) -> None:

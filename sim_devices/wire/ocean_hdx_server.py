@@ -34,11 +34,14 @@ from operando.sim_devices.clock import SimClock
 
 from .ocean_hdx_firmware import DEFAULT_SERIAL, PRODUCT_ID, OceanHdxFirmware
 from .registry import Served, WireSimulator, register_wire_simulator
+from .tcp_service import ThreadedTcpService
 
 DEFAULT_PORT = 57357
 
 
-class OceanHdxServer:
+class OceanHdxServer(ThreadedTcpService):
+    thread_name = "ocean-hdx-sim"
+
     def __init__(
         self,
         cell: SimCell,
@@ -50,74 +53,10 @@ class OceanHdxServer:
         product_id: int = PRODUCT_ID,
         laser_nm: float = 532.0,
     ):
-        self._stop = threading.Event()
+        super().__init__(host, port)
         self.firmware = OceanHdxFirmware(
-            cell, clock, seed=seed, serial=serial, product_id=product_id, laser_nm=laser_nm, sleep=self._expose
+            cell, clock, seed=seed, serial=serial, product_id=product_id, laser_nm=laser_nm, sleep=self._wait
         )
-        self.host, self._port = host, port
-        self._listener: socket.socket | None = None
-        self._acceptor: threading.Thread | None = None
-        self._clients: dict[socket.socket, threading.Thread] = {}
-        self._clients_lock = threading.Lock()
-
-    # ---- life cycle --------------------------------------------------------------------------
-    def start(self) -> str:
-        """Listen and serve in threads; returns ``host:port``."""
-        self._stop.clear()
-        self._listener = socket.create_server((self.host, self._port))
-        self._listener.settimeout(0.2)  # lets the acceptor see stop() without a busy loop
-        self._port = self._listener.getsockname()[1]
-        self._acceptor = threading.Thread(target=self._accept, name="ocean-hdx-sim", daemon=True)
-        self._acceptor.start()
-        return self.address
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self._port}"
-
-    def stop(self) -> None:
-        """Stop listening and close every connection (an instrument switched off)."""
-        self._stop.set()
-        if self._acceptor is not None:
-            self._acceptor.join(timeout=5)
-            self._acceptor = None
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        with self._clients_lock:
-            clients = list(self._clients.items())
-        for client, _ in clients:
-            _shut(client)
-        for _, thread in clients:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> OceanHdxServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    # ---- serving -----------------------------------------------------------------------------
-    def _expose(self, wall_s: float) -> bool:
-        return not self._stop.wait(wall_s)
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _addr = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=self._talk, args=(client,), name="ocean-hdx-sim-client", daemon=True)
-            with self._clients_lock:
-                self._clients[client] = thread
-            thread.start()
 
     def _talk(self, client: socket.socket) -> None:
         client.settimeout(0.2)
@@ -137,8 +76,7 @@ class OceanHdxServer:
         except OSError:
             return  # the connection is gone
         finally:
-            with self._clients_lock:
-                self._clients.pop(client, None)
+            self._forget(client)
             client.close()
 
     def _replies(self, frames: obp.FrameBuffer):
@@ -156,13 +94,6 @@ class OceanHdxServer:
                     yield reply
         except obp.ObpError as exc:  # a header that starts no message: what came is dropped
             yield self.firmware.reply_to_malformed(pending, exc)
-
-
-def _shut(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 def main(argv: list[str] | None = None) -> None:
