@@ -73,13 +73,18 @@ def analyse_raman(
                 result.soc_slopes[t.name] = tracking.against_soc(t.name)
             except ValueError as exc:
                 notes.append(str(exc))
-    if len(tracking.tracks) >= 2:
-        # the band whose area changes most, over the one that changes least (an interface band
-        # over a reference band, when the user has not said which)
-        spread = {t.name: _relative_spread(t.area) for t in tracking.tracks}
-        ordered = sorted(spread, key=spread.get)
-        result.ratio = (ordered[-1], ordered[0])
+    result.ratio = default_ratio(tracking)
     return result
+
+
+def default_ratio(tracking: RamanTracking) -> Optional[tuple[str, str]]:
+    """The band whose area changes most over the one that changes least (an interface band over
+    a reference band, when the user has not said which); None with fewer than two bands."""
+    if len(tracking.tracks) < 2:
+        return None
+    spread = {t.name: _relative_spread(t.area) for t in tracking.tracks}
+    ordered = sorted(spread, key=spread.get)
+    return ordered[-1], ordered[0]
 
 
 def _relative_spread(area: np.ndarray) -> float:

@@ -30,6 +30,7 @@ from .overview import SUBSET_ROWS, SUBSET_VALUES, TABLE_ROWS, Background, EchemO
 log = logging.getLogger(__name__)
 
 UNSHOWN = ("frame-",)  # keys no panel shows (the echem state stamped on each frame): not read
+SHOWN_FRAME_KEYS = ("frame-soc",)  # ...but this one: the Raman bands panel's shift per unit SOC
 # Streams the panels show: the echem stream, each instrument's (the status table), and any with
 # a key the detector panels look for (moments, spectra, impedance; any array: maps). The others
 # (timebase, interruptions, frame_failures) are left unread: each read costs 2 requests.
@@ -196,7 +197,11 @@ def open_stored(run, table_rows: int | None = None, timings: dict | None = None)
         shown_by_name = set(start.get("instruments") or {}) | {echem_name}
         for name, node in nodes:
             md = node.metadata
-            data_keys = {k: v for k, v in (md.get("data_keys") or {}).items() if not k.startswith(UNSHOWN)}
+            data_keys = {
+                k: v
+                for k, v in (md.get("data_keys") or {}).items()
+                if not k.startswith(UNSHOWN) or k in SHOWN_FRAME_KEYS
+            }
             config = _configuration(md)
             if events.get(name) == 0 or not _shown(name, data_keys, shown_by_name):
                 # a stream without rows (interruptions), or that no panel shows (timebase): unread

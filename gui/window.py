@@ -22,6 +22,7 @@ from .panels_detectors import MapPanel, MomentPanel, RamanPanel, StatusPanel
 from .panels_echem import CapacityPanel, DqDvPanel, EchemTimePanel
 from .panels_impedance import ImpedancePanel, find_impedance
 from .panels_magnetometry import MagnetometryPanel, find_sweeps
+from .panels_raman_bands import RamanBandsPanel, find_spectra
 from .plots import boxed
 from .run_panel import RunPanel
 from .setup_panel import SetupPanel
@@ -82,6 +83,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status = StatusPanel()
         self.impedance = ImpedancePanel()
         self.magnetometry = MagnetometryPanel()
+        self.raman_bands = RamanBandsPanel()
         self.panels = [
             self.echem,
             self.moment,
@@ -91,6 +93,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.map,
             self.impedance,
             self.magnetometry,
+            self.raman_bands,
             self.status,
         ]
         # Maps, impedance and M–T/M–H share a place: a run rarely has two of them, and a hidden
@@ -99,7 +102,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.lower_tabs.addTab(self.map, "Map (any 2-D stream)")
         self.lower_tabs.addTab(self.impedance, "Impedance")
         self.lower_tabs.addTab(self.magnetometry, "M–T / M–H")
+        self.lower_tabs.addTab(self.raman_bands, "Raman bands")
         self._tab_chosen_for = None  # weak reference to the RunData the tab was chosen for
+        self._raman_tab_for = None  # ... the Raman bands tab was chosen for (the others may follow)
         grid = QtWidgets.QGridLayout()
         grid.setSpacing(4)
         grid.addWidget(self.echem, 0, 0)
@@ -352,7 +357,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _choose_lower_tab(self):
         """Once per run, as soon as it has M–T/M–H, a map or impedance: show the tab that has data
-        (an M–T or M–H run is about that; a map before impedance otherwise)."""
+        (an M–T or M–H run is about that; a map before impedance otherwise). A run with Raman
+        spectra and none of them shows its Raman bands."""
         d = self.data
         if self._tab_chosen_for is not None and self._tab_chosen_for() is d:
             return
@@ -364,6 +370,11 @@ class MainWindow(QtWidgets.QMainWindow):
             chosen = self.magnetometry if has_mag else self.impedance if has_z and not has_map else self.map
             self.lower_tabs.setCurrentWidget(chosen)
             self._tab_chosen_for = weakref.ref(d)
+        elif (self._raman_tab_for is None or self._raman_tab_for() is not d) and find_spectra(d)[0] is not None:
+            # Raman spectra and none of those (yet): the bands, once; a map, impedance or M–T/M–H
+            # appearing later in the run still takes the place once
+            self.lower_tabs.setCurrentWidget(self.raman_bands)
+            self._raman_tab_for = weakref.ref(d)
 
     def _show_position(self):
         d = self.data
