@@ -43,6 +43,10 @@ def _profile(tmp_path):
     data = yaml.safe_load((PROFILES_DIR / "sim.yaml").read_text())
     assert {"watch": "raman.interlock_closed", "when": False, "echem": "hold"} in data["suspenders"]
     data["instruments"]["raman"]["settings"].update(period_s=120, exposure_s=5, accumulations=1)
+    # The virtual clock: the interlock opens and closes at its experiment times and every frame
+    # and suspension lands where the schedule puts it, however loaded the machine (the GUI fits
+    # Raman bands meanwhile; a scaled clock let a busy machine move the hold's edges).
+    data["sim"]["clock"] = "virtual"
     data["sim"]["faults"] = [
         {"instrument": "raman", "kind": "interlock_open", "at_s": OPEN_AT_S, "duration_s": OPEN_FOR_S}
     ]
