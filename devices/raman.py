@@ -54,6 +54,11 @@ log = logging.getLogger(__name__)
 DARK_RULES = ("each_frame", "every_n", "on_exposure_change", "none")
 
 
+def raman_shift_cm1(wavelength_nm, laser_nm: float) -> np.ndarray:
+    """Stokes Raman shift (cm-1) of each wavelength (nm) for a laser at ``laser_nm``."""
+    return 1e7 / float(laser_nm) - 1e7 / np.asarray(wavelength_nm, float)
+
+
 @dataclass(frozen=True)
 class SpectrumReading:
     exposure_start: float  # experiment-clock seconds since the epoch

@@ -28,7 +28,7 @@ from pydantic import PositiveFloat, model_validator
 from operando.devices.clock import Clock, WallClock
 from operando.devices.drivers.labspec import DEFAULT_TIMEOUT_S, LabSpecClient, LabSpecConnectionError, LabSpecError
 from operando.devices.kinds import RamanSettings
-from operando.devices.raman import SpectrumReading
+from operando.devices.raman import SpectrumReading, raman_shift_cm1
 from operando.devices.registry import BackendSpec, BuildContext, register
 
 LASER_AGREEMENT_NM = 0.5
@@ -63,7 +63,7 @@ class LabSpecBackend:
                 reported = None
             wavelengths = self.client.wavelengths_nm()
         self.laser_nm = _laser(self.name, reported, self._laser_setting)
-        self.raman_shift_cm1 = 1e7 / self.laser_nm - 1e7 / wavelengths
+        self.raman_shift_cm1 = raman_shift_cm1(wavelengths, self.laser_nm)
         self.description += f" ({self.laser_nm:g} nm laser)"
         return self
 

@@ -32,16 +32,11 @@ from pydantic import PositiveFloat, model_validator
 from operando.devices.clock import Clock, WallClock
 from operando.devices.drivers.ocean_hdx import DEFAULT_TIMEOUT_S, OceanHdxClient, OceanHdxError
 from operando.devices.kinds import RamanSettings
-from operando.devices.raman import SpectrumReading
+from operando.devices.raman import SpectrumReading, raman_shift_cm1
 from operando.devices.registry import BackendSpec, BuildContext, register
 
 FULL_SCALE = 65535.0  # seabreeze's HDX spectrum_max_value
 READ_NOISE_COUNTS = 8.0  # rms per pixel and spectrum; guessed (not in seabreeze's HDX definition)
-
-
-def raman_shift_cm1(wavelength_nm: np.ndarray, laser_nm: float) -> np.ndarray:
-    """Stokes Raman shift of each wavelength for a laser at ``laser_nm``, cm-1."""
-    return 1e7 / laser_nm - 1e7 / np.asarray(wavelength_nm, float)
 
 
 class OceanHdxBackend:
