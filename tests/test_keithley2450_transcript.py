@@ -38,7 +38,7 @@ PREPARE = [
 ]
 CURRENT_SOURCE = [(":SOUR:FUNC CURR", None), (':SENS:FUNC "VOLT"', None)]
 VOLTAGE_SOURCE = [(":SOUR:FUNC VOLT", None), (':SENS:FUNC "CURR"', None)]
-OFF = [("OUTPUT OFF", None)]
+OFF = [("OUTPUT OFF", None), ("OUTPUT?", "0")]  # off, and confirmed
 
 
 class JumpClock:
@@ -149,8 +149,8 @@ def test_cccv_discharge_switches_to_a_voltage_source():
             ("OUTPUT ON", None),
             (READ, "1.3E+00,-1.0E-03"),
             (READ, "1.19E+00,-1.0E-03"),
-            ("OUTPUT OFF", None),
         ]
+        + OFF
         + VOLTAGE_SOURCE
         + [
             (":SOUR:VOLT:ILIM 0.001", None),

@@ -191,8 +191,11 @@ class Keithley2450Backend(StepPrograms):
 
     # ---- what StepPrograms needs -----------------------------------------------------------
     def exchange(self, fn, *args):
-        """One VISA exchange on the SMU, serialised with open_circuit."""
+        """One VISA exchange on the SMU, serialised with open_circuit; none once a stop is asked
+        for (checked under the lock, so the output cannot come back on after open_circuit)."""
         with self._io:
+            if self._stop.is_set():
+                raise Stopped()
             return fn(*args)
 
     def record(self, step: ScheduledStep, ewe: float, current: float, t: float) -> None:

@@ -111,8 +111,12 @@ class Keithley2450Smu:
         return (reading, source) if self.function == "CURR" else (source, reading)
 
     def output_off(self) -> None:
+        """Output off, confirmed: ``:OUTP OFF`` is a write with no reply, so the state is read back
+        (which also means the instrument has acted on it when this returns)."""
         self.output = False  # first: if the write fails, the caller must still try again
         self.instrument.disable_source()
+        if self.instrument.source_enabled:
+            raise Keithley2450Error("Keithley 2450 output still on after OUTPUT OFF")
 
 
 class Keithley2450Error(RuntimeError):
