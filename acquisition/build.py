@@ -19,7 +19,7 @@ from typing import Any, Optional
 from bluesky.run_engine import call_in_bluesky_event_loop
 
 from operando.devices.clock import Clock, WallClock
-from operando.devices.kinds import DETECTOR_KINDS
+from operando.devices.kinds import DETECTOR_KINDS, make_stage
 from operando.devices.potentiostat import Potentiostat
 from operando.devices.registry import BackendSpec, BuildContext
 from operando.plans.operando import DetectorSchedule
@@ -40,6 +40,7 @@ class Instruments:
     potentiostat: Potentiostat
     detectors: list[DetectorSchedule] = field(default_factory=list)
     specs: dict[str, BackendSpec] = field(default_factory=dict)  # instrument name -> its backend
+    stages: dict[str, Any] = field(default_factory=dict)  # instrument name -> Stage (not scheduled)
     sim_lab: Any = None  # the simulated lab, when something is simulated
     closers: list = field(default_factory=list)  # stop what building started (simulators, ports)
 
@@ -54,7 +55,7 @@ class Instruments:
 
     @property
     def devices(self) -> list:
-        return [self.potentiostat, *[d.device for d in self.detectors]]
+        return [self.potentiostat, *[d.device for d in self.detectors], *self.stages.values()]
 
 
 def enabled_instruments(profile: Profile) -> dict[str, Instrument]:
@@ -126,6 +127,9 @@ def build_instruments(
             if inst.kind == "potentiostat":
                 continue
             settings = inst.typed_settings
+            if inst.kind == "stage":  # moved by map plans, never scheduled
+                built.stages[name] = make_stage(backend_for(name, inst, settings), settings, name)
+                continue
             trigger = pstat_backend if settings.trigger == "hardware" else None
             device = DETECTOR_KINDS[inst.kind].make_device(backend_for(name, inst, settings, trigger), settings, name)
             if inst.kind == "raman":

@@ -48,7 +48,7 @@ CONFIG_DIR = Path(operando.__file__).parent / "config"
 PROFILES_DIR = CONFIG_DIR / "profiles"
 PROTOCOLS_DIR = CONFIG_DIR / "protocols"
 
-InstrumentKind = Literal["potentiostat", "magnetometer", "raman", "skpm"]
+InstrumentKind = Literal["potentiostat", "magnetometer", "raman", "skpm", "stage"]
 
 
 class Instrument(StrictModel):
@@ -75,6 +75,8 @@ class Instrument(StrictModel):
     def _schedule_for_detectors(cls, schedule, info: ValidationInfo):
         if schedule is not None and info.data.get("kind") == "potentiostat":
             raise ValueError("a potentiostat has no acquisition schedule (it streams)")
+        if schedule is not None and info.data.get("kind") == "stage":
+            raise ValueError("a stage has no acquisition schedule (a map moves it: lab.raman_area_map)")
         if schedule is not None and not schedule:
             raise ValueError("a schedule needs at least one rule, e.g. {every_s: 60}")
         return schedule

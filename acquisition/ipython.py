@@ -7,11 +7,14 @@
     In [5]: import bluesky.plans as bp
     In [6]: RE(bp.count([lab.devices["magnetometer"]], num=3))
     In [7]: RE(lab.mt_sweep([5, 10, 20, 50, 100, 150], field_T=1.0))   # M–T at the cell's state now
+    In [8]: RE(lab.raman_area_map(x_um=(-100, 100, 11), y_um=(-100, 100, 11)))   # with a stage
 
 ``lab.mt_sweep`` and ``lab.mh_loop`` run the M–T and M–H plans (``plans/magnetometry.py``) on the
 profile's magnetometer that sets field and temperature: between operando runs they measure the
 cell at the state of charge the last run left it in (at open circuit), each as one stored run
-whose start document carries the sample and that state (``cell_state``).
+whose start document carries the sample and that state (``cell_state``). ``lab.raman_line_map``
+and ``lab.raman_area_map`` do the same for Raman maps (``plans/raman_map.py``) on a profile with
+a ``kind: stage`` instrument.
 
 ``open_lab`` builds the profile's instruments once (through the same registry and checks as
 every other entry point), a RunEngine whose documents go to the data directory's catalog (journal
@@ -31,6 +34,7 @@ from typing import Any, Optional, Union
 from operando.devices.configuration import ConfigError
 from operando.devices.registry import Capability
 from operando.plans.magnetometry import mh_loop, mt_sweep
+from operando.plans.raman_map import raman_area_map, raman_line_map
 from operando.storage.catalog import Catalog, open_catalog, resolve_data_dir
 
 from .build import Instruments, build_instruments
@@ -108,9 +112,48 @@ class Lab:
             mag, fields_T, temperature_K, self.clock, potentiostat=self.potentiostat, md=self._md(md), **kwargs
         )
 
+    def device_of_kind(self, kind: str, name: Optional[str] = None):
+        """The profile's instrument of ``kind`` (by ``name`` when it has several)."""
+        names = sorted(n for n, s in self.instruments.specs.items() if s.kind == kind and n in self.devices)
+        where = self.profile.source or self.profile.name
+        if name is not None and name not in names:
+            raise ConfigError(f"{where}: no {kind} named {name!r} ({kind} instruments: {names or 'none'})")
+        if name is None and len(names) != 1:
+            hint = "name one" if names else f"add an instrument with kind: {kind}"
+            raise ConfigError(f"{where}: {len(names)} {kind} instruments {names}: {hint}")
+        return self.devices[name or names[0]]
+
+    def raman_line_map(
+        self, start_um, stop_um, points: int, *, raman: Optional[str] = None, stage: Optional[str] = None, md=None, **kw
+    ):
+        """Spectra along a line from ``start_um`` (x, y) to ``stop_um``, the cell held at open
+        circuit if a sequence runs; ``kw`` as for ``plans.raman_map.raman_line_map``."""
+        return raman_line_map(
+            self.device_of_kind("raman", raman),
+            self.device_of_kind("stage", stage),
+            start_um,
+            stop_um,
+            points,
+            potentiostat=self.potentiostat,
+            md=self._md(md),
+            **kw,
+        )
+
+    def raman_area_map(self, x_um, y_um, *, raman: Optional[str] = None, stage: Optional[str] = None, md=None, **kw):
+        """A grid of spectra, ``x_um``/``y_um`` each (start, stop, points); as ``raman_line_map``."""
+        return raman_area_map(
+            self.device_of_kind("raman", raman),
+            self.device_of_kind("stage", stage),
+            x_um,
+            y_um,
+            potentiostat=self.potentiostat,
+            md=self._md(md),
+            **kw,
+        )
+
     def _md(self, md: Optional[dict]) -> dict:
-        """Start metadata of a magnetometry run: the sample (for molar units), the instruments and
-        the cell's state."""
+        """Start metadata of a magnetometry or map run: the sample (for molar units), the
+        instruments and the cell's state."""
         history = self.potentiostat.history
         last = history.last_time
         state = history.state_at(last) if last is not None else None

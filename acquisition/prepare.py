@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from operando.devices.configuration import ConfigError
+from operando.devices.kinds import DETECTOR_KINDS
 from operando.devices.registry import Capability
 from operando.devices.techniques import ScheduledStep
 from operando.plans.operando import Progress, operando_cycling
@@ -197,7 +198,7 @@ def _capability_problems(profile: Profile, steps: list[ScheduledStep], protocol:
         )
     can_hold = Capability.HOLD in pspec.capabilities
     cannot_hold = f"needs a potentiostat that can hold at open circuit; {pinst.backend} cannot"
-    detectors = {n: i for n, i in enabled_instruments(profile).items() if i.kind != "potentiostat"}
+    detectors = {n: i for n, i in enabled_instruments(profile).items() if i.kind in DETECTOR_KINDS}
     for name, inst in detectors.items():
         for i, rule in enumerate(inst.schedule or []):
             if rule.hold == "ocv" and not can_hold:

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
-from pydantic import Field, PositiveFloat, PositiveInt, StrictBool
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, StrictBool, model_validator
 
 from .configuration import StrictModel
 from .magnetometer import Magnetometer
 from .raman import RamanSpectrometer
 from .raman_corrections import DEFAULT_THRESHOLD_SIGMA
 from .skpm import Skpm
+from .stage import Stage
 
 
 class PotentiostatSettings(StrictModel):
@@ -66,6 +67,28 @@ class SkpmSettings(DetectorSettings):
     line_rate_hz: PositiveFloat = 1.0  # trace + retrace per line
     width_m: PositiveFloat = 200e-9
     height_m: PositiveFloat = 200e-9
+
+
+class StageSettings(StrictModel):
+    # where the sample may go, [low, high] µm in the stage's own coordinates: every position of
+    # a map is checked against it before anything moves. No default: a wrong travel can drive
+    # the sample into the objective.
+    x_travel_um: tuple[float, float]
+    y_travel_um: tuple[float, float]
+    speed_um_s: PositiveFloat = 1000.0
+    settle_s: NonNegativeFloat = 0.1  # waited after every move, before the next spectrum
+
+    @model_validator(mode="after")
+    def _travel_ordered(self):
+        for axis in ("x", "y"):
+            low, high = getattr(self, f"{axis}_travel_um")
+            if not (math.isfinite(low) and math.isfinite(high) and low < high):
+                raise ValueError(f"{axis}_travel_um must be [low, high] with low < high (got [{low:g}, {high:g}])")
+        return self
+
+
+def make_stage(backend, settings: StageSettings, name: str) -> Stage:
+    return Stage(backend, settings.x_travel_um, settings.y_travel_um, name=name)
 
 
 @dataclass(frozen=True)
@@ -116,6 +139,7 @@ DETECTOR_KINDS: dict[str, DetectorKind] = {
 
 KIND_SETTINGS: dict[str, type[StrictModel]] = {
     "potentiostat": PotentiostatSettings,
+    "stage": StageSettings,
     **{kind: k.settings for kind, k in DETECTOR_KINDS.items()},
 }
 

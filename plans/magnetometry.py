@@ -25,18 +25,9 @@ import bluesky.preprocessors as bpp
 
 from operando.devices.clock import Clock
 
+from .held import held_at_open_circuit
+
 RELAX_S = 375.0  # 5 x 75 s flux-creep time constants
-
-
-def _held(potentiostat, why: str, plan):
-    """Run ``plan`` with the potentiostat held (open circuit, measured); released afterwards."""
-    if potentiostat is None:
-        return (yield from plan)
-    yield from bps.wait_for([lambda: potentiostat.hold(why)])
-    try:
-        return (yield from plan)
-    finally:
-        yield from bps.wait_for([lambda: potentiostat.release(why)])
 
 
 def _set_field(mag, field_T, clock: Clock, relax_s: float, rate_T_s, approach):
@@ -121,7 +112,7 @@ def mt_sweep(
         if restore:
             yield from _restore(magnetometer, before, clock, relax_s, field_rate_T_s, temperature_rate_K_s, approach)
 
-    return _held(potentiostat, "M–T sweep", inner())  # checked above, at the call
+    return held_at_open_circuit(potentiostat, "M–T sweep", inner())  # checked above, at the call
 
 
 def mh_loop(
@@ -168,4 +159,4 @@ def mh_loop(
         if restore:
             yield from _restore(magnetometer, before, clock, relax_s, field_rate_T_s, temperature_rate_K_s, approach)
 
-    return _held(potentiostat, "M–H loop", inner())
+    return held_at_open_circuit(potentiostat, "M–H loop", inner())

@@ -5,7 +5,10 @@ whose intensity ratio follows how full the interfacial store is, a lattice band 
 few cm^-1 with state of charge, and the carbon D and G bands as a state-independent reference.
 On top: fluorescence background, the laser line leaking through the edge filter (a Rayleigh
 tail at the low-shift end), dark current, Poisson shot noise, read noise per accumulation and
-occasional cosmic-ray spikes. The pixel axis comes from a wavelength calibration polynomial
+occasional cosmic-ray spikes. With a stage (``spot_um`` set), the interfacial bands scale with
+the interface coverage under the spot (``interface_coverage_at``: two interface-rich domains on
+a thinner background), so a map shows where the interfaces are; without one the spot sees
+coverage 1. The pixel axis comes from a wavelength calibration polynomial
 (``raman_calibration``); ``lamp_spectrum`` is what a neon lamp gives, for calibrating it.
 
 ``spectrum`` is the summed counts of a whole acquisition (as before: what the HDX firmware
@@ -33,6 +36,18 @@ def _lorentzian(x: np.ndarray, centre: float, fwhm: float) -> np.ndarray:
     return half * half / ((x - centre) ** 2 + half * half)
 
 
+# Interface-rich domains of the simulated electrode: centre x, centre y, radius (µm)
+INTERFACE_DOMAINS_UM = ((30.0, -20.0, 25.0), (-40.0, 35.0, 15.0))
+INTERFACE_BACKGROUND = 0.35  # coverage far from any domain
+
+
+def interface_coverage_at(x_um, y_um) -> np.ndarray:
+    """Fraction (0.35..1) of the spot's area that is interface, at stage position(s) (µm)."""
+    x, y = np.asarray(x_um, float), np.asarray(y_um, float)
+    domains = sum(np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r)) for cx, cy, r in INTERFACE_DOMAINS_UM)
+    return INTERFACE_BACKGROUND + (1.0 - INTERFACE_BACKGROUND) * np.minimum(domains, 1.0)
+
+
 class SimRamanPhysics:
     DARK_COUNTS_S = 2.0  # per pixel
     READ_NOISE_COUNTS = 3.0  # rms per pixel per accumulation
@@ -54,6 +69,8 @@ class SimRamanPhysics:
         self.axis_error_cm1 = float(axis_error_cm1)
         # What is in the beam: the cell, or a reference sample for calibrating the axis
         self.sample: str = "cell"
+        # Where the spot is on the electrode (µm), set by a simulated stage; None: no stage
+        self.spot_um: tuple[float, float] | None = None
         self._rng = np.random.default_rng(seed)
         self.laser_nm = float(laser_nm)
         self.calibration = WavelengthCalibration.for_shift_range(
@@ -78,14 +95,19 @@ class SimRamanPhysics:
         cap = self._cell.interfacial_capacity_mAh
         return min(max(self._cell.interfacial_charge_mAh / cap, 0.0), 1.0) if cap > 0 else 0.0
 
+    def interface_coverage(self) -> float:
+        """Interface coverage under the spot (1 without a stage)."""
+        return 1.0 if self.spot_um is None else float(interface_coverage_at(*self.spot_um))
+
     def bands(self) -> list[tuple[str, float, float, float]]:
-        """(name, centre cm^-1, FWHM cm^-1, peak counts/s) for the present state."""
+        """(name, centre cm^-1, FWHM cm^-1, peak counts/s) for the present state and spot."""
         fill = self.interface_fill()
         soc = min(max(self._cell.soc, 0.0), 1.0)
+        cover = self.interface_coverage()
         return [
             ("lattice", 505.0 - 6.0 * soc, 14.0, 600.0),
-            ("M-O-M", 880.0, 16.0, 800.0 * (1.0 - 0.7 * fill)),
-            ("M-O-C", 1010.0, 18.0, 250.0 + 900.0 * fill),
+            ("M-O-M", 880.0, 16.0, 800.0 * (1.0 - 0.7 * fill) * cover),
+            ("M-O-C", 1010.0, 18.0, (250.0 + 900.0 * fill) * cover),
             ("D", 1350.0, 60.0, 400.0),
             ("G", 1590.0, 40.0, 500.0),
         ]
