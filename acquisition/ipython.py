@@ -187,7 +187,7 @@ def open_lab(
         data_["instruments"][profile.potentiostat_name]["settings"] = settings
         source, profile = profile.source, Profile.model_validate(data_)
         profile._source = source
-    _check_profile(profile, speed)
+    check_profile(profile, speed)
     data_dir = resolve_data_dir(data)
     catalog = open_catalog(data_dir)
     try:
@@ -201,7 +201,7 @@ def open_lab(
     return lab
 
 
-def _check_profile(profile: Profile, speed: Optional[float]) -> None:
+def check_profile(profile: Profile, speed: Optional[float]) -> None:
     """The profile's own checks (clock, material, capabilities) with an empty protocol."""
     from operando.plans.protocol import Protocol
 

@@ -160,6 +160,19 @@ def test_queued_operando_plan_runs_through_queue_server(tmp_path, redis_port, ca
         assert result["exit_status"] == "completed", result
         (uid,) = result["run_uids"]
 
+        # A Raman area map through the same Lab code as IPython and `operando raman-map`; one
+        # with a point beyond the stage's travel fails naming it, before anything moves.
+        area = BPlan("operando_raman_map", profile="raman-map-sim", x_um=[-100, 100, 4], y_um=[-50, 50, 3])
+        beyond = BPlan("operando_raman_map", profile="raman-map-sim", line=[[0, 0], [900, 0]], points=3)
+        assert api.item_add(area)["success"] and api.item_add(beyond)["success"]
+        assert api.queue_start()["success"]
+        api.wait_for_idle(timeout=60)
+        mapped, refused = (item["result"] for item in api.history_get()["items"][-2:])
+        assert mapped["exit_status"] == "completed", mapped
+        (map_uid,) = mapped["run_uids"]
+        assert refused["exit_status"] == "failed" and not refused["run_uids"], refused
+        assert "x = 900.0 µm is outside its travel -500 to 500 µm" in refused["msg"], refused
+
         # Every socket the manager and its worker listen on is bound to 127.0.0.1.
         family = _family(manager)
         assert len(family) >= 2  # the manager and its worker process
@@ -193,6 +206,9 @@ def test_queued_operando_plan_runs_through_queue_server(tmp_path, redis_port, ca
         assert {"echem", "magnetometer", "raman"} <= streams, streams
         assert len(run["echem"]["Ewe"].read()) > 1000
         assert len(run["magnetometer"]["magnetometer-moment"].read()) > 10
+        mapped = catalog.client[map_uid]
+        assert mapped.metadata["start"]["map"]["shape"] == [3, 4]
+        assert len(mapped["primary"]["stage-x"].read()) == 12
 
     # `operando runs --data DIR` lists it.
     from operando.acquisition.cli import main as operando
@@ -236,8 +252,8 @@ def test_queued_operando_plan_runs_through_queue_server(tmp_path, redis_port, ca
     # The same documents arrived over 0MQ, decoded by the msgpack deserializer.
     names = [name for name, _ in received]
     starts = [doc for name, doc in received if name == "start"]
-    assert [d["uid"] for d in starts] == [uid]
-    assert names[-1] == "stop" and received[-1][1]["run_start"] == uid
+    assert [d["uid"] for d in starts] == [uid, map_uid]
+    assert names[-1] == "stop" and received[-1][1]["run_start"] == map_uid
     assert "stream_resource" in names and "stream_datum" in names
     spectra = [
         doc["data"]["raman-spectrum"]
