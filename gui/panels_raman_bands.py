@@ -1,6 +1,7 @@
 """Raman bands against time: each band's centre shift (from its mean) and the area ratio of two
 bands, beside the Raman waterfall; a line per band with its mean centre, FWHM and shift per unit
-state of charge.
+state of charge. A map run (``plans/raman_map.py``) also shows the ratio where each spectrum
+was taken (``raman_map_view.py``).
 
 The fit is ``analysis.raman_bands.fit_bands`` per spectrum, the call ``track_bands`` makes for
 each row (Lorentzian on a linear baseline), so a stored run's numbers are those of ``operando
@@ -40,6 +41,7 @@ from .model import RunData, Stream, key_ending
 from .panels_detectors import detector_rows, find_key
 from .panels_echem import Panel, hours
 from .plots import COLOURS, CYCLE_COLOURS, cursor_line, place_cursor, plot
+from .raman_map_view import RamanMapView, map_layout
 
 if TYPE_CHECKING:
     from operando.analysis.raman_bands import BandGuess, RamanTracking
@@ -233,6 +235,9 @@ class RamanBandsPanel(Panel):
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.centre_plot, 1)
         row.addWidget(self.ratio_plot, 1)
+        self.map_view = RamanMapView()  # map runs only
+        self.map_view.hide()
+        row.addWidget(self.map_view, 1)
         inner.addLayout(row, 1)
         inner.addWidget(self.band_text)
         lay = QtWidgets.QVBoxLayout(self)
@@ -367,6 +372,17 @@ class RamanBandsPanel(Panel):
         if self.fitter is None and self.centre_curves:
             self._bands_changed()
 
+    def _show_map(self, data: RunData, stream: Stream) -> None:
+        layout = map_layout(data, stream)
+        self.map_view.setVisible(layout is not None and self.tracking is not None)
+        if layout is None or self.tracking is None:
+            return
+        if self.ratio is not None:
+            values, label = self.tracking.ratio(*self.ratio)[0], f"{self.ratio[0]} / {self.ratio[1]}"
+        else:
+            values, label = self.tracking.tracks[0].area, self.tracking.tracks[0].name
+        self.map_view.show_map(layout[0], layout[1], layout[2], values, label)
+
     def _show(self, data: RunData, stream: Stream, f: BandFitter, read: int) -> None:
         self.empty.hide()
         self.content.show()
@@ -411,6 +427,7 @@ class RamanBandsPanel(Panel):
                 last = np.flatnonzero(ok)[-1]
                 value = f"{fmt(float(r[last]), '.3f')} ± {fmt(float(err[last]), '.3f')}"
                 lines.append(f"area ratio {a} / {b}: {value} (latest fitted)")
+        self._show_map(data, stream)
         status = f"{f.fitted} of {rows} spectra fitted"
         if self.pending:
             status += f" (fitting the other {self.pending}…)"

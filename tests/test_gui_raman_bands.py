@@ -193,6 +193,7 @@ def test_a_stored_run_shows_each_band_as_operando_analyse_fits_it(window, runs, 
         w.refresh()  # the window's timer
     assert order == spread_order(n).tolist()  # the first, the last, the middle, ...
     assert f.fitted == n and len(fit_calls) == n  # every spectrum fitted, each once
+    assert not panel.map_view.isVisible()  # an operando run, not a map
     for b in analysed.tracking.tracks:
         x, y = points(panel.centre_curves[b.name])
         ok = np.isfinite(b.centre_cm1)
