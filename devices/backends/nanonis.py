@@ -1,0 +1,165 @@
+"""SKPM on a Nanonis controller (backend ``nanonis``): the device's frames through the Nanonis TCP
+interface (``devices/drivers/nanonis.py``).
+
+At connect the backend looks up the topography and CPD channels by name (``Signals.NamesGet``)
+and sets the Kelvin controller up — bias limits first, then modulation, gains, setpoint, and on
+— reading each back. A frame is ``Scan.FrameSet`` (centre, size, angle), ``Scan.BufferSet``
+(the two channels, pixels, lines), ``Scan.SpeedSet`` (half the line period forward, half
+backward: a line rate counts trace and retrace), ``Scan.Action`` start, ``Scan.WaitEndOfScan``
+in steps of at most ``WAIT_STEP_S`` until the scan ends or its expected duration plus
+``timeout_s`` has passed, then ``Scan.FrameDataGrab`` of both channels, forward. A scan that
+outlives its time is stopped and reported naming the command; the controller's errors name
+theirs (``NanonisError``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from typing import Optional
+
+from pydantic import Field, PositiveFloat, model_validator
+
+from operando.devices.clock import Clock, WallClock
+from operando.devices.drivers.nanonis import NanonisClient, NanonisTimeout, ScanFrame
+from operando.devices.kinds import SkpmSettings
+from operando.devices.registry import BackendSpec, BuildContext, Capability, register
+from operando.devices.skpm import SkpmFrame, SkpmScan
+
+WAIT_STEP_S = 1.0  # wall seconds per Scan.WaitEndOfScan: short enough to notice a closed link
+
+
+class NanonisSettings(SkpmSettings):
+    # Pixels: the controller's scan module coerces them to a multiple of 16 (its RT-to-host
+    # packets); asking for anything else would store maps of another shape than configured.
+    pixels: int = Field(64, ge=16, le=4096, multiple_of=16)
+    centre_x_m: float = 0.0
+    centre_y_m: float = 0.0
+    angle_deg: float = Field(0.0, gt=-90.0, lt=90.0)
+    topography_channel: str = "Z (m)"  # signal names as the controller's Signals Manager lists them
+    cpd_channel: str = "Bias (V)"  # the Kelvin controller's output: the nulling bias is the CPD
+    kelvin_setpoint: float = 0.0
+    kelvin_p_gain: PositiveFloat = 1.0
+    kelvin_time_constant_s: PositiveFloat = 1e-3
+    modulation_hz: PositiveFloat = 70e3
+    modulation_V: float = Field(0.5, gt=0.0, le=5.0)
+    # the bias the Kelvin controller may apply to the tip; a battery electrode's CPD is within
+    # ±2 V of the tip's, and a larger bias can drive electrochemistry under the tip
+    bias_limits_V: tuple[float, float] = (-2.0, 2.0)
+    timeout_s: PositiveFloat = 10.0  # per exchange; a scan gets its expected duration on top
+
+    @model_validator(mode="after")
+    def _limits_ordered(self):
+        low, high = self.bias_limits_V
+        if not (math.isfinite(low) and math.isfinite(high) and -10.0 <= low < high <= 10.0):
+            raise ValueError(f"bias_limits_V must be [low, high] within ±10 V, low < high (got [{low:g}, {high:g}])")
+        return self
+
+
+class NanonisSkpmBackend:
+    capabilities = frozenset({Capability.MAPPING})
+
+    def __init__(self, client: NanonisClient, settings: NanonisSettings, clock: Optional[Clock] = None):
+        self.client, self.settings = client, settings
+        self.clock = clock or WallClock()
+        self.description = f"Nanonis SPM controller at {client.host}:{client.port} (Kelvin probe)"
+        self._io = threading.Lock()
+        self.channels: tuple[int, int] | None = None  # (topography, cpd) signal indexes
+
+    # ---- set-up ------------------------------------------------------------------------------
+    def open(self) -> NanonisSkpmBackend:
+        with self._io:
+            c, s = self.client, self.settings
+            c.connect()
+            names = c.signals_names_get()
+            self.channels = tuple(
+                self._index(names, n, f)
+                for n, f in ((s.topography_channel, "topography_channel"), (s.cpd_channel, "cpd_channel"))
+            )
+            low, high = s.bias_limits_V
+            c.kelvin_bias_limits_set(high, low)
+            c.kelvin_modulation_set(s.modulation_hz, s.modulation_V, 0.0)
+            c.kelvin_gain_set(s.kelvin_p_gain, s.kelvin_time_constant_s)
+            c.kelvin_setpoint_set(s.kelvin_setpoint)
+            c.kelvin_on_off_set(True)
+            if not c.kelvin_on_off_get():
+                raise RuntimeError(f"{c.name}: the Kelvin controller did not switch on (KelvinCtrl.CtrlOnOffGet)")
+        return self
+
+    def _index(self, names: list[str], wanted: str, field: str) -> int:
+        if wanted not in names:
+            raise ValueError(
+                f"{self.client.name}: settings.{field}: no signal {wanted!r} (the controller has: {', '.join(names)})"
+            )
+        return names.index(wanted)
+
+    def close(self) -> None:
+        with self._io:
+            try:
+                if self.client.scan_status_get():
+                    self.client.scan_action("stop")
+            except (OSError, RuntimeError):
+                pass  # closing: the controller may be gone already
+            self.client.close()
+
+    # ---- a frame -----------------------------------------------------------------------------
+    async def scan(self, scan: SkpmScan) -> SkpmFrame:
+        return await asyncio.to_thread(self._scan, scan)
+
+    def _scan(self, scan: SkpmScan) -> SkpmFrame:
+        s, c = self.settings, self.client
+        with self._io:
+            topo_ch, cpd_ch = self.channels
+            c.scan_frame_set(ScanFrame(s.centre_x_m, s.centre_y_m, scan.width_m, scan.height_m, s.angle_deg))
+            c.scan_buffer_set([topo_ch, cpd_ch], scan.pixels, scan.lines)
+            half = 0.5 / scan.line_rate_hz
+            c.scan_speed_set(half, half)
+            start = self.clock.time()
+            c.scan_action("start", up=True)
+            self._wait_for_the_end(scan)
+            end = self.clock.time()
+            topography = c.scan_frame_data_grab(topo_ch, forward=True).data
+            cpd = c.scan_frame_data_grab(cpd_ch, forward=True).data
+        return SkpmFrame(start, end, topography, cpd)
+
+    def _wait_for_the_end(self, scan: SkpmScan) -> None:
+        wall = self.clock.wall_seconds(scan.duration_s) + self.settings.timeout_s
+        waited = 0.0
+        while waited < wall:
+            step = min(WAIT_STEP_S, wall - waited)
+            timed_out, _path = self.client.scan_wait_end_of_scan(step)
+            if not timed_out:
+                return
+            waited += step
+        self.client.scan_action("stop")
+        raise NanonisTimeout(
+            f"{self.client.name}: Scan.WaitEndOfScan: the scan did not end in {wall:.1f} s "
+            f"({scan.lines} lines at {scan.line_rate_hz:g} Hz plus {self.settings.timeout_s:g} s); stopped"
+        )
+
+
+def build(ctx: BuildContext) -> NanonisSkpmBackend:
+    s: NanonisSettings = ctx.settings
+    client = NanonisClient.from_address(ctx.address, s.timeout_s, name=ctx.name)
+    backend = NanonisSkpmBackend(client, s, ctx.clock)
+    try:
+        backend.open()
+    except Exception:
+        client.close()
+        raise
+    ctx.on_close(backend.close, first=True)  # the client closes before its simulator stops
+    return backend
+
+
+register(
+    BackendSpec(
+        kind="skpm",
+        name="nanonis",
+        settings=NanonisSettings,
+        build=build,
+        summary="a Nanonis SPM controller in Kelvin probe mode (its TCP programming interface)",
+        capabilities=NanonisSkpmBackend.capabilities,
+        address="the controller's host:port (e.g. 192.168.1.60:6501)",
+    )
+)
