@@ -108,7 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     export.set_defaults(func=_cmd_export)
 
     analyse = sub.add_parser(
-        "analyse", help="CV b-values, GITT diffusion, EIS fits, dM/dQ, Curie–Weiss and Raman bands of a stored run"
+        "analyse",
+        help="CV b-values, GITT diffusion, EIS fits, dM/dQ, Curie–Weiss, Raman bands and SKPM steps of a stored run",
     )
     analyse.add_argument("run", help="uid, partial uid, scan id, or -1 for the latest")
     analyse.add_argument("--data", help=data_help)
@@ -130,6 +131,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     analyse.add_argument(
         "--raman-shape", choices=["lorentzian", "gaussian", "voigt"], default="lorentzian", help="band line shape"
+    )
+    analyse.add_argument(
+        "--skpm-tip-nm",
+        type=float,
+        default=0.0,
+        help="SKPM tip footprint (Gaussian sigma, nm) deconvolved from the space-charge width (default 0: apparent)",
     )
     analyse.add_argument("--json", action="store_true", help="print the results as JSON")
     analyse.set_defaults(func=_cmd_analyse)
@@ -263,6 +270,8 @@ def _cmd_analyse(args) -> int:
     t_range = tuple(args.curie_weiss_K or (0.0, math.inf))
     if not 0 <= t_range[0] < t_range[1]:
         raise ConfigError(f"--curie-weiss-K needs 0 <= T_MIN < T_MAX (got {t_range[0]:g} {t_range[1]:g})")
+    if not 0 <= args.skpm_tip_nm < 1000:
+        raise ConfigError(f"--skpm-tip-nm must be 0..1000 nm (got {args.skpm_tip_nm})")
     data_dir = resolve_data_dir(args.data)
     with open_catalog(data_dir) as cat:
         try:
@@ -273,6 +282,7 @@ def _cmd_analyse(args) -> int:
                 curie_weiss_K=t_range,
                 raman_bands_cm1=bands,
                 raman_shape=args.raman_shape,
+                skpm_tip_sigma_m=args.skpm_tip_nm * 1e-9,
             )
         except (RunNotFound, AnalysisError) as exc:
             print(f"operando: error: {exc}", file=sys.stderr)
@@ -293,6 +303,8 @@ def _cmd_replay(args) -> int:
 
     if not args.speed > 0:
         raise ConfigError(f"--speed must be > 0 (got {args.speed}); inf replays without waiting")
+    if not 0 <= args.skpm_tip_nm < 1000:
+        raise ConfigError(f"--skpm-tip-nm must be 0..1000 nm (got {args.skpm_tip_nm})")
     data_dir = resolve_data_dir(args.data)
     with open_catalog(data_dir) as cat:
         try:

@@ -24,6 +24,7 @@ from operando.analysis.run_magnetometry import (
     magnetometry_json,
 )
 from operando.analysis.run_raman import RamanResult, analyse_raman, draw_band_positions, format_raman, raman_json
+from operando.analysis.run_skpm import SkpmResult, analyse_skpm, draw_steps, format_skpm, skpm_json
 from operando.analysis.voltammetry import (
     CvScan,
     DunnSplit,
@@ -59,6 +60,7 @@ class Analysis:
     capacity_mAh: float | None = None
     magnetometry: MagnetometryResult | None = None
     raman: RamanResult | None = None
+    skpm: SkpmResult | None = None
     notes: list[str] = field(default_factory=list)  # analyses that did not apply, and why
 
 
@@ -90,6 +92,7 @@ def analyse_run(
     curie_weiss_K: tuple[float, float] = (0.0, math.inf),
     raman_bands_cm1: list[float] | None = None,
     raman_shape: str = "lorentzian",
+    skpm_tip_sigma_m: float = 0.0,
 ) -> Analysis:
     start = run.metadata["start"]
     label = f"run {start.get('uid', '?')[:8]}"
@@ -110,7 +113,9 @@ def analyse_run(
     _eis(out, run)
     out.magnetometry = analyse_magnetometry(run, out.notes, curie_weiss_K=curie_weiss_K)
     out.raman = analyse_raman(run, out.notes, raman_bands_cm1, raman_shape)
-    if out.cv is None and not out.gitt and not out.eis and out.magnetometry is None and out.raman is None:
+    out.skpm = analyse_skpm(run, out.notes, skpm_tip_sigma_m)
+    found = (out.cv, out.gitt, out.eis, out.magnetometry, out.raman, out.skpm)
+    if not any(f is not None and f != {} for f in found):
         raise AnalysisError(f"{label}: nothing to analyse: " + "; ".join(out.notes))
     return out
 
@@ -242,6 +247,8 @@ def format_analysis(a: Analysis) -> str:
         lines += format_magnetometry(a.magnetometry)
     if a.raman:
         lines += ["", *format_raman(a.raman)]
+    if a.skpm:
+        lines += ["", *format_skpm(a.skpm)]
     if a.notes:
         lines += ["", "Not analysed: " + "; ".join(a.notes)]
     return "\n".join(lines)
@@ -298,6 +305,8 @@ def analysis_json(a: Analysis) -> dict:
         out["magnetometry"] = magnetometry_json(a.magnetometry)
     if a.raman:
         out["raman"] = raman_json(a.raman)
+    if a.skpm:
+        out["skpm"] = skpm_json(a.skpm)
     return out
 
 
@@ -308,7 +317,9 @@ def write_analysis_figure(a: Analysis, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     mag = a.magnetometry is not None and bool(a.magnetometry.points)
-    panels = [p for p, on in (("eis", a.eis), ("cv", a.cv), ("gitt", a.gitt), ("mag", mag), ("raman", a.raman)) if on]
+    skpm = a.skpm is not None and any(m.fit for m in a.skpm.maps)
+    shown = (("eis", a.eis), ("cv", a.cv), ("gitt", a.gitt), ("mag", mag), ("raman", a.raman), ("skpm", skpm))
+    panels = [p for p, on in shown if on]
     panels = panels or ["none"]  # e.g. a Curie–Weiss fit only: its numbers are in the table
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False)
     for ax, panel in zip(axes[0], panels):
@@ -335,6 +346,9 @@ def write_analysis_figure(a: Analysis, path: Path) -> Path:
             draw_moment_against_charge(ax, a.magnetometry)
         elif panel == "raman":
             draw_band_positions(ax, a.raman)
+            continue
+        elif panel == "skpm":
+            draw_steps(ax, a.skpm)
             continue
         else:
             for step, pulses in a.gitt.items():
