@@ -21,6 +21,7 @@ class SkpmMapFit:
     ewe_V: float
     soc: float
     fit: Optional[InterfaceStep]  # None: not fitted (the note says why)
+    lines_done: Optional[int] = None  # a partial map's finished lines (None: whole)
     profile: tuple[np.ndarray, np.ndarray] = field(default=None, repr=False)  # x m, mean CPD V
 
 
@@ -57,6 +58,7 @@ def analyse_skpm(run, notes: list[str], tip_sigma_m: float = 0.0) -> Optional[Sk
         return None
     n = cpd.shape[0]
     columns = {k: find_column(s, f"frame-{k}", float) for k in ("time", "Ewe", "soc")}
+    lines_done = find_column(s, "lines_done", int)
     value = lambda k, i: float(columns[k][i]) if columns[k] is not None else math.nan
     maps = []
     for i in range(n):
@@ -66,7 +68,11 @@ def analyse_skpm(run, notes: list[str], tip_sigma_m: float = 0.0) -> Optional[Sk
         except ProfileError as exc:
             notes.append(f"{name}: map {i + 1}: {exc}")
             x, mean, fit = np.empty(0), np.empty(0), None
-        maps.append(SkpmMapFit(i, value("time", i), value("Ewe", i), value("soc", i), fit, (x, mean)))
+        partial = lines_done is not None and int(lines_done[i]) < cpd.shape[1]
+        if partial:
+            notes.append(f"{name}: map {i + 1} is partial ({int(lines_done[i])} of {cpd.shape[1]} lines)")
+        done = int(lines_done[i]) if partial else None
+        maps.append(SkpmMapFit(i, value("time", i), value("Ewe", i), value("soc", i), fit, (x, mean), done))
     return SkpmResult(name, width, tip_sigma_m, maps)
 
 
@@ -79,6 +85,8 @@ def format_skpm(r: SkpmResult) -> list[str]:
     lines = [f"SKPM interface ({r.stream}, {len(r.maps)} maps, {r.width_m * 1e9:g} nm wide, {tip}):"]
     for m in r.maps:
         where = f"map {m.index + 1}: E {m.ewe_V:.3f} V, SOC {m.soc:.3f}"
+        if m.lines_done is not None:
+            where += f" (partial: {m.lines_done} lines)"
         if m.fit is None:
             lines.append(f"  {where}: not fitted")
             continue
@@ -103,6 +111,7 @@ def skpm_json(r: SkpmResult) -> dict:
                 "frame_time": num(m.time_s),
                 "frame_Ewe": num(m.ewe_V),
                 "frame_soc": num(m.soc),
+                "lines_done": m.lines_done,
                 **(
                     {
                         "step_V": num(m.fit.step_V),

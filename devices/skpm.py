@@ -3,16 +3,25 @@
 The scan parameters are configuration signals; each trigger scans one frame line by line on
 the backend (Nanonis, simulated...) and publishes both maps with the experiment-clock times
 at which the scan started and ended (``exposure_start``/``exposure_end``, as every detector).
+
+A scan the backend could not finish (it outlived its time, the feedback was lost) comes back
+with the lines it has (NaN after them) and what went wrong: the frame is stored flagged —
+``lines_done`` below ``lines``, ``problem`` naming the command that failed — and logged, never
+dropped. A backend that cannot return anything (the connection is gone) raises, and the frame
+fails as any detector's does.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Optional, Protocol
 
 import numpy as np
 from ophyd_async.core import AsyncStatus, StandardReadable, soft_signal_r_and_setter, soft_signal_rw
 from ophyd_async.core import StandardReadableFormat as Format
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,8 @@ class SkpmFrame:
     scan_end: float
     topography_m: np.ndarray  # (lines, pixels), height in m
     cpd_V: np.ndarray  # (lines, pixels), contact potential difference in V
+    lines_done: Optional[int] = None  # a partial frame: the lines scanned (None: all of them)
+    problem: str = ""  # why it is partial, naming the command that failed
 
 
 class SkpmBackend(Protocol):
@@ -76,6 +87,9 @@ class Skpm(StandardReadable):
             # named like every detector's, so plans stamp frames the same way
             self.exposure_start, self._set_start = soft_signal_r_and_setter(float, units="s")
             self.exposure_end, self._set_end = soft_signal_r_and_setter(float, units="s")
+            # lines scanned (== lines for a whole frame) and, for a partial one, why
+            self.lines_done, self._set_lines_done = soft_signal_r_and_setter(int, 0)
+            self.problem, self._set_problem = soft_signal_r_and_setter(str, "")
         with self.add_children_as_readables(Format.CONFIG_SIGNAL):
             self.pixels = soft_signal_rw(int, pixels)
             self.lines = soft_signal_rw(int, lines)
@@ -105,6 +119,11 @@ class Skpm(StandardReadable):
         for label, image in (("topography", frame.topography_m), ("cpd", frame.cpd_V)):
             if np.shape(image) != shape:
                 raise RuntimeError(f"{self.name}: {label} map has shape {np.shape(image)}, expected {shape}")
+        done = scan.lines if frame.lines_done is None else int(frame.lines_done)
+        if done < scan.lines:
+            log.error("%s: partial map, %d of %d lines kept: %s", self.name, done, scan.lines, frame.problem)
+        self._set_lines_done(done)
+        self._set_problem(frame.problem)
         self._set_start(frame.scan_start)
         self._set_end(frame.scan_end)
         self._set_topography(np.asarray(frame.topography_m, dtype=np.float64))

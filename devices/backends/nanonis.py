@@ -8,8 +8,9 @@ and sets the Kelvin controller up — bias limits first, then modulation, gains,
 backward: a line rate counts trace and retrace), ``Scan.Action`` start, ``Scan.WaitEndOfScan``
 in steps of at most ``WAIT_STEP_S`` until the scan ends or its expected duration plus
 ``timeout_s`` has passed, then ``Scan.FrameDataGrab`` of both channels, forward. A scan that
-outlives its time is stopped and reported naming the command; the controller's errors name
-theirs (``NanonisError``).
+outlives its time is stopped and its finished lines returned as a partial frame, flagged with
+the reason naming ``Scan.WaitEndOfScan`` (the device stores and logs it); the controller's
+errors name their command (``NanonisError``) and fail the frame.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import math
 import threading
 from typing import Optional
 
+import numpy as np
 from pydantic import Field, PositiveFloat, model_validator
 
 from operando.devices.clock import Clock, WallClock
-from operando.devices.drivers.nanonis import NanonisClient, NanonisTimeout, ScanFrame
+from operando.devices.drivers.nanonis import NanonisClient, ScanFrame
 from operando.devices.kinds import SkpmSettings
 from operando.devices.registry import BackendSpec, BuildContext, Capability, register
 from operando.devices.skpm import SkpmFrame, SkpmScan
@@ -117,23 +119,29 @@ class NanonisSkpmBackend:
             c.scan_speed_set(half, half)
             start = self.clock.time()
             c.scan_action("start", up=True)
-            self._wait_for_the_end(scan)
+            problem = self._wait_for_the_end(scan)
             end = self.clock.time()
             topography = c.scan_frame_data_grab(topo_ch, forward=True).data
             cpd = c.scan_frame_data_grab(cpd_ch, forward=True).data
-        return SkpmFrame(start, end, topography, cpd)
+        if not problem:
+            return SkpmFrame(start, end, topography, cpd)
+        # the lines the controller finished (rows from the bottom: an "up" scan) are kept
+        finished = np.isfinite(topography).all(axis=1) & np.isfinite(cpd).all(axis=1)
+        done = int(np.argmin(finished)) if not finished.all() else len(finished)
+        return SkpmFrame(start, end, topography, cpd, lines_done=done, problem=problem)
 
-    def _wait_for_the_end(self, scan: SkpmScan) -> None:
+    def _wait_for_the_end(self, scan: SkpmScan) -> str:
+        """Empty when the scan ended; else it is stopped, and the reason, naming the command."""
         wall = self.clock.wall_seconds(scan.duration_s) + self.settings.timeout_s
         waited = 0.0
         while waited < wall:
             step = min(WAIT_STEP_S, wall - waited)
             timed_out, _path = self.client.scan_wait_end_of_scan(step)
             if not timed_out:
-                return
+                return ""
             waited += step
         self.client.scan_action("stop")
-        raise NanonisTimeout(
+        return (
             f"{self.client.name}: Scan.WaitEndOfScan: the scan did not end in {wall:.1f} s "
             f"({scan.lines} lines at {scan.line_rate_hz:g} Hz plus {self.settings.timeout_s:g} s); stopped"
         )

@@ -69,6 +69,9 @@ class NanonisController:
         self._scan_done = threading.Event()
         self._scan_done.set()
         self.commands: list[str] = []  # every command received, in order (tests read it)
+        # A fault: the scan stops progressing after this many lines (lost feedback, a crashed
+        # tip), until it is stopped; None: scans finish
+        self.stall_after_lines: int | None = None
         self._handlers = {
             "Bias.Set": self._bias_set,
             "Bias.Get": lambda r: BodyWriter().f32(self.bias_V),
@@ -256,7 +259,10 @@ class NanonisController:
             a = math.radians(angle)
             u = np.linspace(-w / 2, w / 2, self.pixels)
             rows = range(self.lines) if self.scan_up else range(self.lines - 1, -1, -1)
-            for row in rows:
+            for k, row in enumerate(rows):
+                if self.stall_after_lines is not None and k >= self.stall_after_lines:
+                    self._stop_scan.wait()  # stuck until Scan.Action stop (or the server stops)
+                    return
                 v = -h / 2 + h * (row + 0.5) / self.lines
                 for forward, line_s in ((1, self.line_time_s[0]), (0, self.line_time_s[1])):
                     if not self._pause(self.clock.wall_seconds(line_s)):

@@ -1,0 +1,97 @@
+"""The `nanonis` SKPM backend under the SKPM device, on the Nanonis simulator: a frame with both
+channels; a scan that stalls comes back partial — its finished lines kept, flagged with the
+command that failed — and is stored so; the controller's refusal fails the frame naming the
+command; a channel name the controller does not have is refused at connect, listing its own."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from bluesky.run_engine import call_in_bluesky_event_loop
+
+from operando.devices.backends.nanonis import NanonisSettings, NanonisSkpmBackend
+from operando.devices.drivers.nanonis import NanonisClient, NanonisError
+from operando.devices.skpm import Skpm
+from operando.sim_devices.lab import build_sim_lab
+from operando.sim_devices.wire.nanonis_server import NanonisServer
+
+
+@pytest.fixture
+def bench():
+    from bluesky import RunEngine
+
+    RunEngine({})  # the event loop the device runs in
+    lab = build_sim_lab("fe_li2o", 1e-3, speed=500.0, soc=0.5, seed=5)
+    with NanonisServer(lab.skpm, lab.clock) as server:
+        yield lab, server
+
+
+def _device(server, lab, **settings):
+    s = NanonisSettings(period_s=60, **settings)
+    backend = NanonisSkpmBackend(NanonisClient.from_address(server.address, s.timeout_s, "skpm"), s, lab.clock).open()
+    device = Skpm(backend, s.pixels, s.lines, s.width_m, s.height_m, s.line_rate_hz, name="skpm")
+    call_in_bluesky_event_loop(device.connect())
+    return backend, device
+
+
+def _frame(device) -> dict:
+    async def go():
+        await device.trigger()
+        return {k: v["value"] for k, v in (await device.read()).items()}
+
+    return call_in_bluesky_event_loop(go())
+
+
+def test_a_frame_has_both_channels_and_the_kelvin_controller_on(bench):
+    lab, server = bench
+    backend, device = _device(server, lab, pixels=32, lines=8, bias_limits_V=(-1.5, 1.5))
+    frame = _frame(device)
+    assert frame["skpm-cpd"].shape == frame["skpm-topography"].shape == (8, 32)
+    assert frame["skpm-lines_done"] == 8 and frame["skpm-problem"] == ""
+    c = server.controller
+    assert c.kelvin_on and c.kelvin_limits == pytest.approx((1.5, -1.5)) and c.line_time_s == pytest.approx((0.5, 0.5))
+    cpd = frame["skpm-cpd"]
+    assert np.ptp(cpd.mean(axis=0)) == pytest.approx(lab.skpm.built_in_potential_V(), rel=0.1)
+    backend.close()
+
+
+def test_a_stalled_scan_is_kept_partial_and_flagged(bench, caplog):
+    lab, server = bench
+    backend, device = _device(server, lab, pixels=16, lines=12, timeout_s=0.3)
+    server.controller.stall_after_lines = 5
+    with caplog.at_level(logging.ERROR):
+        frame = _frame(device)
+    assert frame["skpm-lines_done"] == 5
+    assert "Scan.WaitEndOfScan: the scan did not end" in frame["skpm-problem"]
+    cpd = frame["skpm-cpd"]
+    assert np.isfinite(cpd[:5]).all() and np.isnan(cpd[5:]).all()
+    assert "partial map, 5 of 12 lines kept" in caplog.text
+    assert not server.controller.scanning  # the backend stopped it
+    server.controller.stall_after_lines = None
+    assert _frame(device)["skpm-lines_done"] == 12  # the next frame is whole again
+    backend.close()
+
+
+def test_a_refused_command_fails_the_frame_naming_it(bench):
+    lab, server = bench
+    backend, device = _device(server, lab, pixels=32, lines=8)
+    server.controller.scanning = True  # a scan someone else started: the frame cannot be set
+    with pytest.raises(NanonisError, match=r"skpm at .*: Scan.FrameSet failed: not while a scan runs"):
+        _frame(device)
+    server.controller.scanning = False
+    backend.close()
+
+
+def test_an_unknown_channel_is_refused_at_connect(bench):
+    lab, server = bench
+    with pytest.raises(ValueError, match=r"settings.cpd_channel: no signal 'CPD \(V\)' \(the controller has: Current"):
+        _device(server, lab, cpd_channel="CPD (V)")
+
+
+def test_pixels_must_be_a_multiple_of_16():
+    with pytest.raises(ValueError, match="multiple of 16"):
+        NanonisSettings(period_s=60, pixels=40)
+    with pytest.raises(ValueError, match=r"bias_limits_V must be \[low, high\]"):
+        NanonisSettings(period_s=60, bias_limits_V=(1.0, -1.0))
