@@ -16,6 +16,7 @@ from operando.storage.catalog import DataDirectoryError, resolve_data_dir
 from .cli_magnetometry import add_commands as add_magnetometry_commands
 from .cli_magnetometry import parse_values
 from .cli_raman import add_command as add_raman_commands
+from .cli_skpm import add_command as add_skpm_command
 from .config import ConfigError
 
 
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
     add_magnetometry_commands(sub, data_help)
     add_raman_commands(sub, data_help)
+    add_skpm_command(sub, data_help)
 
     runs = sub.add_parser("runs", help="list stored runs (optionally only those matching)")
     runs.add_argument("--data", help=data_help)

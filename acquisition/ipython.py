@@ -8,13 +8,15 @@
     In [6]: RE(bp.count([lab.devices["magnetometer"]], num=3))
     In [7]: RE(lab.mt_sweep([5, 10, 20, 50, 100, 150], field_T=1.0))   # M–T at the cell's state now
     In [8]: RE(lab.raman_area_map(x_um=(-100, 100, 11), y_um=(-100, 100, 11)))   # with a stage
+    In [9]: RE(lab.skpm_map(pixels=128, lines=32))                               # with an SKPM
 
 ``lab.mt_sweep`` and ``lab.mh_loop`` run the M–T and M–H plans (``plans/magnetometry.py``) on the
 profile's magnetometer that sets field and temperature: between operando runs they measure the
 cell at the state of charge the last run left it in (at open circuit), each as one stored run
 whose start document carries the sample and that state (``cell_state``). ``lab.raman_line_map``
 and ``lab.raman_area_map`` do the same for Raman maps (``plans/raman_map.py``) on a profile with
-a ``kind: stage`` instrument.
+a ``kind: stage`` instrument, and ``lab.skpm_map`` / ``lab.skpm_line_profile`` for SKPM maps
+(``plans/skpm.py``).
 
 ``open_lab`` builds the profile's instruments once (through the same registry and checks as
 every other entry point), a RunEngine whose documents go to the data directory's catalog (journal
@@ -35,6 +37,7 @@ from operando.devices.configuration import ConfigError
 from operando.devices.registry import Capability
 from operando.plans.magnetometry import mh_loop, mt_sweep
 from operando.plans.raman_map import raman_area_map, raman_line_map
+from operando.plans.skpm import skpm_line_profile, skpm_map
 from operando.storage.catalog import Catalog, open_catalog, resolve_data_dir
 
 from .build import Instruments, build_instruments
@@ -146,6 +149,27 @@ class Lab:
             self.device_of_kind("stage", stage),
             x_um,
             y_um,
+            potentiostat=self.potentiostat,
+            md=self._md(md),
+            **kw,
+        )
+
+    def skpm_map(self, *, skpm: Optional[str] = None, md=None, **scan):
+        """One SKPM map of the cell as it is now (held at open circuit if a sequence runs);
+        ``scan``: pixels, lines, width, height, line_rate for this map only."""
+        device = self.device_of_kind("skpm", skpm)
+        return skpm_map(device, potentiostat=self.potentiostat, md=self._md(md), **scan)
+
+    def skpm_line_profile(
+        self, pixels: int, width_m: float, *, repeats: int = 8, skpm: Optional[str] = None, md=None, **kw
+    ):
+        """``repeats`` scans of one line across the interface; as ``plans.skpm.skpm_line_profile``."""
+        device = self.device_of_kind("skpm", skpm)
+        return skpm_line_profile(
+            device,
+            pixels=pixels,
+            width_m=width_m,
+            repeats=repeats,
             potentiostat=self.potentiostat,
             md=self._md(md),
             **kw,

@@ -43,16 +43,19 @@ def _config_value(run, stream: str, suffix: str) -> Optional[float]:
 
 def analyse_skpm(run, notes: list[str], tip_sigma_m: float = 0.0) -> Optional[SkpmResult]:
     start = run.metadata["start"]
-    names = [n for n, i in start.get("instruments", {}).items() if i.get("kind") == "skpm" and n in run]
-    if not names:
+    names = [n for n, i in start.get("instruments", {}).items() if i.get("kind") == "skpm"]
+    # an operando run stores each detector in its own stream; a map run (plans/skpm.py) in primary
+    found = [(n, n) for n in names if n in run]
+    found += [(n, "primary") for n in names if n in (start.get("detectors") or []) and "primary" in run]
+    if not found:
         return None
-    name = names[0]
-    s = run[name]
+    name, stream = found[0]
+    s = run[stream]
     cpd = find_column(s, "cpd", float)
     if cpd is None or cpd.ndim != 3 or cpd.shape[0] == 0:
         notes.append(f"{name}: no CPD maps")
         return None
-    width = _config_value(run, name, "width")
+    width = _config_value(run, stream, "width")
     if width is None:
         notes.append(f"{name}: no scan width in the stream's configuration; maps not fitted")
         return None
@@ -72,7 +75,9 @@ def analyse_skpm(run, notes: list[str], tip_sigma_m: float = 0.0) -> Optional[Sk
         if partial:
             notes.append(f"{name}: map {i + 1} is partial ({int(lines_done[i])} of {cpd.shape[1]} lines)")
         done = int(lines_done[i]) if partial else None
-        maps.append(SkpmMapFit(i, value("time", i), value("Ewe", i), value("soc", i), fit, (x, mean), done))
+        maps.append(
+            SkpmMapFit(i, value("time", i), value("Ewe", i), value("soc", i), fit, lines_done=done, profile=(x, mean))
+        )
     return SkpmResult(name, width, tip_sigma_m, maps)
 
 

@@ -165,11 +165,13 @@ def test_queued_operando_plan_runs_through_queue_server(tmp_path, redis_port, ca
         area = BPlan("operando_raman_map", profile="raman-map-sim", x_um=[-100, 100, 4], y_um=[-50, 50, 3])
         beyond = BPlan("operando_raman_map", profile="raman-map-sim", line=[[0, 0], [900, 0]], points=3)
         loop = BPlan("operando_mh_loop", fields_T=[0, 1], temperature_K=300, speed=50000)
-        for item in (area, loop, beyond):  # a failed item stops the queue: it goes last
+        kelvin = BPlan("operando_skpm_map", profile="nanonis-sim", pixels=32, lines=4)
+        for item in (area, loop, kelvin, beyond):  # a failed item stops the queue: it goes last
             assert api.item_add(item)["success"]
         assert api.queue_start()["success"]
         api.wait_for_idle(timeout=90)
-        mapped, looped, refused = (item["result"] for item in api.history_get()["items"][-3:])
+        mapped, looped, kelvin_mapped, refused = (item["result"] for item in api.history_get()["items"][-4:])
+        assert kelvin_mapped["exit_status"] == "completed", kelvin_mapped.get("msg")
         assert looped["exit_status"] == "completed", looped.get("msg", "") + looped.get("traceback", "")[-2000:]
         assert mapped["exit_status"] == "completed", mapped
         (map_uid,) = mapped["run_uids"]
@@ -255,9 +257,9 @@ def test_queued_operando_plan_runs_through_queue_server(tmp_path, redis_port, ca
     # The same documents arrived over 0MQ, decoded by the msgpack deserializer.
     names = [name for name, _ in received]
     starts = [doc for name, doc in received if name == "start"]
-    assert [d["uid"] for d in starts] == [uid, map_uid, *looped["run_uids"]]
-    assert [d.get("plan_name") for d in starts[1:]] == ["raman_map", "mh_loop"]
-    assert names[-1] == "stop" and received[-1][1]["run_start"] == looped["run_uids"][0]
+    assert [d["uid"] for d in starts] == [uid, map_uid, *looped["run_uids"], *kelvin_mapped["run_uids"]]
+    assert [d.get("plan_name") for d in starts[1:]] == ["raman_map", "mh_loop", "skpm_map"]
+    assert names[-1] == "stop" and received[-1][1]["run_start"] == kelvin_mapped["run_uids"][0]
     assert "stream_resource" in names and "stream_datum" in names
     spectra = [
         doc["data"]["raman-spectrum"]

@@ -3,7 +3,8 @@ publishing documents over 0MQ, and the plans a queue item may name.
 
 A queue item is data: ``operando_protocol(protocol="galvanostatic_cycling", profile="sim",
 speed=20000)``, ``operando_raman_map(profile="raman-map-sim", x_um=[-100, 100, 11], y_um=[...])``,
-``operando_mt_sweep(temperatures_K=[...], field_T=1)``, ``operando_mh_loop(...)`` — names (or
+``operando_mt_sweep(temperatures_K=[...], field_T=1)``, ``operando_mh_loop(...)``,
+``operando_skpm_map(profile="nanonis-sim", pixels=64)`` — names (or
 paths) of configuration files and numbers, never objects. Maps and sweeps go through the same
 ``Lab`` methods as an IPython session and the CLI. Each item
 is put together by ``prepare_run`` (``acquisition/prepare.py``), as the CLI and the GUI do, so its
@@ -85,6 +86,21 @@ def operando_raman_map(
             profile, speed, lambda lab: lab.raman_area_map(x_um, y_um, snake=snake, restore=restore, md=md)
         )
     )
+
+
+def operando_skpm_map(
+    profile: str = "nanonis-sim",
+    pixels: int | None = None,
+    lines: int | None = None,
+    width_m: float | None = None,
+    height_m: float | None = None,
+    line_rate_hz: float | None = None,
+    speed: float | None = None,
+    md: dict | None = None,
+):
+    """One SKPM map of the cell as it is now, as ``operando skpm-map`` and ``lab.skpm_map``."""
+    scan = {"pixels": pixels, "lines": lines, "width": width_m, "height": height_m, "line_rate": line_rate_hz}
+    return (yield from _on_lab(profile, speed, lambda lab: lab.skpm_map(md=md, **scan)))
 
 
 def operando_mt_sweep(

@@ -111,6 +111,11 @@ class NanonisSkpmBackend:
 
     def _scan(self, scan: SkpmScan) -> SkpmFrame:
         s, c = self.settings, self.client
+        if scan.pixels % 16:
+            raise ValueError(
+                f"{c.name}: pixels must be a multiple of 16 "
+                f"(the scan module sends lines in packets of 16; got {scan.pixels})"
+            )
         with self._io:
             topo_ch, cpd_ch = self.channels
             c.scan_frame_set(ScanFrame(s.centre_x_m, s.centre_y_m, scan.width_m, scan.height_m, s.angle_deg))

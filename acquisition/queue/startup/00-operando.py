@@ -6,6 +6,7 @@ from operando.acquisition.queue.worker import (  # noqa: F401
     operando_mt_sweep,
     operando_protocol,
     operando_raman_map,
+    operando_skpm_map,
     start_session,
 )
 
