@@ -19,6 +19,7 @@ from .model import RunData, key_ending
 from .overview import SUBSET_ROWS
 from .panels_echem import Panel, hours, show_series
 from .plots import COLOURS, SeriesCurve, cursor_line, curve, place_cursor, plot, right_axis
+from .skpm_profile_fit import ProfileFit
 
 
 def find_key(data: RunData, suffix: str, ndim: int):
@@ -224,7 +225,8 @@ class RamanPanel(Panel):
 
 
 class MapPanel(Panel):
-    """The latest (or the cursor's) frame of any 2-D stream, with a draggable line profile."""
+    """The latest (or the cursor's) frame of any 2-D stream, with a draggable line profile; for a
+    CPD map, also the interface fit (``skpm_profile_fit.py``)."""
 
     def __init__(self):
         super().__init__()
@@ -242,6 +244,10 @@ class MapPanel(Panel):
         self.view.addItem(self.row_line)
         self.profile_plot = plot("Line profile", "x", "value", "px", None)
         self.profile = curve(self.profile_plot, COLOURS["cursor"], gaps=True)
+        self.fit_label = QtWidgets.QLabel()
+        self.fit_label.setWordWrap(True)
+        self.fit_label.setStyleSheet("font-size: 8pt")
+        self.profile_fit = ProfileFit(self.profile_plot, self.fit_label)
         self.empty = QtWidgets.QLabel("No 2-D stream in this run (e.g. SKPM maps).")
         self.empty.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.empty.setStyleSheet("color: #777")
@@ -255,6 +261,7 @@ class MapPanel(Panel):
         row.addWidget(self.view, 3)
         row.addWidget(self.profile_plot, 2)
         lay.addLayout(row)
+        lay.addWidget(self.fit_label)
         lay.addWidget(self.empty)
 
     def depends(self, data):
@@ -278,6 +285,7 @@ class MapPanel(Panel):
         self.empty.setVisible(not has)
         if not has:
             self.frame = self.frame_index = None
+            self.profile_fit.clear()
             return
         name, key = self.choice.currentText().split(": ", 1)
         stream = data.streams[name]
@@ -286,6 +294,7 @@ class MapPanel(Panel):
         if i is None:
             self.image.clear()
             self.frame = None
+            self.profile_fit.clear()
             return
         frame = stream.row_value(key, i)  # None while a long run's frame is read
         if frame is None:
@@ -308,6 +317,7 @@ class MapPanel(Panel):
         if first:
             self.row_line.setValue(self.frame.shape[0] / 2)
         self._draw_profile()
+        self.profile_fit.show(stream, key, i, self.frame)
 
     def profile_row(self) -> int | None:
         if self.frame is None:
