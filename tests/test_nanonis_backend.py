@@ -95,3 +95,25 @@ def test_pixels_must_be_a_multiple_of_16():
         NanonisSettings(period_s=60, pixels=40)
     with pytest.raises(ValueError, match=r"bias_limits_V must be \[low, high\]"):
         NanonisSettings(period_s=60, bias_limits_V=(1.0, -1.0))
+
+
+@pytest.mark.parametrize(
+    "fault, said",
+    [
+        ("garbled", "garbled command name"),
+        ("short", "body too short"),
+        ("silent", "no reply in"),
+        ("error", "failed: simulated controller error"),
+    ],
+)
+def test_a_broken_reply_mid_scan_keeps_the_finished_lines_flagged(bench, fault, said):
+    lab, server = bench
+    backend, device = _device(server, lab, pixels=16, lines=12, timeout_s=0.5)
+    server.controller.stall_after_lines = 5
+    server.faults["Scan.WaitEndOfScan"] = fault
+    frame = _frame(device)
+    assert frame["skpm-lines_done"] == 5
+    assert "Scan.WaitEndOfScan" in frame["skpm-problem"] and said in frame["skpm-problem"]
+    assert np.isfinite(frame["skpm-cpd"][:5]).all() and np.isnan(frame["skpm-cpd"][5:]).all()
+    assert not server.controller.scanning
+    backend.close()

@@ -16,6 +16,7 @@ errors name their command (``NanonisError``) and fail the frame.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 from typing import Optional
@@ -24,10 +25,13 @@ import numpy as np
 from pydantic import Field, PositiveFloat, model_validator
 
 from operando.devices.clock import Clock, WallClock
-from operando.devices.drivers.nanonis import NanonisClient, ScanFrame
+from operando.devices.drivers.nanonis import NanonisClient, NanonisError, NanonisTimeout, ScanFrame
+from operando.devices.drivers.nanonis_protocol import NanonisProtocolError
 from operando.devices.kinds import SkpmSettings
 from operando.devices.registry import BackendSpec, BuildContext, Capability, register
 from operando.devices.skpm import SkpmFrame, SkpmScan
+
+log = logging.getLogger(__name__)
 
 WAIT_STEP_S = 1.0  # wall seconds per Scan.WaitEndOfScan: short enough to notice a closed link
 
@@ -124,7 +128,17 @@ class NanonisSkpmBackend:
             c.scan_speed_set(half, half)
             start = self.clock.time()
             c.scan_action("start", up=True)
-            problem = self._wait_for_the_end(scan)
+            try:
+                problem = self._wait_for_the_end(scan)
+            except (NanonisError, NanonisProtocolError, NanonisTimeout, ConnectionError) as exc:
+                # the link broke mid-scan; the controller still holds the lines it scanned: ask
+                # again on a fresh connection (the driver reconnects), stop, keep what there is
+                problem = str(exc)
+                log.error("%s; stopping the scan and keeping its finished lines", exc)
+                try:
+                    c.scan_action("stop")
+                except (NanonisError, NanonisProtocolError, NanonisTimeout, ConnectionError):
+                    raise exc from None
             end = self.clock.time()
             topography = c.scan_frame_data_grab(topo_ch, forward=True).data
             cpd = c.scan_frame_data_grab(cpd_ch, forward=True).data

@@ -140,6 +140,7 @@ class NanonisClient:
         try:
             status, text = reader.error()
         except NanonisProtocolError as exc:
+            self._refused_without_arguments(reader)
             self.close()
             raise NanonisProtocolError(f"{self.name}: {exc}") from None
         if status != 0:

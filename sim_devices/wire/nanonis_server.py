@@ -29,10 +29,11 @@ from operando.devices.drivers.nanonis_protocol import (
     NanonisProtocolError,
     decode_header,
     encode_message,
+    error_section,
 )
 from operando.sim_devices.lab import build_sim_lab
 
-from .nanonis_firmware import NanonisController
+from .nanonis_firmware import EMPTY_REPLIES, NanonisController
 from .registry import Served, WireSimulator, register_wire_simulator
 from .tcp_service import POLL_S, ThreadedTcpService, shut
 
@@ -44,6 +45,10 @@ class NanonisServer(ThreadedTcpService):
         super().__init__(host, port)
         self.controller = NanonisController(physics, clock, sleep=self._wait)
         self.protocol_errors: list[str] = []  # why a connection was closed (tests read it)
+        # One-shot faults by command: the next reply to it is "garbled" (a header of 0xFF),
+        # "short" (its last 4 body bytes missing, the size saying so), "silent" (no reply) or
+        # "error" (the controller's error status)
+        self.faults: dict[str, str] = {}
 
     def stop(self) -> None:
         self.controller.stop_scan()
@@ -66,14 +71,28 @@ class NanonisServer(ThreadedTcpService):
                 if body is None:
                     return
                 reply = self.controller.handle(header.command, body)
+                fault = self.faults.pop(header.command, None)
                 if header.send_response:
-                    client.sendall(encode_message(header.command, reply, send_response=False))
+                    client.sendall(self._faulty(header.command, reply, fault))
         except OSError:
             return  # the connection is gone
         finally:
             self._forget(client)
             shut(client)
             client.close()
+
+    @staticmethod
+    def _faulty(command: str, reply: bytes, fault: str | None) -> bytes:
+        if fault == "garbled":
+            return b"\xff" * HEADER_SIZE + reply
+        if fault == "short":
+            return encode_message(command, reply[:-4], send_response=False)
+        if fault == "silent":
+            return b""
+        if fault == "error":
+            refused = EMPTY_REPLIES.get(command, b"") + error_section(1, "simulated controller error")
+            return encode_message(command, refused, send_response=False)
+        return encode_message(command, reply, send_response=False)
 
     def _read(self, client: socket.socket, n: int) -> bytes | None:
         """``n`` bytes, or None when the client left or the service stops."""
