@@ -63,6 +63,10 @@ class SkpmFrame:
 
 class SkpmBackend(Protocol):
     description: str
+    # Optional: what the backend set up and a run should record (the scan frame's centre and
+    # angle, the Kelvin controller's parameters...): name -> (value, units); the device makes
+    # each a configuration signal, so it is stored with every run's configuration.
+    # configuration: dict[str, tuple[object, str]]
 
     async def scan(self, scan: SkpmScan) -> SkpmFrame:
         """Scan one frame (experiment time: ``scan.duration_s``) and return both maps."""
@@ -97,6 +101,9 @@ class Skpm(StandardReadable):
             self.height = soft_signal_rw(float, height_m, units="m")
             self.line_rate = soft_signal_rw(float, line_rate_hz, units="Hz")
             self.backend_description, _ = soft_signal_r_and_setter(str, backend.description)
+            for key, (value, units) in getattr(backend, "configuration", {}).items():
+                signal, _ = soft_signal_r_and_setter(type(value), value, units=units or None)
+                setattr(self, key, signal)
         super().__init__(name=name)
 
     async def scan_parameters(self) -> SkpmScan:

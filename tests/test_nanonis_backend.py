@@ -54,6 +54,11 @@ def test_a_frame_has_both_channels_and_the_kelvin_controller_on(bench):
     assert c.kelvin_on and c.kelvin_limits == pytest.approx((1.5, -1.5)) and c.line_time_s == pytest.approx((0.5, 0.5))
     cpd = frame["skpm-cpd"]
     assert np.ptp(cpd.mean(axis=0)) == pytest.approx(lab.skpm.built_in_potential_V(), rel=0.1)
+    # what the backend set up is recorded with the run's configuration, with units
+    config = call_in_bluesky_event_loop(device.read_configuration())
+    described = call_in_bluesky_event_loop(device.describe_configuration())
+    assert config["skpm-bias_limit_high"]["value"] == 1.5 and described["skpm-bias_limit_high"]["units"] == "V"
+    assert config["skpm-modulation_frequency"]["value"] == 70e3 and config["skpm-cpd_channel"]["value"] == "Bias (V)"
     backend.close()
 
 

@@ -72,6 +72,22 @@ class NanonisSkpmBackend:
         self.description = f"Nanonis SPM controller at {client.host}:{client.port} (Kelvin probe)"
         self._io = threading.Lock()
         self.channels: tuple[int, int] | None = None  # (topography, cpd) signal indexes
+        low, high = settings.bias_limits_V
+        self.configuration = {  # recorded with every run (the device's configuration signals)
+            "centre_x": (float(settings.centre_x_m), "m"),
+            "centre_y": (float(settings.centre_y_m), "m"),
+            "angle": (float(settings.angle_deg), "deg"),
+            "scan_direction": ("up", ""),
+            "topography_channel": (settings.topography_channel, ""),
+            "cpd_channel": (settings.cpd_channel, ""),
+            "kelvin_setpoint": (float(settings.kelvin_setpoint), ""),
+            "kelvin_p_gain": (float(settings.kelvin_p_gain), ""),
+            "kelvin_time_constant": (float(settings.kelvin_time_constant_s), "s"),
+            "modulation_frequency": (float(settings.modulation_hz), "Hz"),
+            "modulation_amplitude": (float(settings.modulation_V), "V"),
+            "bias_limit_low": (float(low), "V"),
+            "bias_limit_high": (float(high), "V"),
+        }
 
     # ---- set-up ------------------------------------------------------------------------------
     def open(self) -> NanonisSkpmBackend:
