@@ -426,3 +426,41 @@ def _models_in(annotation: Any):
         return
     for arg in get_args(annotation):
         yield from _models_in(arg)
+
+
+def one_instrument_profile(
+    kind: str, backend: str, settings: dict, *, hardware: bool, speed: float, clock: str | None = None
+) -> Profile:
+    """The simulated potentiostat and one instrument (named as its kind): what a conformance
+    suite builds a backend into. ``hardware``: the backend's wire-level simulator (``address:
+    sim``, on the scaled clock: it serves from threads); else in-process, on the virtual clock
+    unless ``clock`` says otherwise."""
+    return Profile.model_validate(
+        {
+            "name": f"conformance-{backend}",
+            "instruments": {
+                "potentiostat": {
+                    "kind": "potentiostat",
+                    "backend": "sim",
+                    "limits": {"e_min_V": 0.01, "e_max_V": 3.0, "i_max_A": 0.01},
+                },
+                kind: {
+                    "kind": kind,
+                    "backend": backend,
+                    **({"address": WIRE_SIM_ADDRESS} if hardware else {}),
+                    "settings": settings,
+                },
+            },
+            "sample": {
+                "name": "conformance",
+                "material": "Fe3O4",
+                "sim_preset": "fe_li2o",
+                "active_mass_g": 0.002,
+                "theoretical_capacity_mAh_g": 926,
+                "electrolyte": "-",
+                "cell_type": "-",
+                "operator": "test",
+            },
+            "sim": {"speed": speed, "seed": 0, "clock": clock or ("scaled" if hardware else "virtual")},
+        }
+    )

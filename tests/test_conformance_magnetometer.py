@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from operando.acquisition.backends import all_backends
 from operando.acquisition.build import build_instruments
-from operando.acquisition.config import Profile
+from operando.acquisition.config import Profile, one_instrument_profile
 from operando.devices.kinds import MagnetometerSettings
 from operando.devices.registry import Capability
 
@@ -29,37 +29,8 @@ SETTINGS = {"mpms3": {"field_rate_T_s": 1.0, "row_timeout_s": 30.0, "status_peri
 
 
 def _profile(spec, settings=None) -> Profile:
-    hardware = spec.address is not None
-    return Profile.model_validate(
-        {
-            "name": f"conformance-{spec.name}",
-            "instruments": {
-                "potentiostat": {
-                    "kind": "potentiostat",
-                    "backend": "sim",
-                    "limits": {"e_min_V": 0.01, "e_max_V": 3.0, "i_max_A": 0.01},
-                },
-                "magnetometer": {
-                    "kind": "magnetometer",
-                    "backend": spec.name,
-                    **({"address": "sim"} if hardware else {}),
-                    "settings": settings if settings is not None else SETTINGS.get(spec.name, {}),
-                },
-            },
-            "sample": {
-                "name": "conformance",
-                "material": "Fe3O4",
-                "sim_preset": "fe_li2o",
-                "active_mass_g": 0.002,
-                "theoretical_capacity_mAh_g": 926,
-                "electrolyte": "-",
-                "cell_type": "-",
-                "operator": "test",
-            },
-            # In-process simulations on the virtual clock; the MPMS3 simulator keeps wall time.
-            "sim": {"speed": 1.0, "seed": 0, "clock": "scaled" if hardware else "virtual"},
-        }
-    )
+    settings = settings if settings is not None else SETTINGS.get(spec.name, {})
+    return one_instrument_profile("magnetometer", spec.name, settings, hardware=spec.address is not None, speed=1.0)
 
 
 @pytest.fixture(params=MAGNETOMETERS, ids=lambda s: s.name)

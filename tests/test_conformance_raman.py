@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from operando.acquisition.backends import all_backends
 from operando.acquisition.build import build_instruments
-from operando.acquisition.config import Profile
+from operando.acquisition.config import Profile, one_instrument_profile
 from operando.devices.kinds import RamanSettings
 
 SPECTROMETERS = [s for s in all_backends() if s.kind == "raman"]
@@ -27,38 +27,12 @@ EXPOSURE_S = 2.0
 
 
 def _profile(spec, settings=None) -> Profile:
-    hardware = spec.address is not None
-    base = {"exposure_s": EXPOSURE_S, "accumulations": 2, **SETTINGS.get(spec.name, {})}
-    return Profile.model_validate(
-        {
-            "name": f"conformance-{spec.name}",
-            "instruments": {
-                "potentiostat": {
-                    "kind": "potentiostat",
-                    "backend": "sim",
-                    "limits": {"e_min_V": 0.01, "e_max_V": 3.0, "i_max_A": 0.01},
-                },
-                "raman": {
-                    "kind": "raman",
-                    "backend": spec.name,
-                    **({"address": "sim"} if hardware else {}),
-                    "settings": settings if settings is not None else base,
-                },
-            },
-            "sample": {
-                "name": "conformance",
-                "material": "Fe3O4",
-                "sim_preset": "fe_li2o",
-                "active_mass_g": 0.002,
-                "theoretical_capacity_mAh_g": 926,
-                "electrolyte": "-",
-                "cell_type": "-",
-                "operator": "test",
-            },
-            # wire simulators serve from threads: a scaled clock (fast); in-process: virtual
-            "sim": {"speed": 100.0, "seed": 0, "clock": "scaled" if hardware else "virtual"},
-        }
+    settings = (
+        settings
+        if settings is not None
+        else {"exposure_s": EXPOSURE_S, "accumulations": 2, **SETTINGS.get(spec.name, {})}
     )
+    return one_instrument_profile("raman", spec.name, settings, hardware=spec.address is not None, speed=100.0)
 
 
 @pytest.fixture(params=SPECTROMETERS, ids=lambda s: s.name)

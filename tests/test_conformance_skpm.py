@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from operando.acquisition.backends import all_backends
 from operando.acquisition.build import build_instruments
-from operando.acquisition.config import Profile
+from operando.acquisition.config import Profile, one_instrument_profile
 from operando.devices.kinds import SkpmSettings
 from operando.devices.registry import Capability
 
@@ -22,37 +22,8 @@ SCAN = {"pixels": 32, "lines": 8, "line_rate_hz": 2.0, "width_m": 200e-9, "heigh
 
 
 def _profile(spec, settings=None) -> Profile:
-    hardware = spec.address is not None
-    return Profile.model_validate(
-        {
-            "name": f"conformance-{spec.name}",
-            "instruments": {
-                "potentiostat": {
-                    "kind": "potentiostat",
-                    "backend": "sim",
-                    "limits": {"e_min_V": 0.01, "e_max_V": 3.0, "i_max_A": 0.01},
-                },
-                "skpm": {
-                    "kind": "skpm",
-                    "backend": spec.name,
-                    **({"address": "sim"} if hardware else {}),
-                    "settings": settings if settings is not None else SCAN,
-                },
-            },
-            "sample": {
-                "name": "conformance",
-                "material": "Fe3O4",
-                "sim_preset": "fe_li2o",
-                "active_mass_g": 0.002,
-                "theoretical_capacity_mAh_g": 926,
-                "electrolyte": "-",
-                "cell_type": "-",
-                "operator": "test",
-            },
-            # wire simulators serve from threads: a scaled clock (fast); in-process: virtual
-            "sim": {"speed": 200.0, "seed": 0, "clock": "scaled" if hardware else "virtual"},
-        }
-    )
+    settings = settings if settings is not None else SCAN
+    return one_instrument_profile("skpm", spec.name, settings, hardware=spec.address is not None, speed=200.0)
 
 
 @pytest.fixture(params=MICROSCOPES, ids=lambda s: s.name)

@@ -11,7 +11,6 @@ Standalone: ``operando sim serve keithley2450 --port 5025`` (or this module's ``
 
 from __future__ import annotations
 
-import argparse
 import socket
 import threading
 
@@ -20,6 +19,7 @@ from operando.sim_devices.clock import SimClock
 
 from .keithley2450_protocol import Keithley2450Simulator
 from .registry import Served, WireSimulator, register_wire_simulator
+from .standalone import serve_until_interrupted, sim_parser
 
 
 class Keithley2450Server:
@@ -118,25 +118,11 @@ class Keithley2450Server:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve one simulated 2450 on TCP until interrupted; prints its VISA resource string."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (loopback by default)")
-    parser.add_argument("--port", type=int, default=5025, help="TCP port (0: any free port)")
-    parser.add_argument("--material", default="fe_li2o")
-    parser.add_argument("--active-mass-g", type=float, default=1e-3)
-    parser.add_argument("--soc", type=float, default=0.0)
-    parser.add_argument("--speed", type=float, default=1.0, help="simulated s per wall s")
-    parser.add_argument("--seed", type=int, default=0, help="measurement noise seed")
-    args = parser.parse_args(argv)
+    """Serve one simulated 2450 on TCP until interrupted; prints its address."""
+    args = sim_parser(__doc__.splitlines()[0], 5025).parse_args(argv)
     cell = SimCell(preset(args.material, active_mass_g=args.active_mass_g), soc=args.soc)
     server = Keithley2450Server(cell, SimClock(speed=args.speed), host=args.host, port=args.port, seed=args.seed)
-    print(f"Serving keithley2450 on {server.start()}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    serve_until_interrupted(server, "keithley2450")
 
 
 def _serve_on_lab(lab) -> Served:

@@ -19,9 +19,7 @@ header closes the connection (guessed: what the real controller does is not docu
 
 from __future__ import annotations
 
-import argparse
 import socket
-import threading
 
 from operando.devices.drivers.nanonis_protocol import (
     DEFAULT_PORT,
@@ -35,6 +33,7 @@ from operando.sim_devices.lab import build_sim_lab
 
 from .nanonis_firmware import EMPTY_REPLIES, NanonisController
 from .registry import Served, WireSimulator, register_wire_simulator
+from .standalone import serve_until_interrupted, sim_parser
 from .tcp_service import POLL_S, ThreadedTcpService, shut
 
 
@@ -112,24 +111,9 @@ class NanonisServer(ThreadedTcpService):
 
 def main(argv: list[str] | None = None) -> None:
     """Serve one simulated Nanonis controller until interrupted; prints its address."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (loopback by default)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port (0: any free port)")
-    parser.add_argument("--material", default="fe_li2o")
-    parser.add_argument("--active-mass-g", type=float, default=1e-3)
-    parser.add_argument("--soc", type=float, default=0.0)
-    parser.add_argument("--speed", type=float, default=1.0, help="simulated s per wall s")
-    parser.add_argument("--seed", type=int, default=0, help="measurement noise seed")
-    args = parser.parse_args(argv)
+    args = sim_parser(__doc__.splitlines()[0], DEFAULT_PORT).parse_args(argv)
     lab = build_sim_lab(args.material, args.active_mass_g, speed=args.speed, seed=args.seed, soc=args.soc)
-    server = NanonisServer(lab.skpm, lab.clock, args.host, args.port)
-    print(f"Serving nanonis on {server.start()}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    serve_until_interrupted(NanonisServer(lab.skpm, lab.clock, args.host, args.port), "nanonis")
 
 
 def _serve_on_lab(lab) -> Served:

@@ -24,9 +24,7 @@ the answer came from); that the TCP port is the same is inferred from that, not 
 
 from __future__ import annotations
 
-import argparse
 import socket
-import threading
 
 from operando.devices.drivers import obp
 from operando.sim_devices.cell import SimCell, preset
@@ -34,6 +32,7 @@ from operando.sim_devices.clock import SimClock
 
 from .ocean_hdx_firmware import DEFAULT_SERIAL, PRODUCT_ID, OceanHdxFirmware
 from .registry import Served, WireSimulator, register_wire_simulator
+from .standalone import serve_until_interrupted, sim_parser
 from .tcp_service import ThreadedTcpService
 
 DEFAULT_PORT = 57357
@@ -98,25 +97,12 @@ class OceanHdxServer(ThreadedTcpService):
 
 def main(argv: list[str] | None = None) -> None:
     """Serve one simulated HDX until interrupted; prints its address."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (loopback by default)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port (0: any free port)")
-    parser.add_argument("--material", default="fe_li2o")
-    parser.add_argument("--active-mass-g", type=float, default=1e-3)
-    parser.add_argument("--soc", type=float, default=0.0)
-    parser.add_argument("--speed", type=float, default=1.0, help="simulated s per wall s")
-    parser.add_argument("--seed", type=int, default=0, help="measurement noise seed")
+    parser = sim_parser(__doc__.splitlines()[0], DEFAULT_PORT)
     parser.add_argument("--serial", default=DEFAULT_SERIAL, help="the serial number it reports")
     args = parser.parse_args(argv)
     cell = SimCell(preset(args.material, active_mass_g=args.active_mass_g), soc=args.soc)
     server = OceanHdxServer(cell, SimClock(speed=args.speed), args.host, args.port, args.seed, args.serial)
-    print(f"Serving ocean-hdx on {server.start()}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    serve_until_interrupted(server, "ocean-hdx")
 
 
 def _serve_on_lab(lab) -> Served:
