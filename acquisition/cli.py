@@ -23,7 +23,10 @@ from .config import ConfigError
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False) or os.environ.get("OPERANDO_DEBUG"))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not debug:  # the cause is printed below, in one line; the RunEngine's traceback only with --debug
+        logging.getLogger("bluesky").addFilter(_no_abort_traceback)
     try:
         _recover_abandoned_runs(args)
         return args.func(args)
@@ -33,11 +36,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("operando: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a clear one-line cause; the traceback with OPERANDO_DEBUG=1
-        if os.environ.get("OPERANDO_DEBUG"):
+    except Exception as exc:  # a clear one-line cause; the traceback with --debug or OPERANDO_DEBUG=1
+        if debug:
             raise
-        print(f"operando: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"operando: error: {_cause(exc)}", file=sys.stderr)
         return 1
+
+
+def _cause(exc: BaseException) -> str:
+    """The failure a user can act on: through bluesky's FailedStatus to what failed (a device's
+    fault names the instrument, the step and the state of the cell)."""
+    from bluesky.utils import FailedStatus
+
+    while isinstance(exc, FailedStatus) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc)
+    return text if type(exc).__module__.startswith("operando.") else f"{type(exc).__name__}: {text}"
+
+
+def _no_abort_traceback(record: logging.LogRecord) -> bool:
+    # bluesky logs "Run aborted" with the whole chain of tracebacks before the CLI prints the cause
+    return not (record.exc_info and record.getMessage().startswith("Run aborted"))
 
 
 def _recover_abandoned_runs(args) -> None:
@@ -53,10 +72,12 @@ def _recover_abandoned_runs(args) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="operando", description=__doc__)
+    p.add_argument("--debug", action="store_true", help="on a failure, the whole traceback (also OPERANDO_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True)
     data_help = "data directory (default: $OPERANDO_DATA or ./data)"
 
     run = sub.add_parser("run", help="run a protocol on a profile's instruments")
+    run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="on a failure, the traceback")
     run.add_argument("protocol", help="protocol name (config/protocols) or YAML path")
     run.add_argument("--profile", default="sim", help="profile name or YAML path (default: sim)")
     run.add_argument("--speed", type=float, help="simulation clock speed-up (sim backends only)")

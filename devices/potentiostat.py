@@ -202,8 +202,9 @@ class Potentiostat(StandardReadable):
             await self._safe_stop("cancelled")
             raise
         except Exception as exc:
-            await self._safe_stop(f"fault: {exc}")
-            raise PotentiostatFault(f"{self.name}: {exc}") from exc
+            stopped = await self._safe_stop(f"fault: {exc}")
+            cell = "the cell was left at open circuit" if stopped else "open circuit FAILED: check the cell at once"
+            raise PotentiostatFault(f"{self.name}: {exc}{self._where()}; {cell}") from exc
         finally:
             if self._writer is not None:
                 self._writer.sync()
@@ -257,13 +258,25 @@ class Potentiostat(StandardReadable):
         if problem:
             raise PotentiostatFault(problem)
 
-    async def _safe_stop(self, reason: str) -> None:
+    async def _safe_stop(self, reason: str) -> bool:
+        """Open circuit after ``reason``; True when the backend did it."""
         if self.stop_reason is None or self.stop_reason == "completed":
             self.stop_reason = reason
         try:
             await self._backend.open_circuit(reason)
+            return True
         except Exception:  # the cell's safety comes first; report, never mask the first error
             log.exception("%s: open_circuit failed after %s", self.name, reason)
+            return False
+
+    def _where(self) -> str:
+        """`` in step N (technique, cycle C)`` of the last sample, or nothing before the first."""
+        state = self.history.state_at(self.history.last_time) if self.history.last_time is not None else None
+        if state is None:
+            return ""
+        step = next((s for s in self._steps if s.step == state.step and s.cycle == state.cycle), None)
+        technique = f"{step.technique.kind}, " if step is not None else ""
+        return f" in step {state.step} ({technique}cycle {state.cycle})"
 
     async def open_circuit(self, reason: str) -> None:
         """Stop now, cell at open circuit, with the reason recorded; keep every sample measured."""

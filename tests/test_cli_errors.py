@@ -66,3 +66,28 @@ def test_unknown_simulated_material_names_the_field(tmp_path, capsys):
     assert code == 2
     assert "lab.yaml" in err and "sim.material" in err and "unobtainium" in err
     assert not (data / "catalog.db").exists()
+
+
+def test_a_run_that_faults_says_so_in_one_line_and_the_traceback_only_with_debug(tmp_path):
+    """A CV step that starts 1.5 V from where the cell rests: the jump through the cell's resistance
+    draws more than the profile's 10 mA. What the user sees: one line naming the instrument, the
+    cause, the step and its technique, and the state the cell was left in."""
+    import subprocess
+    import sys
+
+    proto = tmp_path / "jump.yaml"
+    proto.write_text(
+        "name: jump\nsteps:\n  - {kind: rest, duration_s: 60}\n"
+        "  - {kind: cv, e_start_V: 1.5, e_vertex1_V: 2.0, e_vertex2_V: 1.0, scan_rate_V_s: 0.001}\n"
+    )
+    cmd = [sys.executable, "-m", "operando.acquisition.cli", "run", str(proto), "--speed", "20000", "--quiet"]
+    cmd += ["--no-report", "--data", str(tmp_path / "data")]
+    plain = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert plain.returncode == 1
+    lines = [line for line in plain.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, plain.stderr
+    (line,) = lines
+    assert line.startswith("operando: error: potentiostat: excursion beyond limits: Ewe=1.5000 V")
+    assert line.endswith("in step 2 (cv, cycle 0); the cell was left at open circuit")
+    debug = subprocess.run([*cmd, "--debug"], capture_output=True, text=True, timeout=300)
+    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
