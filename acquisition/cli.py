@@ -326,8 +326,6 @@ def _cmd_replay(args) -> int:
 
     if not args.speed > 0:
         raise ConfigError(f"--speed must be > 0 (got {args.speed}); inf replays without waiting")
-    if not 0 <= args.skpm_tip_nm < 1000:
-        raise ConfigError(f"--skpm-tip-nm must be 0..1000 nm (got {args.skpm_tip_nm})")
     data_dir = resolve_data_dir(args.data)
     with open_catalog(data_dir) as cat:
         try:

@@ -43,3 +43,71 @@ def cycle_capacities(cycle, current_A, charge_mAh) -> list[CycleCapacity]:
             )
         )
     return result
+
+
+@dataclass(frozen=True)
+class CycleMetrics:
+    """One cycle's charge and discharge: capacity, energy, mean voltages, efficiencies."""
+
+    cycle: int
+    charge_mAh: float
+    discharge_mAh: float
+    charge_mWh: float  # energy put in while I > 0
+    discharge_mWh: float  # energy taken out while I < 0 (positive number)
+    retention: float  # this cycle's discharge capacity over the first cycle's that discharged
+
+    @property
+    def coulombic_efficiency(self) -> float:
+        return self.discharge_mAh / self.charge_mAh if self.charge_mAh > 0 else float("nan")
+
+    @property
+    def energy_efficiency(self) -> float:
+        return self.discharge_mWh / self.charge_mWh if self.charge_mWh > 0 else float("nan")
+
+    @property
+    def mean_charge_V(self) -> float:
+        return self.charge_mWh / self.charge_mAh if self.charge_mAh > 0 else float("nan")
+
+    @property
+    def mean_discharge_V(self) -> float:
+        return self.discharge_mWh / self.discharge_mAh if self.discharge_mAh > 0 else float("nan")
+
+    @property
+    def hysteresis_V(self) -> float:
+        """Mean charge voltage minus mean discharge voltage."""
+        return self.mean_charge_V - self.mean_discharge_V
+
+
+def cycle_metrics(cycle, current_A, charge_mAh, ewe_V, include=None) -> list[CycleMetrics]:
+    """Per cycle, as ``cycle_capacities``, with each charge increment's energy taken at the mean
+    of the potentials at its two ends (trapezoids: exact for a linear E(Q) between samples).
+    ``include`` (per sample): count only the increments that end on an included sample (e.g. the
+    galvanostatic steps of a run that also has CVs or rests)."""
+    cycle = np.asarray(cycle)
+    current = np.asarray(current_A, dtype=float)
+    q = np.asarray(charge_mAh, dtype=float)
+    e = np.asarray(ewe_V, dtype=float)
+    if q.size < 2:
+        return []
+    dq = np.diff(q)
+    de = dq * 0.5 * (e[1:] + e[:-1])  # mWh
+    c, i = cycle[1:], current[1:]
+    counted = np.ones(dq.size, bool) if include is None else np.asarray(include, bool)[1:]
+    out, first = [], None
+    for n in np.unique(c[counted]):
+        sel = (c == n) & counted
+        up, down = sel & (i > 0), sel & (i < 0)
+        discharge = float(-dq[down].sum())
+        if first is None and discharge > 0:
+            first = discharge
+        out.append(
+            CycleMetrics(
+                int(n),
+                float(dq[up].sum()),
+                discharge,
+                float(de[up].sum()),
+                float(-de[down].sum()),
+                discharge / first if first else float("nan"),
+            )
+        )
+    return out

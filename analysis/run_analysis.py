@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from operando.analysis.cycling import CycleMetrics, cycle_metrics
 from operando.analysis.eis import EisFit, fit_spectrum
 from operando.analysis.gitt import GittPulse, analyse_gitt
+from operando.analysis.run_cycling import cycling_json, draw_cycling, format_cycling
 from operando.analysis.run_magnetometry import (
     MagnetometryResult,
     analyse_magnetometry,
@@ -34,6 +36,8 @@ from operando.analysis.voltammetry import (
     peak_currents,
     power_law_fit,
 )
+
+GALVANOSTATIC = ("cc", "cccv")  # the steps whose charge counts as cycling capacity
 
 
 class AnalysisError(ValueError):
@@ -61,6 +65,8 @@ class Analysis:
     magnetometry: MagnetometryResult | None = None
     raman: RamanResult | None = None
     skpm: SkpmResult | None = None
+    cycling: list[CycleMetrics] = field(default_factory=list)  # cycles that passed charge
+    active_mass_g: float | None = None
     notes: list[str] = field(default_factory=list)  # analyses that did not apply, and why
 
 
@@ -102,10 +108,17 @@ def analyse_run(
     elif "echem" in run:
         s = run["echem"]
         try:
-            cols = {k: _column(s, k) for k in ("timestamp", "Ewe", "I", "charge", "step", "technique")}
+            cols = {k: _column(s, k) for k in ("timestamp", "Ewe", "I", "charge", "step", "technique", "cycle")}
         except KeyError as exc:
             raise AnalysisError(f"{label}: the echem stream has no {exc.args[0]!r} column") from None
         cols["codes"] = _technique_codes(s)
+        codes = [cols["codes"][k] for k in GALVANOSTATIC if k in cols["codes"]]
+        metrics = cycle_metrics(
+            cols["cycle"], cols["I"], cols["charge"], cols["Ewe"], include=np.isin(cols["technique"], codes)
+        )
+        out.cycling = [m for m in metrics if m.charge_mAh or m.discharge_mAh]
+        mass = (start.get("sample") or {}).get("active_mass_g")
+        out.active_mass_g = float(mass) if isinstance(mass, (int, float)) and mass > 0 else None
         _cv(out, cols)
         _gitt(out, cols, diffusion_length_m)
     else:
@@ -114,8 +127,8 @@ def analyse_run(
     out.magnetometry = analyse_magnetometry(run, out.notes, curie_weiss_K=curie_weiss_K)
     out.raman = analyse_raman(run, out.notes, raman_bands_cm1, raman_shape)
     out.skpm = analyse_skpm(run, out.notes, skpm_tip_sigma_m)
-    found = (out.cv, out.gitt, out.eis, out.magnetometry, out.raman, out.skpm)
-    if not any(f is not None and f != {} for f in found):
+    found = (out.cycling, out.cv, out.gitt, out.eis, out.magnetometry, out.raman, out.skpm)
+    if not any(f is not None and f != {} and f != [] for f in found):
         raise AnalysisError(f"{label}: nothing to analyse: " + "; ".join(out.notes))
     return out
 
@@ -199,6 +212,8 @@ def _soc(a: Analysis, q: float) -> float | None:
 
 def format_analysis(a: Analysis) -> str:
     lines = [f"Analysis of {a.run_label}"]
+    if a.cycling:
+        lines += ["", *format_cycling(a.cycling, a.active_mass_g)]
     if a.cv:
         cv = a.cv
         lines += [
@@ -259,6 +274,7 @@ def analysis_json(a: Analysis) -> dict:
         return None if x is None or not np.isfinite(x) else float(x)
 
     out: dict = {"run": a.run_label, "notes": a.notes, "diffusion_length_m": a.diffusion_length_m}
+    out["cycling"] = cycling_json(a.cycling, a.active_mass_g)
     if a.cv:
         cv = a.cv
         out["cv"] = {
@@ -318,7 +334,15 @@ def write_analysis_figure(a: Analysis, path: Path) -> Path:
 
     mag = a.magnetometry is not None and bool(a.magnetometry.points)
     skpm = a.skpm is not None and any(m.fit for m in a.skpm.maps)
-    shown = (("eis", a.eis), ("cv", a.cv), ("gitt", a.gitt), ("mag", mag), ("raman", a.raman), ("skpm", skpm))
+    shown = (
+        ("cycling", len(a.cycling) >= 1),
+        ("eis", a.eis),
+        ("cv", a.cv),
+        ("gitt", a.gitt),
+        ("mag", mag),
+        ("raman", a.raman),
+        ("skpm", skpm),
+    )
     panels = [p for p, on in shown if on]
     panels = panels or ["none"]  # e.g. a Curie–Weiss fit only: its numbers are in the table
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False)
@@ -349,6 +373,9 @@ def write_analysis_figure(a: Analysis, path: Path) -> Path:
             continue
         elif panel == "skpm":
             draw_steps(ax, a.skpm)
+            continue
+        elif panel == "cycling":
+            draw_cycling(ax, a.cycling, a.active_mass_g)
             continue
         else:
             for step, pulses in a.gitt.items():
