@@ -4,6 +4,11 @@ The scan parameters are configuration signals; each trigger scans one frame line
 the backend (Nanonis, simulated...) and publishes both maps with the experiment-clock times
 at which the scan started and ended (``exposure_start``/``exposure_end``, as every detector).
 
+Lines as they arrive: the backend reports each finished line (``on_line``), and the device keeps
+them for ``drain_lines``; the operando plan stores them at once in the stream ``<skpm>_lines``
+(one event per line: frame, row, time, both channels), so a process killed mid-map keeps the
+lines already scanned. The map itself is stored whole, as one event, when it is done.
+
 A scan the backend could not finish (it outlived its time, the feedback was lost) comes back
 with the lines it has (NaN after them) and what went wrong: the frame is stored flagged —
 ``lines_done`` below ``lines``, ``problem`` naming the command that failed — and logged, never
@@ -14,11 +19,13 @@ fails as any detector's does.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from typing import Optional, Protocol
 
 import numpy as np
-from ophyd_async.core import AsyncStatus, StandardReadable, soft_signal_r_and_setter, soft_signal_rw
+from ophyd_async.core import Array1D, AsyncStatus, StandardReadable, soft_signal_r_and_setter, soft_signal_rw
 from ophyd_async.core import StandardReadableFormat as Format
 
 log = logging.getLogger(__name__)
@@ -61,6 +68,18 @@ class SkpmFrame:
     problem: str = ""  # why it is partial, naming the command that failed
 
 
+@dataclass(frozen=True)
+class SkpmLine:
+    """One finished scan line, as it arrives: stored at once (the plan drains them), so a crash
+    mid-map keeps the lines already scanned."""
+
+    frame: int  # the device's frame count in this run, from 1
+    row: int  # 0 = the bottom line
+    time: float  # experiment clock, when the line was reported
+    topography_m: np.ndarray
+    cpd_V: np.ndarray
+
+
 class SkpmBackend(Protocol):
     description: str
     # Optional: what the backend set up and a run should record (the scan frame's centre and
@@ -68,8 +87,9 @@ class SkpmBackend(Protocol):
     # each a configuration signal, so it is stored with every run's configuration.
     # configuration: dict[str, tuple[object, str]]
 
-    async def scan(self, scan: SkpmScan) -> SkpmFrame:
-        """Scan one frame (experiment time: ``scan.duration_s``) and return both maps."""
+    async def scan(self, scan: SkpmScan, on_line=None) -> SkpmFrame:
+        """Scan one frame (experiment time: ``scan.duration_s``) and return both maps; call
+        ``on_line(row, topography, cpd)`` (from any thread) for each line as it is finished."""
 
 
 class Skpm(StandardReadable):
@@ -105,6 +125,29 @@ class Skpm(StandardReadable):
                 signal, _ = soft_signal_r_and_setter(type(value), value, units=units or None)
                 setattr(self, key, signal)
         super().__init__(name=name)
+        self._lines: list[SkpmLine] = []
+        self._lines_lock = threading.Lock()
+        self._frames = 0
+
+    def drain_lines(self) -> list[SkpmLine]:
+        """The lines finished since the last call, oldest first (the plan stores each at once)."""
+        with self._lines_lock:
+            lines, self._lines = self._lines, []
+        return lines
+
+    @AsyncStatus.wrap
+    async def stage(self) -> None:
+        self._frames = 0
+        self.drain_lines()  # a new run: nothing of the last one
+        await super().stage()
+
+    def _line_reporter(self, frame: int, clock_time):
+        def on_line(row: int, topography, cpd) -> None:
+            line = SkpmLine(frame, int(row), clock_time(), np.asarray(topography, float), np.asarray(cpd, float))
+            with self._lines_lock:
+                self._lines.append(line)
+
+        return on_line
 
     async def scan_parameters(self) -> SkpmScan:
         return SkpmScan(
@@ -121,7 +164,10 @@ class Skpm(StandardReadable):
         problems = scan.problems()
         if problems:
             raise ValueError(f"{self.name}: " + "; ".join(problems))
-        frame = await self._backend.scan(scan)
+        self._frames += 1
+        clock = getattr(self._backend, "clock", None)
+        clock_time = clock.time if clock is not None else time.time
+        frame = await self._backend.scan(scan, on_line=self._line_reporter(self._frames, clock_time))
         shape = (scan.lines, scan.pixels)
         for label, image in (("topography", frame.topography_m), ("cpd", frame.cpd_V)):
             if np.shape(image) != shape:
@@ -135,3 +181,25 @@ class Skpm(StandardReadable):
         self._set_end(frame.scan_end)
         self._set_topography(np.asarray(frame.topography_m, dtype=np.float64))
         self._set_cpd(np.asarray(frame.cpd_V, dtype=np.float64))
+
+
+class SkpmLineRecord(StandardReadable):
+    """One finished line of a map, read into the ``<skpm>_lines`` stream: ``frame`` (the map it
+    belongs to, counted from 1 in the run), ``row`` (0 = bottom), ``time`` (s, experiment clock),
+    ``topography`` (m) and ``cpd`` (V), one value per pixel."""
+
+    def __init__(self, name: str):
+        with self.add_children_as_readables():
+            self.frame, self._set_frame = soft_signal_r_and_setter(int, 0)
+            self.row, self._set_row = soft_signal_r_and_setter(int, 0)
+            self.time, self._set_time = soft_signal_r_and_setter(float, units="s")
+            self.topography, self._set_topography = soft_signal_r_and_setter(Array1D[np.float64], units="m")
+            self.cpd, self._set_cpd = soft_signal_r_and_setter(Array1D[np.float64], units="V")
+        super().__init__(name=name)
+
+    def record(self, line: SkpmLine) -> None:
+        self._set_frame(line.frame)
+        self._set_row(line.row)
+        self._set_time(line.time)
+        self._set_topography(np.asarray(line.topography_m, np.float64))
+        self._set_cpd(np.asarray(line.cpd_V, np.float64))

@@ -34,6 +34,7 @@ from bluesky.utils import FailedStatus
 from operando.devices.clock import Clock
 from operando.devices.frame_stamp import FrameFailure, FrameStamp, TimebaseRecord
 from operando.devices.impedance_record import ImpedancePoint
+from operando.devices.skpm import SkpmLineRecord
 from operando.devices.techniques import ScheduledStep
 
 from .schedules import EveryTime, Rule, ScheduleEvaluator, describe
@@ -102,7 +103,12 @@ def operando_cycling(
     failure = FrameFailure(name="failure")
     timebase = TimebaseRecord(name="timebase")
     impedance = ImpedancePoint(name="impedance")
-    yield from bps.wait_for([stamp.connect, failure.connect, timebase.connect, impedance.connect])
+    # detectors that report lines as they scan (SKPM): each line stored at once, in <stream>_lines
+    line_records = {
+        d.stream: SkpmLineRecord(name=f"{d.stream}_line") for d in detectors if hasattr(d.device, "drain_lines")
+    }
+    helpers = [stamp, failure, timebase, impedance, *line_records.values()]
+    yield from bps.wait_for([h.connect for h in helpers])
 
     run_md = {
         "plan_name": "operando_cycling",
@@ -161,6 +167,7 @@ def operando_cycling(
                         clock,
                         impedance,
                         flush_period_s,
+                        line_records.get(d.stream),
                     )
                     frames[d.stream] += ok
             if time.monotonic() - last_collect >= flush_period_s:
@@ -185,7 +192,17 @@ def operando_cycling(
             fired = sorted(set(ev.update(new, float("-inf"))) | set(ev.finish()))
             if fired:
                 yield from _frame(
-                    d, fired, ev, potentiostat, stamp, capacity_mAh, failure, clock, impedance, flush_period_s
+                    d,
+                    fired,
+                    ev,
+                    potentiostat,
+                    stamp,
+                    capacity_mAh,
+                    failure,
+                    clock,
+                    impedance,
+                    flush_period_s,
+                    line_records.get(d.stream),
                 )
         yield from bps.collect(potentiostat, name=ECHEM_STREAM)
         yield from _impedance_rows(potentiostat, impedance)
@@ -208,18 +225,36 @@ def _impedance_rows(potentiostat, impedance: ImpedancePoint):
         yield from bps.save()
 
 
-def _trigger_collecting_echem(device, potentiostat, impedance, flush_period_s: float):
+def _trigger_collecting_echem(device, potentiostat, impedance, flush_period_s: float, lines=None):
     """Trigger ``device`` and, while its frame is in flight, announce the echem rows (and impedance
-    rows) measured meanwhile every ``flush_period_s`` of wall time: a 20 s exposure or an SKPM map
-    of minutes never holds the electrochemistry back from the journal and the catalog. Raises
-    ``FailedStatus`` as ``trigger(wait=True)`` would."""
+    rows, and a mapping detector's finished lines) measured meanwhile every ``flush_period_s`` of
+    wall time: a 20 s exposure or an SKPM map of minutes never holds the electrochemistry — or the
+    lines already scanned — back from the journal and the catalog. Raises ``FailedStatus`` as
+    ``trigger(wait=True)`` would."""
     group = f"frame-{uuid.uuid4().hex}"
     status = yield from bps.trigger(device, group=group)
     while not status.done:
         yield from bps.wait_for([lambda: _done_within(status, flush_period_s)])
         yield from bps.collect(potentiostat, name=ECHEM_STREAM)
         yield from _impedance_rows(potentiostat, impedance)
-    yield from bps.wait(group=group)
+        yield from _line_rows(device, lines)
+    try:
+        yield from bps.wait(group=group)
+    except FailedStatus:
+        yield from _line_rows(device, lines)  # the lines a failed frame got to scan
+        raise
+    yield from _line_rows(device, lines)  # the frame's last lines
+
+
+def _line_rows(device, record: SkpmLineRecord | None):
+    """One event in the ``<stream>_lines`` stream per line the device finished since the last call."""
+    if record is None:
+        return
+    for line in device.drain_lines():
+        record.record(line)
+        yield from bps.create(name=record.name + "s")
+        yield from bps.read(record)
+        yield from bps.save()
 
 
 async def _done_within(status, seconds: float) -> None:
@@ -234,7 +269,17 @@ async def _done_within(status, seconds: float) -> None:
 
 
 def _frame(
-    d: DetectorSchedule, fired, evaluator, potentiostat, stamp, capacity_mAh, failure, clock, impedance, flush_period_s
+    d: DetectorSchedule,
+    fired,
+    evaluator,
+    potentiostat,
+    stamp,
+    capacity_mAh,
+    failure,
+    clock,
+    impedance,
+    flush_period_s,
+    lines: SkpmLineRecord | None = None,
 ):
     """One detector frame, stamped with the echem state at its exposure midpoint.
 
@@ -247,7 +292,7 @@ def _frame(
     if hold:
         yield from bps.wait_for([lambda: potentiostat.hold(why)])
     try:
-        yield from _trigger_collecting_echem(d.device, potentiostat, impedance, flush_period_s)
+        yield from _trigger_collecting_echem(d.device, potentiostat, impedance, flush_period_s, lines)
     except FailedStatus as exc:  # the detector's own error; never a RunEngine abort/stop
         cause = exc.__cause__ or exc
         log.warning("%s: frame failed: %s", d.stream, cause)

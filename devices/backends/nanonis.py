@@ -126,10 +126,10 @@ class NanonisSkpmBackend:
             self.client.close()
 
     # ---- a frame -----------------------------------------------------------------------------
-    async def scan(self, scan: SkpmScan) -> SkpmFrame:
-        return await asyncio.to_thread(self._scan, scan)
+    async def scan(self, scan: SkpmScan, on_line=None) -> SkpmFrame:
+        return await asyncio.to_thread(self._scan, scan, on_line)
 
-    def _scan(self, scan: SkpmScan) -> SkpmFrame:
+    def _scan(self, scan: SkpmScan, on_line=None) -> SkpmFrame:
         s, c = self.settings, self.client
         if scan.pixels % 16:
             raise ValueError(
@@ -144,8 +144,9 @@ class NanonisSkpmBackend:
             c.scan_speed_set(half, half)
             start = self.clock.time()
             c.scan_action("start", up=True)
+            lines = _LineReporter(c, (topo_ch, cpd_ch), on_line)
             try:
-                problem = self._wait_for_the_end(scan)
+                problem = self._wait_for_the_end(scan, lines)
             except (NanonisError, NanonisProtocolError, NanonisTimeout, ConnectionError) as exc:
                 # the link broke mid-scan; the controller still holds the lines it scanned: ask
                 # again on a fresh connection (the driver reconnects), stop, keep what there is
@@ -158,6 +159,7 @@ class NanonisSkpmBackend:
             end = self.clock.time()
             topography = c.scan_frame_data_grab(topo_ch, forward=True).data
             cpd = c.scan_frame_data_grab(cpd_ch, forward=True).data
+        lines.report(topography, cpd)  # the lines not reported while waiting
         if not problem:
             return SkpmFrame(start, end, topography, cpd)
         # the lines the controller finished (rows from the bottom: an "up" scan) are kept
@@ -165,8 +167,9 @@ class NanonisSkpmBackend:
         done = int(np.argmin(finished)) if not finished.all() else len(finished)
         return SkpmFrame(start, end, topography, cpd, lines_done=done, problem=problem)
 
-    def _wait_for_the_end(self, scan: SkpmScan) -> str:
-        """Empty when the scan ended; else it is stopped, and the reason, naming the command."""
+    def _wait_for_the_end(self, scan: SkpmScan, lines: _LineReporter) -> str:
+        """Empty when the scan ended; else it is stopped, and the reason, naming the command.
+        Between waits, the lines finished so far are reported."""
         wall = self.clock.wall_seconds(scan.duration_s) + self.settings.timeout_s
         waited = 0.0
         while waited < wall:
@@ -175,11 +178,39 @@ class NanonisSkpmBackend:
             if not timed_out:
                 return ""
             waited += step
+            lines.grab_and_report()
         self.client.scan_action("stop")
         return (
             f"{self.client.name}: Scan.WaitEndOfScan: the scan did not end in {wall:.1f} s "
             f"({scan.lines} lines at {scan.line_rate_hz:g} Hz plus {self.settings.timeout_s:g} s); stopped"
         )
+
+
+class _LineReporter:
+    """Reports each finished row once: the rows of the frame buffer that are finite in both
+    channels (an "up" scan fills them from row 0), grabbed while the scan runs."""
+
+    def __init__(self, client: NanonisClient, channels: tuple[int, int], on_line):
+        self.client, self.channels, self.on_line = client, channels, on_line
+        self.reported = 0
+
+    def grab_and_report(self) -> None:
+        if self.on_line is None:
+            return
+        topo_ch, cpd_ch = self.channels
+        self.report(
+            self.client.scan_frame_data_grab(topo_ch, forward=True).data,
+            self.client.scan_frame_data_grab(cpd_ch, forward=True).data,
+        )
+
+    def report(self, topography: np.ndarray, cpd: np.ndarray) -> None:
+        if self.on_line is None:
+            return
+        finished = np.isfinite(topography).all(axis=1) & np.isfinite(cpd).all(axis=1)
+        done = len(finished) if finished.all() else int(np.argmin(finished))
+        for row in range(self.reported, done):
+            self.on_line(row, topography[row], cpd[row])
+        self.reported = max(self.reported, done)
 
 
 def build(ctx: BuildContext) -> NanonisSkpmBackend:

@@ -24,8 +24,9 @@ class SimSkpmBackend:
         self.lab = lab
         self.physics = physics or lab.skpm
         self.description = "simulated SKPM (heterointerface, space charge from the cell)"
+        self.clock = lab.clock
 
-    async def scan(self, scan: SkpmScan) -> SkpmFrame:
+    async def scan(self, scan: SkpmScan, on_line=None) -> SkpmFrame:
         clock = self.lab.clock
         line_s = 1.0 / scan.line_rate_hz
         pixel_s = line_s / (2 * scan.pixels)  # half the line time is the CPD (lift) pass
@@ -38,6 +39,8 @@ class SimSkpmBackend:
             await clock.sleep(line_s)
             t = self.lab.sync()
             topo[i], cpd[i] = self.physics.line(float(y), x, t, pixel_s)
+            if on_line is not None:
+                on_line(i, topo[i], cpd[i])
         return SkpmFrame(start, clock.time(), topo, cpd)
 
 
