@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Protocol
 
 import numpy as np
@@ -66,6 +66,9 @@ class SkpmFrame:
     cpd_V: np.ndarray  # (lines, pixels), contact potential difference in V
     lines_done: Optional[int] = None  # a partial frame: the lines scanned (None: all of them)
     problem: str = ""  # why it is partial, naming the command that failed
+    # further maps the backend records (backward passes, the Kelvin amplitude...), by the names
+    # in its ``extra_maps``
+    extra: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,11 @@ class SkpmBackend(Protocol):
     # angle, the Kelvin controller's parameters...): name -> (value, units); the device makes
     # each a configuration signal, so it is stored with every run's configuration.
     # configuration: dict[str, tuple[object, str]]
+    # Optional: which of those a plan may change (``settable``; the device makes them writable
+    # and hands their values to ``apply`` before each frame), and further maps it records,
+    # name -> units (``extra_maps``; the device reads them from ``SkpmFrame.extra``).
+    # settable: frozenset[str]; extra_maps: dict[str, str]
+    # async def apply(self, values: dict) -> None
 
     async def scan(self, scan: SkpmScan, on_line=None) -> SkpmFrame:
         """Scan one frame (experiment time: ``scan.duration_s``) and return both maps; call
@@ -121,8 +129,18 @@ class Skpm(StandardReadable):
             self.height = soft_signal_rw(float, height_m, units="m")
             self.line_rate = soft_signal_rw(float, line_rate_hz, units="Hz")
             self.backend_description, _ = soft_signal_r_and_setter(str, backend.description)
+            settable = set(getattr(backend, "settable", ()))
             for key, (value, units) in getattr(backend, "configuration", {}).items():
-                signal, _ = soft_signal_r_and_setter(type(value), value, units=units or None)
+                if key in settable:
+                    signal = soft_signal_rw(type(value), value, units=units or None)
+                else:
+                    signal, _ = soft_signal_r_and_setter(type(value), value, units=units or None)
+                setattr(self, key, signal)
+        self.settable_names = tuple(sorted(settable))
+        self._extra_setters = {}
+        with self.add_children_as_readables():
+            for key, units in getattr(backend, "extra_maps", {}).items():
+                signal, self._extra_setters[key] = soft_signal_r_and_setter(np.ndarray, units=units or None)
                 setattr(self, key, signal)
         super().__init__(name=name)
         self._lines: list[SkpmLine] = []
@@ -164,6 +182,8 @@ class Skpm(StandardReadable):
         problems = scan.problems()
         if problems:
             raise ValueError(f"{self.name}: " + "; ".join(problems))
+        if self.settable_names:
+            await self._backend.apply({k: await getattr(self, k).get_value() for k in self.settable_names})
         self._frames += 1
         clock = getattr(self._backend, "clock", None)
         clock_time = clock.time if clock is not None else time.time
@@ -181,6 +201,11 @@ class Skpm(StandardReadable):
         self._set_end(frame.scan_end)
         self._set_topography(np.asarray(frame.topography_m, dtype=np.float64))
         self._set_cpd(np.asarray(frame.cpd_V, dtype=np.float64))
+        for key, setter in self._extra_setters.items():
+            image = np.asarray(frame.extra.get(key, np.full(shape, np.nan)), dtype=np.float64)
+            if image.shape != shape:
+                raise RuntimeError(f"{self.name}: {key} map has shape {image.shape}, expected {shape}")
+            setter(image)
 
 
 class SkpmLineRecord(StandardReadable):

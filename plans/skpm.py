@@ -8,7 +8,10 @@ across a cycle. A map held *at a potential* is a protocol step: a constant-poten
 that potential. These plans are for between runs (the state the last run left the cell in) or
 as sub-plans of a script.
 
-``skpm_map`` changes the scan parameters given for this map only and restores them after; a
+``skpm_map`` changes the scan parameters given for this map only and restores them after — the
+scan's size and speed, and whatever the backend lets a plan set (``Skpm.settable_names``: for
+``nanonis`` the frame's centre and angle and the Kelvin controller's setpoint, gains, modulation
+and bias limits); a
 line profile is a map of ``repeats`` lines over a strip ``repeats`` pixels high (square pixels),
 i.e. the same line scanned again and again, averaged by the analysis into one profile.
 """
@@ -26,9 +29,10 @@ SCAN_FIELDS = ("pixels", "lines", "width", "height", "line_rate")
 def skpm_map(skpm, *, potentiostat=None, md: dict | None = None, **scan):
     """One map with the scan parameters ``scan`` (pixels, lines, width, height, line_rate: the
     device's own names and units) for this map only."""
-    unknown = sorted(set(scan) - set(SCAN_FIELDS))
+    known = (*SCAN_FIELDS, *getattr(skpm, "settable_names", ()))
+    unknown = sorted(set(scan) - set(known))
     if unknown:
-        raise ValueError(f"{skpm.name}: unknown scan parameter {unknown[0]!r} (known: {', '.join(SCAN_FIELDS)})")
+        raise ValueError(f"{skpm.name}: unknown scan parameter {unknown[0]!r} (known: {', '.join(known)})")
     wanted = {k: v for k, v in scan.items() if v is not None}
     run_md = {"plan_name": "skpm_map", "detectors": [skpm.name], "scan": dict(wanted), **(md or {})}
 

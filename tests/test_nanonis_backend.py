@@ -122,3 +122,36 @@ def test_a_broken_reply_mid_scan_keeps_the_finished_lines_flagged(bench, fault, 
     assert np.isfinite(frame["skpm-cpd"][:5]).all() and np.isnan(frame["skpm-cpd"][5:]).all()
     assert not server.controller.scanning
     backend.close()
+
+
+def test_backward_and_amplitude_maps_and_settings_a_plan_changes(bench):
+    lab, server = bench
+    backend, device = _device(server, lab, pixels=16, lines=4, backward=True, amplitude_channel="Kelvin Amplitude (V)")
+    frame = _frame(device)
+    for key in ("skpm-topography_backward", "skpm-cpd_backward", "skpm-amplitude"):
+        assert frame[key].shape == (4, 16) and np.isfinite(frame[key]).all()
+    assert not np.array_equal(frame["skpm-cpd_backward"], frame["skpm-cpd"])  # its own pass, own noise
+    units = {k: v.get("units") for k, v in call_in_bluesky_event_loop(device.describe()).items()}
+    assert units["skpm-amplitude"] == "V" and units["skpm-topography_backward"] == "m"
+    # a plan changes the Kelvin controller and the frame between frames; only the changes are sent
+    c = server.controller
+    sent = len(c.commands)
+
+    async def change():
+        await device.kelvin_setpoint.set(0.05)
+        await device.centre_x.set(1e-6)
+
+    call_in_bluesky_event_loop(change())
+    _frame(device)
+    new = c.commands[sent:]
+    assert "KelvinCtrl.SetpntSet" in new and "KelvinCtrl.GainSet" not in new
+    assert c.kelvin_setpoint == pytest.approx(0.05) and c.frame[0] == pytest.approx(1e-6)
+
+    async def too_high():
+        await device.bias_limit_low.set(5.0)  # above the high limit
+
+    call_in_bluesky_event_loop(too_high())
+    with pytest.raises(ValueError, match="bias limits must be low < high"):
+        _frame(device)
+    assert c.kelvin_limits == pytest.approx((2.0, -2.0))  # nothing was sent
+    backend.close()

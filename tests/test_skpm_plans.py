@@ -24,10 +24,12 @@ def lab(tmp_path):
 
 def test_a_map_and_a_line_profile_of_the_cell_as_it_is(lab):
     skpm = lab.devices["skpm"]
-    (uid,) = lab.RE(lab.skpm_map(pixels=32, lines=4))
+    (uid,) = lab.RE(lab.skpm_map(pixels=32, lines=4, kelvin_setpoint=0.02))
     run = find_run(lab.catalog.client, uid)
     start = run.metadata["start"]
-    assert start["plan_name"] == "skpm_map" and start["scan"] == {"pixels": 32, "lines": 4}
+    assert start["plan_name"] == "skpm_map" and start["scan"] == {"pixels": 32, "lines": 4, "kelvin_setpoint": 0.02}
+    config = run["primary"].metadata["configuration"]["skpm"]["data"]
+    assert config["skpm-kelvin_setpoint"] == pytest.approx(0.02)  # what the map was taken with
     assert start["profile"] == "nanonis-sim" and "cell_state" in start
     assert np.asarray(run["primary"]["skpm-cpd"].read()).shape == (1, 4, 32)
     assert lab.RE(lab.skpm_line_profile(64, 200e-9, repeats=3))
@@ -38,7 +40,9 @@ def test_a_map_and_a_line_profile_of_the_cell_as_it_is(lab):
     config = line["primary"].metadata["configuration"]["skpm"]["data"]
     assert config["skpm-height"] == pytest.approx(200e-9 / 64 * 3)  # square pixels
     # the profile's parameters were for those maps only
-    assert lab.RE(lab.skpm_map()) and skpm.pixels.get_value  # the profile's scan again
+    assert lab.RE(lab.skpm_map())  # the profile's scan again, and its Kelvin setpoint
+    last_config = find_run(lab.catalog.client, "-1")["primary"].metadata["configuration"]["skpm"]["data"]
+    assert last_config["skpm-kelvin_setpoint"] == 0.0 and skpm.name == "skpm"
     last = find_run(lab.catalog.client, "-1")
     assert np.asarray(last["primary"]["skpm-cpd"].read()).shape == (1, 16, 64)
 

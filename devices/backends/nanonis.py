@@ -22,7 +22,7 @@ import threading
 from typing import Optional
 
 import numpy as np
-from pydantic import Field, PositiveFloat, model_validator
+from pydantic import Field, PositiveFloat, StrictBool, model_validator
 
 from operando.devices.clock import Clock, WallClock
 from operando.devices.drivers.nanonis import NanonisClient, NanonisError, NanonisTimeout, ScanFrame
@@ -54,6 +54,10 @@ class NanonisSettings(SkpmSettings):
     # ±2 V of the tip's, and a larger bias can drive electrochemistry under the tip
     bias_limits_V: tuple[float, float] = (-2.0, 2.0)
     timeout_s: PositiveFloat = 10.0  # per exchange; a scan gets its expected duration on top
+    # further maps: the backward pass of both channels, and a third channel (e.g. the Kelvin
+    # controller's amplitude, "Kelvin Amplitude (V)"), forward
+    backward: StrictBool = False
+    amplitude_channel: Optional[str] = None
 
     @model_validator(mode="after")
     def _limits_ordered(self):
@@ -73,6 +77,15 @@ class NanonisSkpmBackend:
         self._io = threading.Lock()
         self.channels: tuple[int, int] | None = None  # (topography, cpd) signal indexes
         low, high = settings.bias_limits_V
+        # a plan may change these between frames (the device hands them to apply)
+        self.settable = frozenset(SETTABLE)
+        self.extra_maps = {}
+        if settings.backward:
+            self.extra_maps.update(topography_backward="m", cpd_backward="V")
+        if settings.amplitude_channel:
+            self.extra_maps["amplitude"] = _units_of(settings.amplitude_channel)
+        self.amplitude: int | None = None  # the amplitude channel's signal index
+        self._applied: dict = {}
         self.configuration = {  # recorded with every run (the device's configuration signals)
             "centre_x": (float(settings.centre_x_m), "m"),
             "centre_y": (float(settings.centre_y_m), "m"),
@@ -99,15 +112,48 @@ class NanonisSkpmBackend:
                 self._index(names, n, f)
                 for n, f in ((s.topography_channel, "topography_channel"), (s.cpd_channel, "cpd_channel"))
             )
-            low, high = s.bias_limits_V
-            c.kelvin_bias_limits_set(high, low)
-            c.kelvin_modulation_set(s.modulation_hz, s.modulation_V, 0.0)
-            c.kelvin_gain_set(s.kelvin_p_gain, s.kelvin_time_constant_s)
-            c.kelvin_setpoint_set(s.kelvin_setpoint)
+            if s.amplitude_channel:
+                self.amplitude = self._index(names, s.amplitude_channel, "amplitude_channel")
+            self._apply_now({k: v for k, (v, _units) in self.configuration.items() if k in SETTABLE})
             c.kelvin_on_off_set(True)
             if not c.kelvin_on_off_get():
                 raise RuntimeError(f"{c.name}: the Kelvin controller did not switch on (KelvinCtrl.CtrlOnOffGet)")
         return self
+
+    async def apply(self, values: dict) -> None:
+        """Set what a plan changed (Kelvin controller, frame position) before the next frame."""
+        await asyncio.to_thread(self._apply_locked, values)
+
+    def _apply_locked(self, values: dict) -> None:
+        with self._io:
+            self._apply_now(values)
+
+    def _apply_now(self, values: dict) -> None:
+        """Send the Kelvin commands whose values changed since they were last sent (all, the
+        first time); the limits are checked first, before anything is sent."""
+        v = {**{k: val for k, (val, _u) in self.configuration.items() if k in SETTABLE}, **self._applied, **values}
+        if not (-10.0 <= v["bias_limit_low"] < v["bias_limit_high"] <= 10.0):
+            raise ValueError(
+                f"{self.client.name}: bias limits must be low < high within ±10 V "
+                f"(got {v['bias_limit_low']:g}, {v['bias_limit_high']:g})"
+            )
+        if not (v["modulation_frequency"] > 0 and 0 < v["modulation_amplitude"] <= 5.0):
+            raise ValueError(f"{self.client.name}: modulation must be > 0 Hz and 0-5 V")
+        if not (v["kelvin_p_gain"] > 0 and v["kelvin_time_constant"] > 0):
+            raise ValueError(f"{self.client.name}: Kelvin gain and time constant must be > 0")
+        if not -90.0 < v["angle"] < 90.0:
+            raise ValueError(f"{self.client.name}: the scan angle must be within ±90° (got {v['angle']:g})")
+        changed = lambda *keys: any(self._applied.get(k) != v[k] for k in keys)
+        c = self.client
+        if changed("bias_limit_low", "bias_limit_high"):
+            c.kelvin_bias_limits_set(v["bias_limit_high"], v["bias_limit_low"])
+        if changed("modulation_frequency", "modulation_amplitude"):
+            c.kelvin_modulation_set(v["modulation_frequency"], v["modulation_amplitude"], 0.0)
+        if changed("kelvin_p_gain", "kelvin_time_constant"):
+            c.kelvin_gain_set(v["kelvin_p_gain"], v["kelvin_time_constant"])
+        if changed("kelvin_setpoint"):
+            c.kelvin_setpoint_set(v["kelvin_setpoint"])
+        self._applied = v  # centre and angle go out with the next Scan.FrameSet
 
     def _index(self, names: list[str], wanted: str, field: str) -> int:
         if wanted not in names:
@@ -138,8 +184,10 @@ class NanonisSkpmBackend:
             )
         with self._io:
             topo_ch, cpd_ch = self.channels
-            c.scan_frame_set(ScanFrame(s.centre_x_m, s.centre_y_m, scan.width_m, scan.height_m, s.angle_deg))
-            c.scan_buffer_set([topo_ch, cpd_ch], scan.pixels, scan.lines)
+            a = self._applied
+            c.scan_frame_set(ScanFrame(a["centre_x"], a["centre_y"], scan.width_m, scan.height_m, a["angle"]))
+            recorded = [topo_ch, cpd_ch] + ([self.amplitude] if self.amplitude is not None else [])
+            c.scan_buffer_set(recorded, scan.pixels, scan.lines)
             half = 0.5 / scan.line_rate_hz
             c.scan_speed_set(half, half)
             start = self.clock.time()
@@ -159,13 +207,19 @@ class NanonisSkpmBackend:
             end = self.clock.time()
             topography = c.scan_frame_data_grab(topo_ch, forward=True).data
             cpd = c.scan_frame_data_grab(cpd_ch, forward=True).data
+            extra = {}
+            if s.backward:
+                extra["topography_backward"] = c.scan_frame_data_grab(topo_ch, forward=False).data
+                extra["cpd_backward"] = c.scan_frame_data_grab(cpd_ch, forward=False).data
+            if self.amplitude is not None:
+                extra["amplitude"] = c.scan_frame_data_grab(self.amplitude, forward=True).data
         lines.report(topography, cpd)  # the lines not reported while waiting
         if not problem:
-            return SkpmFrame(start, end, topography, cpd)
+            return SkpmFrame(start, end, topography, cpd, extra=extra)
         # the lines the controller finished (rows from the bottom: an "up" scan) are kept
         finished = np.isfinite(topography).all(axis=1) & np.isfinite(cpd).all(axis=1)
         done = int(np.argmin(finished)) if not finished.all() else len(finished)
-        return SkpmFrame(start, end, topography, cpd, lines_done=done, problem=problem)
+        return SkpmFrame(start, end, topography, cpd, lines_done=done, problem=problem, extra=extra)
 
     def _wait_for_the_end(self, scan: SkpmScan, lines: _LineReporter) -> str:
         """Empty when the scan ended; else it is stopped, and the reason, naming the command.
@@ -184,6 +238,26 @@ class NanonisSkpmBackend:
             f"{self.client.name}: Scan.WaitEndOfScan: the scan did not end in {wall:.1f} s "
             f"({scan.lines} lines at {scan.line_rate_hz:g} Hz plus {self.settings.timeout_s:g} s); stopped"
         )
+
+
+SETTABLE = (
+    "centre_x",
+    "centre_y",
+    "angle",
+    "kelvin_setpoint",
+    "kelvin_p_gain",
+    "kelvin_time_constant",
+    "modulation_frequency",
+    "modulation_amplitude",
+    "bias_limit_low",
+    "bias_limit_high",
+)
+
+
+def _units_of(signal_name: str) -> str:
+    """ "Kelvin Amplitude (V)" -> "V": Nanonis names carry their units in parentheses."""
+    inside = signal_name.rsplit("(", 1)[-1]
+    return inside.rstrip(")").strip() if "(" in signal_name else ""
 
 
 class _LineReporter:
