@@ -137,6 +137,11 @@ def operando_cycling(
         guarded = bpp.suspend_wrapper(body(), list(suspenders)) if suspenders else body()
         return (yield from bpp.contingency_wrapper(guarded, except_plan=on_error))
 
+    def frame(d: DetectorSchedule, fired, evaluator):
+        lines = line_records.get(d.stream)
+        extras = (potentiostat, stamp, capacity_mAh, failure, clock, impedance, flush_period_s, lines)
+        return (yield from _frame(d, fired, evaluator, *extras))
+
     def body():
         yield from bps.declare_stream(potentiostat, name=ECHEM_STREAM, collect=True)
         yield from bps.kickoff(potentiostat, wait=True)
@@ -156,20 +161,7 @@ def operando_cycling(
             for d in detectors:
                 fired = evaluators[d.stream].update(new, now)
                 if fired:
-                    ok = yield from _frame(
-                        d,
-                        fired,
-                        evaluators[d.stream],
-                        potentiostat,
-                        stamp,
-                        capacity_mAh,
-                        failure,
-                        clock,
-                        impedance,
-                        flush_period_s,
-                        line_records.get(d.stream),
-                    )
-                    frames[d.stream] += ok
+                    frames[d.stream] += yield from frame(d, fired, evaluators[d.stream])
             if time.monotonic() - last_collect >= flush_period_s:
                 yield from bps.collect(potentiostat, name=ECHEM_STREAM)
                 yield from _impedance_rows(potentiostat, impedance)
@@ -191,19 +183,7 @@ def operando_cycling(
             # now=-inf: the last samples may still cross a threshold; no time rule fires any more.
             fired = sorted(set(ev.update(new, float("-inf"))) | set(ev.finish()))
             if fired:
-                yield from _frame(
-                    d,
-                    fired,
-                    ev,
-                    potentiostat,
-                    stamp,
-                    capacity_mAh,
-                    failure,
-                    clock,
-                    impedance,
-                    flush_period_s,
-                    line_records.get(d.stream),
-                )
+                yield from frame(d, fired, ev)
         yield from bps.collect(potentiostat, name=ECHEM_STREAM)
         yield from _impedance_rows(potentiostat, impedance)
         yield from bps.complete(potentiostat, wait=True)  # raises if the sequence ended in a fault
