@@ -126,13 +126,15 @@ def test_a_broken_reply_mid_scan_keeps_the_finished_lines_flagged(bench, fault, 
 
 def test_backward_and_amplitude_maps_and_settings_a_plan_changes(bench):
     lab, server = bench
-    backend, device = _device(server, lab, pixels=16, lines=4, backward=True, amplitude_channel="Kelvin Amplitude (V)")
+    channels = ["Kelvin Amplitude (V)", "Phase (deg)"]
+    backend, device = _device(server, lab, pixels=16, lines=4, backward=True, extra_channels=channels)
     frame = _frame(device)
-    for key in ("skpm-topography_backward", "skpm-cpd_backward", "skpm-amplitude"):
+    for key in ("skpm-topography_backward", "skpm-cpd_backward", "skpm-kelvin_amplitude", "skpm-phase"):
         assert frame[key].shape == (4, 16) and np.isfinite(frame[key]).all()
     assert not np.array_equal(frame["skpm-cpd_backward"], frame["skpm-cpd"])  # its own pass, own noise
     units = {k: v.get("units") for k, v in call_in_bluesky_event_loop(device.describe()).items()}
-    assert units["skpm-amplitude"] == "V" and units["skpm-topography_backward"] == "m"
+    assert units["skpm-kelvin_amplitude"] == "V" and units["skpm-phase"] == "deg"
+    assert units["skpm-topography_backward"] == "m"
     # a plan changes the Kelvin controller and the frame between frames; only the changes are sent
     c = server.controller
     sent = len(c.commands)
@@ -155,3 +157,31 @@ def test_backward_and_amplitude_maps_and_settings_a_plan_changes(bench):
         _frame(device)
     assert c.kelvin_limits == pytest.approx((2.0, -2.0))  # nothing was sent
     backend.close()
+
+
+def test_a_down_scan_reports_its_lines_from_the_top_and_keeps_them_partial_from_the_top(bench):
+    lab, server = bench
+    backend, device = _device(server, lab, pixels=16, lines=10, timeout_s=0.3)
+
+    async def down():
+        await device.scan_direction.set("down")
+
+    call_in_bluesky_event_loop(down())
+    whole = _frame(device)
+    rows = [line.row for line in device.drain_lines()]
+    assert rows == list(range(9, -1, -1)) and whole["skpm-lines_done"] == 10
+    assert server.controller.scan_up is False
+    server.controller.stall_after_lines = 4
+    partial = _frame(device)
+    assert partial["skpm-lines_done"] == 4
+    cpd = partial["skpm-cpd"]
+    assert np.isfinite(cpd[6:]).all() and np.isnan(cpd[:6]).all()  # the top four rows, scanned first
+    assert [line.row for line in device.drain_lines()] == [9, 8, 7, 6]
+    backend.close()
+
+
+def test_extra_channels_need_names_that_can_be_stored():
+    with pytest.raises(ValueError, match="cannot be stored as 'cpd'"):
+        NanonisSettings(period_s=60, extra_channels=["CPD (V)"])
+    with pytest.raises(ValueError, match="two channels would be stored under one name"):
+        NanonisSettings(period_s=60, extra_channels=["Phase (deg)", "phase (rad)"])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import threading
 from typing import Optional
 
@@ -54,10 +55,21 @@ class NanonisSettings(SkpmSettings):
     # ±2 V of the tip's, and a larger bias can drive electrochemistry under the tip
     bias_limits_V: tuple[float, float] = (-2.0, 2.0)
     timeout_s: PositiveFloat = 10.0  # per exchange; a scan gets its expected duration on top
-    # further maps: the backward pass of both channels, and a third channel (e.g. the Kelvin
-    # controller's amplitude, "Kelvin Amplitude (V)"), forward
+    # further maps: the backward pass of both channels, and more channels' forward maps (e.g. the
+    # Kelvin controller's amplitude and phase), each stored under its name's slug
+    # ("Kelvin Amplitude (V)" -> skpm-kelvin_amplitude, in V)
     backward: StrictBool = False
-    amplitude_channel: Optional[str] = None
+    extra_channels: list[str] = Field(default_factory=list, max_length=8)
+
+    @model_validator(mode="after")
+    def _extra_channels_have_names(self):
+        for name in self.extra_channels:
+            key = channel_key(name)
+            if not key.isidentifier() or key in RESERVED_KEYS:
+                raise ValueError(f"extra_channels: {name!r} cannot be stored as {key!r} (a name like 'Phase (deg)')")
+        if len({channel_key(n) for n in self.extra_channels}) != len(self.extra_channels):
+            raise ValueError(f"extra_channels: two channels would be stored under one name ({self.extra_channels})")
+        return self
 
     @model_validator(mode="after")
     def _limits_ordered(self):
@@ -82,15 +94,16 @@ class NanonisSkpmBackend:
         self.extra_maps = {}
         if settings.backward:
             self.extra_maps.update(topography_backward="m", cpd_backward="V")
-        if settings.amplitude_channel:
-            self.extra_maps["amplitude"] = _units_of(settings.amplitude_channel)
-        self.amplitude: int | None = None  # the amplitude channel's signal index
+        for name in settings.extra_channels:
+            self.extra_maps[channel_key(name)] = _units_of(name)
+        self.extra_indexes: dict[str, int] = {}  # map key -> the channel's signal index
         self._applied: dict = {}
         self.configuration = {  # recorded with every run (the device's configuration signals)
             "centre_x": (float(settings.centre_x_m), "m"),
             "centre_y": (float(settings.centre_y_m), "m"),
             "angle": (float(settings.angle_deg), "deg"),
             "scan_direction": ("up", ""),
+            "kelvin_on": (True, ""),
             "topography_channel": (settings.topography_channel, ""),
             "cpd_channel": (settings.cpd_channel, ""),
             "kelvin_setpoint": (float(settings.kelvin_setpoint), ""),
@@ -112,12 +125,8 @@ class NanonisSkpmBackend:
                 self._index(names, n, f)
                 for n, f in ((s.topography_channel, "topography_channel"), (s.cpd_channel, "cpd_channel"))
             )
-            if s.amplitude_channel:
-                self.amplitude = self._index(names, s.amplitude_channel, "amplitude_channel")
+            self.extra_indexes = {channel_key(n): self._index(names, n, "extra_channels") for n in s.extra_channels}
             self._apply_now({k: v for k, (v, _units) in self.configuration.items() if k in SETTABLE})
-            c.kelvin_on_off_set(True)
-            if not c.kelvin_on_off_get():
-                raise RuntimeError(f"{c.name}: the Kelvin controller did not switch on (KelvinCtrl.CtrlOnOffGet)")
         return self
 
     async def apply(self, values: dict) -> None:
@@ -141,6 +150,8 @@ class NanonisSkpmBackend:
             raise ValueError(f"{self.client.name}: modulation must be > 0 Hz and 0-5 V")
         if not (v["kelvin_p_gain"] > 0 and v["kelvin_time_constant"] > 0):
             raise ValueError(f"{self.client.name}: Kelvin gain and time constant must be > 0")
+        if v["scan_direction"] not in ("up", "down"):
+            raise ValueError(f"{self.client.name}: scan_direction must be up or down (got {v['scan_direction']!r})")
         if not -90.0 < v["angle"] < 90.0:
             raise ValueError(f"{self.client.name}: the scan angle must be within ±90° (got {v['angle']:g})")
         changed = lambda *keys: any(self._applied.get(k) != v[k] for k in keys)
@@ -153,6 +164,10 @@ class NanonisSkpmBackend:
             c.kelvin_gain_set(v["kelvin_p_gain"], v["kelvin_time_constant"])
         if changed("kelvin_setpoint"):
             c.kelvin_setpoint_set(v["kelvin_setpoint"])
+        if changed("kelvin_on"):
+            c.kelvin_on_off_set(bool(v["kelvin_on"]))
+            if c.kelvin_on_off_get() != bool(v["kelvin_on"]):
+                raise RuntimeError(f"{c.name}: the Kelvin controller did not switch (KelvinCtrl.CtrlOnOffGet)")
         self._applied = v  # centre and angle go out with the next Scan.FrameSet
 
     def _index(self, names: list[str], wanted: str, field: str) -> int:
@@ -186,13 +201,14 @@ class NanonisSkpmBackend:
             topo_ch, cpd_ch = self.channels
             a = self._applied
             c.scan_frame_set(ScanFrame(a["centre_x"], a["centre_y"], scan.width_m, scan.height_m, a["angle"]))
-            recorded = [topo_ch, cpd_ch] + ([self.amplitude] if self.amplitude is not None else [])
+            recorded = [topo_ch, cpd_ch, *self.extra_indexes.values()]
             c.scan_buffer_set(recorded, scan.pixels, scan.lines)
             half = 0.5 / scan.line_rate_hz
             c.scan_speed_set(half, half)
             start = self.clock.time()
-            c.scan_action("start", up=True)
-            lines = _LineReporter(c, (topo_ch, cpd_ch), on_line)
+            up = a["scan_direction"] == "up"
+            c.scan_action("start", up=up)
+            lines = _LineReporter(c, (topo_ch, cpd_ch), on_line, up)
             try:
                 problem = self._wait_for_the_end(scan, lines)
             except (NanonisError, NanonisProtocolError, NanonisTimeout, ConnectionError) as exc:
@@ -211,14 +227,13 @@ class NanonisSkpmBackend:
             if s.backward:
                 extra["topography_backward"] = c.scan_frame_data_grab(topo_ch, forward=False).data
                 extra["cpd_backward"] = c.scan_frame_data_grab(cpd_ch, forward=False).data
-            if self.amplitude is not None:
-                extra["amplitude"] = c.scan_frame_data_grab(self.amplitude, forward=True).data
+            for key, index in self.extra_indexes.items():
+                extra[key] = c.scan_frame_data_grab(index, forward=True).data
         lines.report(topography, cpd)  # the lines not reported while waiting
         if not problem:
             return SkpmFrame(start, end, topography, cpd, extra=extra)
-        # the lines the controller finished (rows from the bottom: an "up" scan) are kept
-        finished = np.isfinite(topography).all(axis=1) & np.isfinite(cpd).all(axis=1)
-        done = int(np.argmin(finished)) if not finished.all() else len(finished)
+        # the lines the controller finished (from the bottom going up, from the top going down)
+        done = _finished_lines(topography, cpd, up)
         return SkpmFrame(start, end, topography, cpd, lines_done=done, problem=problem, extra=extra)
 
     def _wait_for_the_end(self, scan: SkpmScan, lines: _LineReporter) -> str:
@@ -241,6 +256,8 @@ class NanonisSkpmBackend:
 
 
 SETTABLE = (
+    "scan_direction",
+    "kelvin_on",
     "centre_x",
     "centre_y",
     "angle",
@@ -260,12 +277,28 @@ def _units_of(signal_name: str) -> str:
     return inside.rstrip(")").strip() if "(" in signal_name else ""
 
 
-class _LineReporter:
-    """Reports each finished row once: the rows of the frame buffer that are finite in both
-    channels (an "up" scan fills them from row 0), grabbed while the scan runs."""
+RESERVED_KEYS = {"cpd", "topography", "exposure_start", "exposure_end", "lines_done", "problem", "time"}
 
-    def __init__(self, client: NanonisClient, channels: tuple[int, int], on_line):
-        self.client, self.channels, self.on_line = client, channels, on_line
+
+def channel_key(signal_name: str) -> str:
+    """The map's name for a channel: "Kelvin Amplitude (V)" -> "kelvin_amplitude"."""
+    bare = signal_name.split("(", 1)[0].strip().lower()
+    return "_".join(part for part in re.split(r"[^a-z0-9]+", bare) if part)
+
+
+def _finished_lines(topography: np.ndarray, cpd: np.ndarray, up: bool) -> int:
+    """How many lines are finished in both channels, counted in the scan's direction."""
+    finished = np.isfinite(topography).all(axis=1) & np.isfinite(cpd).all(axis=1)
+    ordered = finished if up else finished[::-1]
+    return len(ordered) if ordered.all() else int(np.argmin(ordered))
+
+
+class _LineReporter:
+    """Reports each finished line once, in the order scanned (an "up" scan fills the rows from
+    row 0, a "down" scan from the top), grabbed while the scan runs."""
+
+    def __init__(self, client: NanonisClient, channels: tuple[int, int], on_line, up: bool = True):
+        self.client, self.channels, self.on_line, self.up = client, channels, on_line, up
         self.reported = 0
 
     def grab_and_report(self) -> None:
@@ -280,9 +313,10 @@ class _LineReporter:
     def report(self, topography: np.ndarray, cpd: np.ndarray) -> None:
         if self.on_line is None:
             return
-        finished = np.isfinite(topography).all(axis=1) & np.isfinite(cpd).all(axis=1)
-        done = len(finished) if finished.all() else int(np.argmin(finished))
-        for row in range(self.reported, done):
+        done = _finished_lines(topography, cpd, self.up)
+        last = len(topography) - 1
+        for k in range(self.reported, done):
+            row = k if self.up else last - k
             self.on_line(row, topography[row], cpd[row])
         self.reported = max(self.reported, done)
 
