@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 
 import nanonis_spm
 import numpy as np
@@ -138,13 +139,17 @@ def test_driver_scans_a_frame_and_reads_both_channels(lab, served):
 
 
 def test_a_frame_grabbed_mid_scan_has_the_finished_lines_and_nan_after(lab):
-    slow = build_sim_lab("fe_li2o", 1e-3, speed=20.0, soc=0.5)
+    slow = build_sim_lab("fe_li2o", 1e-3, speed=2.0, soc=0.5)
     with NanonisServer(slow.skpm, slow.clock) as server, NanonisClient.from_address(server.address) as c:
         c.scan_buffer_set([Z, BIAS], 16, 20)
-        c.scan_speed_set(0.1, 0.1)  # 0.2 s a line: 10 ms of wall time
+        c.scan_speed_set(0.1, 0.1)  # 0.2 s a line at 2x: 0.1 s of wall time, 2 s for the frame
         c.scan_action("start")
-        timed_out, _ = c.scan_wait_end_of_scan(0.05)
+        deadline = time.monotonic() + 10
         part = c.scan_frame_data_grab(Z).data
+        while not np.isfinite(part[0]).all() and time.monotonic() < deadline:  # the first line done
+            time.sleep(0.02)
+            part = c.scan_frame_data_grab(Z).data
+        timed_out, _ = c.scan_wait_end_of_scan(0.0)
         assert timed_out and c.scan_status_get()
         done = np.isfinite(part).all(axis=1)
         assert 0 < done.sum() < 20 and not done[done.argmin() :].any()  # rows from the bottom, then NaN

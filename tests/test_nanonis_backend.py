@@ -64,7 +64,7 @@ def test_a_frame_has_both_channels_and_the_kelvin_controller_on(bench):
 
 def test_a_stalled_scan_is_kept_partial_and_flagged(bench, caplog):
     lab, server = bench
-    backend, device = _device(server, lab, pixels=16, lines=12, timeout_s=0.3)
+    backend, device = _device(server, lab, pixels=16, lines=12, timeout_s=1.0)
     server.controller.stall_after_lines = 5
     with caplog.at_level(logging.ERROR):
         frame = _frame(device)
@@ -113,7 +113,7 @@ def test_pixels_must_be_a_multiple_of_16():
 )
 def test_a_broken_reply_mid_scan_keeps_the_finished_lines_flagged(bench, fault, said):
     lab, server = bench
-    backend, device = _device(server, lab, pixels=16, lines=12, timeout_s=0.5)
+    backend, device = _device(server, lab, pixels=16, lines=12, timeout_s=1.0)
     server.controller.stall_after_lines = 5
     server.faults["Scan.WaitEndOfScan"] = fault
     frame = _frame(device)
@@ -161,7 +161,7 @@ def test_backward_and_amplitude_maps_and_settings_a_plan_changes(bench):
 
 def test_a_down_scan_reports_its_lines_from_the_top_and_keeps_them_partial_from_the_top(bench):
     lab, server = bench
-    backend, device = _device(server, lab, pixels=16, lines=10, timeout_s=0.3)
+    backend, device = _device(server, lab, pixels=16, lines=10, timeout_s=1.0)
 
     async def down():
         await device.scan_direction.set("down")
