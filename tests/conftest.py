@@ -16,3 +16,17 @@ def gc_on_the_gui_thread():
     yield
     gc.collect()
     gc.enable()
+
+
+@pytest.fixture
+def open_from_browser():
+    """As a user opens a stored run in the GUI: search the runs for its uid, open the row found."""
+
+    def open_run(window, uid: str) -> None:
+        window.browser.text.setText(uid[:8])
+        window.browser.search()
+        assert window.browser.table.rowCount() == 1
+        window.browser.open_row(0)
+        assert window.data.start["uid"] == uid
+
+    return open_run

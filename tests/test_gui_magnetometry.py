@@ -78,22 +78,13 @@ def window(qapp, runs):
     w.deleteLater()
 
 
-def open_from_browser(w, uid):
-    """As a user does: search the runs for the uid, then open the row found."""
-    w.browser.text.setText(uid[:8])
-    w.browser.search()
-    assert w.browser.table.rowCount() == 1
-    w.browser.open_row(0)
-    assert w.data.start["uid"] == uid
-
-
 def points(item):
     if item.xData is None:  # pyqtgraph keeps no arrays for an empty curve
         return np.empty(0), np.empty(0)
     return np.asarray(item.xData), np.asarray(item.yData)
 
 
-def test_an_m_t_run_shows_zfc_fc_and_the_curie_weiss_fit(window, runs):
+def test_an_m_t_run_shows_zfc_fc_and_the_curie_weiss_fit(window, runs, open_from_browser):
     _, uids, stored, curie_truth, _ = runs
     w, panel = window, window.magnetometry
     open_from_browser(w, uids["m_t"])
@@ -131,7 +122,7 @@ def test_an_m_t_run_shows_zfc_fc_and_the_curie_weiss_fit(window, runs):
     assert not w._broken
 
 
-def test_an_m_h_run_shows_its_loop_in_measurement_order(window, runs):
+def test_an_m_h_run_shows_its_loop_in_measurement_order(window, runs, open_from_browser):
     _, uids, stored, *_ = runs
     w, panel = window, window.magnetometry
     open_from_browser(w, uids["m_h"])
@@ -144,7 +135,7 @@ def test_an_m_h_run_shows_its_loop_in_measurement_order(window, runs):
     assert not panel.mt_plot.isVisible() and not panel.fit_text.isVisible()
 
 
-def test_without_the_active_mass_the_panel_says_why_there_is_no_fit(window, runs):
+def test_without_the_active_mass_the_panel_says_why_there_is_no_fit(window, runs, open_from_browser):
     _, uids, *_ = runs
     w, panel = window, window.magnetometry
     open_from_browser(w, uids["no_mass"])
@@ -155,7 +146,7 @@ def test_without_the_active_mass_the_panel_says_why_there_is_no_fit(window, runs
     )
 
 
-def test_a_run_at_held_temperature_and_field_shows_the_placeholder(window, runs):
+def test_a_run_at_held_temperature_and_field_shows_the_placeholder(window, runs, open_from_browser):
     _, uids, *_ = runs
     w, panel = window, window.magnetometry
     w.lower_tabs.setCurrentWidget(w.map)

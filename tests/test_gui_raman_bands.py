@@ -113,14 +113,6 @@ def fit_calls(monkeypatch):
     return calls
 
 
-def open_from_browser(w, uid):
-    w.browser.text.setText(uid[:8])
-    w.browser.search()
-    assert w.browser.table.rowCount() == 1
-    w.browser.open_row(0)
-    assert w.data.start["uid"] == uid
-
-
 def points(item):
     if item.xData is None:  # pyqtgraph keeps no arrays for an empty curve
         return np.empty(0), np.empty(0)
@@ -156,7 +148,9 @@ def test_spread_order_spreads_every_prefix():
 
 
 @gui
-def test_a_stored_run_shows_each_band_as_operando_analyse_fits_it(window, runs, fit_calls, monkeypatch):
+def test_a_stored_run_shows_each_band_as_operando_analyse_fits_it(
+    window, runs, fit_calls, monkeypatch, open_from_browser
+):
     _, uids, analysed, stored, _ = runs
     w, panel = window, window.raman_bands
     n = stored["spectrum"].shape[0]
@@ -297,7 +291,7 @@ def test_a_live_run_fits_only_its_new_spectra(window, runs, fit_calls):
 
 
 @gui
-def test_a_run_without_raman_shows_the_placeholder(window, runs):
+def test_a_run_without_raman_shows_the_placeholder(window, runs, open_from_browser):
     _, uids, *_ = runs
     w, panel = window, window.raman_bands
     w.lower_tabs.setCurrentWidget(w.map)

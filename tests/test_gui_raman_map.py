@@ -35,14 +35,6 @@ def map_run(tmp_path_factory):
     return data, area, line, analysed
 
 
-def _open(w, uid):
-    w.browser.text.setText(uid[:8])
-    w.browser.search()
-    assert w.browser.table.rowCount() == 1
-    w.browser.open_row(0)
-    assert w.data.start["uid"] == uid
-
-
 def _fit_all(w, panel):
     w.lower_tabs.setCurrentWidget(panel)
     deadline = time.monotonic() + 60
@@ -53,7 +45,7 @@ def _fit_all(w, panel):
 
 
 @pytest.mark.usefixtures("gc_on_the_gui_thread")
-def test_a_map_run_shows_the_ratio_where_each_spectrum_was_taken(qapp, map_run, monkeypatch):
+def test_a_map_run_shows_the_ratio_where_each_spectrum_was_taken(qapp, map_run, monkeypatch, open_from_browser):
     data, area, line, analysed = map_run
     monkeypatch.setattr(panels_raman_bands, "SETTLE_S", 0.0)
     configure()
@@ -62,7 +54,7 @@ def test_a_map_run_shows_the_ratio_where_each_spectrum_was_taken(qapp, map_run, 
     w.show()
     try:
         panel = w.raman_bands
-        _open(w, area)
+        open_from_browser(w, area)
         _fit_all(w, panel)
         view = panel.map_view
         assert view.isVisible() and not w._broken
@@ -73,7 +65,7 @@ def test_a_map_run_shows_the_ratio_where_each_spectrum_was_taken(qapp, map_run, 
         assert sx == pytest.approx(analysed[area]["map"]["x_um"]) and sy == pytest.approx(analysed[area]["map"]["y_um"])
         assert "(dark)" in view.getPlotItem().titleLabel.text
 
-        _open(w, line)
+        open_from_browser(w, line)
         _fit_all(w, panel)
         lx, ly = view.line.getData()
         assert lx == pytest.approx(np.linspace(0, 200, 6)) and len(ly) == 6
