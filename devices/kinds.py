@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, StrictBool, model_validator
 
@@ -58,6 +58,23 @@ class RamanSettings(DetectorSettings):
     # added to the instrument's Raman-shift axis; None: the data directory's latest calibration
     # of this instrument (`operando calibrate-raman`), else 0
     shift_offset_cm1: Optional[float] = Field(None, ge=-50.0, le=50.0)
+
+
+class ShutterlessRamanSettings(RamanSettings):
+    """A Raman backend that cannot close the laser shutter takes no darks: ``dark`` defaults to
+    none, and any other rule is refused naming what cannot do it (``shutterless``)."""
+
+    shutterless: ClassVar[str] = "this instrument"
+    dark: Literal["each_frame", "every_n", "on_exposure_change", "none"] = "none"
+
+    @model_validator(mode="after")
+    def _no_dark_without_a_shutter(self):
+        if self.dark != "none":
+            raise ValueError(
+                f"dark: {self.dark!r} needs the laser shutter closed, which {self.shutterless} cannot do: "
+                "set dark: none (spectra are then not dark-corrected)"
+            )
+        return self
 
 
 class SkpmSettings(DetectorSettings):

@@ -79,6 +79,18 @@ class SpectrumReading:
         object.__setattr__(self, "frames", frames)
 
 
+def accumulated_reading(
+    name: str, start: float, end: float, frames, n_pixels: int, error=ValueError, full_scale: float = math.inf
+) -> SpectrumReading:
+    """A reading from one spectrum per accumulation, each checked against the axis's length
+    (``error`` names ``name`` and the accumulation): never a spectrum of the wrong shape."""
+    for i, frame in enumerate(frames):
+        if np.size(frame) != n_pixels:
+            raise error(f"{name}: spectrum {i + 1} has {np.size(frame)} pixels, the axis {n_pixels}")
+    stack = np.vstack(frames)
+    return SpectrumReading(start, end, stack.sum(axis=0), math.nan, stack, full_scale)
+
+
 class RamanBackend(Protocol):
     description: str
     raman_shift_cm1: np.ndarray

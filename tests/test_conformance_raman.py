@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from operando.acquisition.backends import all_backends
 from operando.acquisition.build import build_instruments
 from operando.acquisition.config import Profile, one_instrument_profile
-from operando.devices.kinds import RamanSettings
+from operando.devices.kinds import RamanSettings, ShutterlessRamanSettings
 
 SPECTROMETERS = [s for s in all_backends() if s.kind == "raman"]
 DEADLINE_S = 30.0
@@ -127,3 +127,17 @@ def test_close_leaves_no_connection_behind(built, tmp_path):
     while _connections() - before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _connections() - before == set()
+
+
+def test_a_backend_without_a_shutter_takes_no_darks_and_says_so(built):
+    spec, _instruments, _device = built
+    if not issubclass(spec.settings, ShutterlessRamanSettings):
+        assert spec.settings(exposure_s=1.0).dark == "on_exposure_change"  # it can close its shutter
+        return
+    needs = {k: v for k, v in SETTINGS.get(spec.name, {}).items() if k != "dark"}
+    assert spec.settings(**needs).dark == "none"  # the default it can keep
+    with pytest.raises(ValidationError) as err:
+        _profile(spec, {**needs, "dark": "each_frame"})
+    text = str(err.value)
+    assert "instruments.raman.settings" in text and "dark: 'each_frame' needs the laser shutter closed" in text
+    assert spec.settings.shutterless in text

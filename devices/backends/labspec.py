@@ -20,15 +20,15 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from typing import Optional
+from typing import ClassVar, Optional
 
 import numpy as np
-from pydantic import PositiveFloat, model_validator
+from pydantic import PositiveFloat
 
 from operando.devices.clock import Clock, WallClock
 from operando.devices.drivers.labspec import DEFAULT_TIMEOUT_S, LabSpecClient, LabSpecConnectionError, LabSpecError
-from operando.devices.kinds import RamanSettings
-from operando.devices.raman import SpectrumReading, raman_shift_cm1
+from operando.devices.kinds import ShutterlessRamanSettings
+from operando.devices.raman import SpectrumReading, accumulated_reading, raman_shift_cm1
 from operando.devices.registry import BackendSpec, BuildContext, register
 
 LASER_AGREEMENT_NM = 0.5
@@ -88,10 +88,7 @@ class LabSpecBackend:
             start = self.clock.time()
             frames = [self.client.acquire().counts for _ in range(accumulations)]
             end = self.clock.time()
-        stack = np.vstack(frames)
-        if stack.shape[1] != self.raman_shift_cm1.size:
-            raise LabSpecError(f"{self.name}: {stack.shape[1]} pixels, the axis has {self.raman_shift_cm1.size}")
-        return SpectrumReading(start, end, stack.sum(axis=0), math.nan, stack)
+        return accumulated_reading(self.name, start, end, frames, self.raman_shift_cm1.size, LabSpecError)
 
     async def status(self) -> dict:
         def check() -> dict:
@@ -115,18 +112,10 @@ def _laser(name: str, reported: Optional[float], setting: Optional[float]) -> fl
     return float(laser)
 
 
-class LabSpecSettings(RamanSettings):
+class LabSpecSettings(ShutterlessRamanSettings):
+    shutterless: ClassVar[str] = "LabSpec's remote interface"
     laser_nm: Optional[PositiveFloat] = None  # only when LabSpec does not report its laser
     timeout_s: PositiveFloat = DEFAULT_TIMEOUT_S  # per exchange; an acquisition gets its own time on top
-
-    @model_validator(mode="after")
-    def _no_dark_without_a_shutter(self):
-        if self.dark != "none":
-            raise ValueError(
-                f"dark: {self.dark!r} needs the laser shutter closed, which LabSpec's remote interface "
-                "cannot do: set dark: none (spectra are then not dark-corrected)"
-            )
-        return self
 
 
 def build(ctx: BuildContext) -> LabSpecBackend:

@@ -22,17 +22,16 @@ OBP over TCP).
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
-from typing import Optional
+from typing import ClassVar, Optional
 
 import numpy as np
-from pydantic import PositiveFloat, model_validator
+from pydantic import PositiveFloat
 
 from operando.devices.clock import Clock, WallClock
 from operando.devices.drivers.ocean_hdx import DEFAULT_TIMEOUT_S, OceanHdxClient, OceanHdxError
-from operando.devices.kinds import RamanSettings
-from operando.devices.raman import SpectrumReading, raman_shift_cm1
+from operando.devices.kinds import ShutterlessRamanSettings
+from operando.devices.raman import SpectrumReading, accumulated_reading, raman_shift_cm1
 from operando.devices.registry import BackendSpec, BuildContext, register
 
 FULL_SCALE = 65535.0  # seabreeze's HDX spectrum_max_value
@@ -86,11 +85,7 @@ class OceanHdxBackend:
             frames = [self.client.intensities() for _ in range(accumulations)]
             end = self.clock.time()
         n = self.raman_shift_cm1.size
-        for i, f in enumerate(frames):
-            if f.size != n:
-                raise OceanHdxError(f"{self.name}: spectrum {i + 1} has {f.size} pixels, the axis {n}")
-        stack = np.vstack(frames)
-        return SpectrumReading(start, end, stack.sum(axis=0), math.nan, stack, FULL_SCALE)
+        return accumulated_reading(self.name, start, end, frames, n, OceanHdxError, FULL_SCALE)
 
     async def status(self) -> dict:
         def check() -> dict:
@@ -104,18 +99,10 @@ class OceanHdxBackend:
         return await asyncio.to_thread(check)
 
 
-class OceanHdxSettings(RamanSettings):
+class OceanHdxSettings(ShutterlessRamanSettings):
+    shutterless: ClassVar[str] = "the HDX (it has no shutter)"
     laser_nm: PositiveFloat  # the excitation laser's wavelength (the HDX cannot know it)
     timeout_s: PositiveFloat = DEFAULT_TIMEOUT_S  # per exchange, on top of the integration time
-
-    @model_validator(mode="after")
-    def _no_dark_without_a_shutter(self):
-        if self.dark != "none":
-            raise ValueError(
-                f"dark: {self.dark!r} needs a laser shutter, and the HDX has none: set dark: none "
-                "(spectra are then not dark-corrected)"
-            )
-        return self
 
 
 def build(ctx: BuildContext) -> OceanHdxBackend:
