@@ -215,8 +215,6 @@ def _trigger_collecting_echem(device, potentiostat, impedance, flush_period_s: f
     status = yield from bps.trigger(device, group=group)
     while not status.done:
         yield from bps.wait_for([lambda: _done_within(status, flush_period_s)])
-        if status.done:  # a short frame: the plan's loop announces the echem rows on its period
-            break
         yield from bps.collect(potentiostat, name=ECHEM_STREAM)
         yield from _impedance_rows(potentiostat, impedance)
         yield from _line_rows(device, lines)
