@@ -34,12 +34,14 @@ def _potentials(t) -> list[tuple[str, float]]:
         return [(f, getattr(t, f)) for f in ("e_min_V", "e_max_V") if getattr(t, f) is not None]
     if isinstance(t, ConstantCurrentConstantVoltage):
         return [("e_hold_V", t.e_hold_V)]
+    # a start taken at open circuit (None) is where the cell already rests: nothing to check
     if isinstance(t, LinearSweep):
-        return [("e_start_V", t.e_start_V), ("e_end_V", t.e_end_V)]
+        return [(f, v) for f, v in (("e_start_V", t.e_start_V), ("e_end_V", t.e_end_V)) if v is not None]
     if isinstance(t, CyclicVoltammetry):
-        return [("e_start_V", t.e_start_V), ("e_vertex1_V", t.e_vertex1_V), ("e_vertex2_V", t.e_vertex2_V)]
+        fields = ("e_start_V", "e_vertex1_V", "e_vertex2_V")
+        return [(f, getattr(t, f)) for f in fields if getattr(t, f) is not None]
     if isinstance(t, ConstantPotential):
-        return [("e_V", t.e_V)]
+        return [("e_V", t.e_V)] if t.e_V is not None else []
     if isinstance(t, PotentiostaticEis) and t.e_dc_V is not None:
         # the sine's peaks must stay inside the window too
         return [("e_dc_V - amplitude_V", t.e_dc_V - t.amplitude_V), ("e_dc_V + amplitude_V", t.e_dc_V + t.amplitude_V)]

@@ -9,9 +9,14 @@ Sign convention: current > 0 charges the working electrode (E rises), current < 
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+
+# Where a sweep from open circuit is taken to start before the instrument has measured it: only
+# for duration estimates (progress, schedules); the sweep itself starts where the cell rests.
+OCV_ESTIMATE_V = 1.5
 
 
 class _Technique(BaseModel):
@@ -58,10 +63,13 @@ class ConstantCurrentConstantVoltage(_Technique):
 
 class LinearSweep(_Technique):
     """LSV: Ewe swept linearly from ``e_start_V`` to ``e_end_V`` at ``scan_rate_V_s``, as a
-    staircase of ``e_step_V`` (how digital potentiostats sweep); ends at e_end_V."""
+    staircase of ``e_step_V`` (how digital potentiostats sweep); ends at e_end_V.
+
+    ``e_start_V`` None: the sweep starts at the open-circuit potential the instrument measures
+    when the step begins (no jump through the cell's resistance); ``starting_at`` fixes it."""
 
     kind: Literal["lsv"] = "lsv"
-    e_start_V: float
+    e_start_V: Optional[float] = None
     e_end_V: float
     scan_rate_V_s: PositiveFloat
     e_step_V: PositiveFloat = 0.001
@@ -72,18 +80,32 @@ class LinearSweep(_Technique):
             raise ValueError("e_start_V and e_end_V must differ")
         return self
 
+    def starting_at(self, rest_potential_V: float) -> LinearSweep:
+        """This sweep with its start fixed: unchanged if given, else the rest potential."""
+        if self.e_start_V is not None:
+            return self
+        start = float(rest_potential_V)
+        if abs(start - self.e_end_V) < self.e_step_V:  # already there: one staircase step away
+            start = self.e_end_V - math.copysign(self.e_step_V, self.e_end_V - start or 1.0)
+        return self.model_copy(update={"e_start_V": start})
+
     @property
     def duration_s(self) -> float:
-        return abs(self.e_end_V - self.e_start_V) / self.scan_rate_V_s
+        """The sweep's time; from open circuit, an estimate until ``starting_at`` fixes it."""
+        start = self.e_start_V if self.e_start_V is not None else OCV_ESTIMATE_V
+        return abs(self.e_end_V - start) / self.scan_rate_V_s
 
 
 class CyclicVoltammetry(_Technique):
     """CV: each of ``cycles`` scans goes e_start -> e_vertex1 -> e_vertex2 -> e_start at
     ``scan_rate_V_s`` (staircase of ``e_step_V``). The cycle column keeps the protocol's cycle;
-    the scan number is the time since the step began divided by ``scan_duration_s``."""
+    the scan number is the time since the step began divided by ``scan_duration_s``.
+
+    ``e_start_V`` None: each scan starts and ends at the open-circuit potential measured when
+    the step begins (held within the vertices); ``starting_at`` fixes it."""
 
     kind: Literal["cv"] = "cv"
-    e_start_V: float
+    e_start_V: Optional[float] = None
     e_vertex1_V: float
     e_vertex2_V: float
     scan_rate_V_s: PositiveFloat
@@ -95,17 +117,24 @@ class CyclicVoltammetry(_Technique):
         if self.e_vertex1_V == self.e_vertex2_V:
             raise ValueError("e_vertex1_V and e_vertex2_V must differ")
         lo, hi = sorted((self.e_vertex1_V, self.e_vertex2_V))
-        if not lo <= self.e_start_V <= hi:
+        if self.e_start_V is not None and not lo <= self.e_start_V <= hi:
             raise ValueError("e_start_V must lie between the two vertices")
         return self
 
+    def starting_at(self, rest_potential_V: float) -> CyclicVoltammetry:
+        """This CV with its start fixed: unchanged if given, else the rest potential (clamped
+        into the vertices, so a cell resting just outside them starts at the nearer one)."""
+        if self.e_start_V is not None:
+            return self
+        lo, hi = sorted((self.e_vertex1_V, self.e_vertex2_V))
+        return self.model_copy(update={"e_start_V": min(max(float(rest_potential_V), lo), hi)})
+
     @property
     def scan_duration_s(self) -> float:
-        path = (
-            abs(self.e_vertex1_V - self.e_start_V)
-            + abs(self.e_vertex2_V - self.e_vertex1_V)
-            + abs(self.e_start_V - self.e_vertex2_V)
-        )
+        """One scan's time; from open circuit, the start's position does not change it (the scan
+        passes both vertices and returns), as long as the start lies between them."""
+        start = self.e_start_V if self.e_start_V is not None else self.e_vertex1_V
+        path = abs(self.e_vertex1_V - start) + abs(self.e_vertex2_V - self.e_vertex1_V) + abs(start - self.e_vertex2_V)
         return path / self.scan_rate_V_s
 
     @property
@@ -115,12 +144,18 @@ class CyclicVoltammetry(_Technique):
 
 class ConstantPotential(_Technique):
     """Chronoamperometry: hold Ewe at ``e_V`` for ``duration_s``; optionally end early once |I|
-    falls to ``i_cutoff_A``."""
+    falls to ``i_cutoff_A``. ``e_V`` None: hold the open-circuit potential measured when the
+    step begins (``starting_at`` fixes it)."""
 
     kind: Literal["ca"] = "ca"
-    e_V: float
+    e_V: Optional[float] = None
     duration_s: PositiveFloat
     i_cutoff_A: Optional[PositiveFloat] = None
+
+    def starting_at(self, rest_potential_V: float) -> ConstantPotential:
+        if self.e_V is not None:
+            return self
+        return self.model_copy(update={"e_V": float(rest_potential_V)})
 
 
 class Gitt(_Technique):
@@ -267,3 +302,15 @@ IMPEDANCE_COLUMNS: dict[str, tuple[str, str]] = {
     "cycle": ("", "<i8"),
     "step": ("", "<i8"),
 }
+
+
+def starts_at_rest(technique) -> bool:
+    """True if the technique's start potential is the rest potential measured when it begins."""
+    if isinstance(technique, (LinearSweep, CyclicVoltammetry)):
+        return technique.e_start_V is None
+    return isinstance(technique, ConstantPotential) and technique.e_V is None
+
+
+def at_rest_potential(technique, rest_potential_V: float):
+    """``technique`` with a start taken at open circuit fixed to ``rest_potential_V``."""
+    return technique.starting_at(rest_potential_V) if starts_at_rest(technique) else technique

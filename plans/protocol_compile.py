@@ -208,36 +208,51 @@ def compile_cccv(step: CccvStep, cx: _Context):
     )
 
 
+def _start(cx: _Context, step, field: str, at_rest: Optional[str], at_rest_key: str) -> Optional[float]:
+    """A potentiostatic step's start: the volts given, or None for 'ocv' (exactly one of the two)."""
+    volts = getattr(step, field)
+    if (volts is None) == (at_rest is None):
+        cx.problem(field, f"give exactly one of {field} (volts) and {at_rest_key}: ocv (where the cell rests)")
+        return None
+    cx.check_potential(field, volts)
+    return volts
+
+
+def _volts(v: Optional[float]) -> str:
+    return "OCV" if v is None else f"{v:g}"
+
+
 def compile_lsv(step: LsvStep, cx: _Context):
-    for name in ("e_start_V", "e_end_V"):
-        cx.check_potential(name, getattr(step, name))
-    if step.e_start_V == step.e_end_V:
+    start = _start(cx, step, "e_start_V", step.e_start, "e_start")
+    cx.check_potential("e_end_V", step.e_end_V)
+    if start is not None and start == step.e_end_V:
         cx.problem("e_end_V", "must differ from e_start_V", step.e_end_V)
     rate = cx.scan_rate(step)
     if not cx.ok:
         return None
     return LinearSweep(
-        e_start_V=step.e_start_V,
+        e_start_V=start,
         e_end_V=step.e_end_V,
         scan_rate_V_s=rate,
         e_step_V=step.e_step_mV / 1e3,
-        label=step.label or f"LSV {step.e_start_V:g}->{step.e_end_V:g} V at {rate * 1e3:g} mV/s",
+        label=step.label or f"LSV {_volts(start)}->{step.e_end_V:g} V at {rate * 1e3:g} mV/s",
     )
 
 
 def compile_cv(step: CvStep, cx: _Context):
-    for name in ("e_start_V", "e_vertex1_V", "e_vertex2_V"):
+    start = _start(cx, step, "e_start_V", step.e_start, "e_start")
+    for name in ("e_vertex1_V", "e_vertex2_V"):
         cx.check_potential(name, getattr(step, name))
     if step.e_vertex1_V == step.e_vertex2_V:
         cx.problem("e_vertex2_V", "must differ from e_vertex1_V", step.e_vertex2_V)
     lo, hi = sorted((step.e_vertex1_V, step.e_vertex2_V))
-    if not lo <= step.e_start_V <= hi:
-        cx.problem("e_start_V", f"must lie between the vertices ({lo:g} and {hi:g} V)", step.e_start_V)
+    if start is not None and not lo <= start <= hi:
+        cx.problem("e_start_V", f"must lie between the vertices ({lo:g} and {hi:g} V)", start)
     rate = cx.scan_rate(step)
     if not cx.ok:
         return None
     return CyclicVoltammetry(
-        e_start_V=step.e_start_V,
+        e_start_V=start,
         e_vertex1_V=step.e_vertex1_V,
         e_vertex2_V=step.e_vertex2_V,
         scan_rate_V_s=rate,
@@ -248,7 +263,7 @@ def compile_cv(step: CvStep, cx: _Context):
 
 
 def compile_ca(step: CaStep, cx: _Context):
-    cx.check_potential("e_V", step.e_V)
+    volts = _start(cx, step, "e_V", step.e, "e")
     seconds, given = cx.seconds(step, "duration")
     if seconds is None and not given:
         cx.problem(None, "a ca step needs one of duration_s, duration_min, duration_h")
@@ -256,7 +271,7 @@ def compile_ca(step: CaStep, cx: _Context):
     if not cx.ok:
         return None
     return ConstantPotential(
-        e_V=step.e_V, duration_s=seconds, i_cutoff_A=cutoff, label=step.label or f"hold {step.e_V:g} V for {given}"
+        e_V=volts, duration_s=seconds, i_cutoff_A=cutoff, label=step.label or f"hold {_volts(volts)} V for {given}"
     )
 
 

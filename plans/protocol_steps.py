@@ -70,13 +70,15 @@ class CccvStep(_Current, _MaxDuration):
 
 class LsvStep(_Step, _ScanRate):
     kind: Literal["lsv"]
-    e_start_V: float
+    e_start_V: Optional[float] = None
+    e_start: Optional[Literal["ocv"]] = None  # ocv: start where the cell rests (exactly one of the two)
     e_end_V: float
 
 
 class CvStep(_Step, _ScanRate):
     kind: Literal["cv"]
-    e_start_V: float
+    e_start_V: Optional[float] = None
+    e_start: Optional[Literal["ocv"]] = None  # ocv: start where the cell rests (exactly one of the two)
     e_vertex1_V: float
     e_vertex2_V: float
     cycles: PositiveInt = 1
@@ -84,7 +86,8 @@ class CvStep(_Step, _ScanRate):
 
 class CaStep(_Step):
     kind: Literal["ca"]
-    e_V: float
+    e_V: Optional[float] = None
+    e: Optional[Literal["ocv"]] = None  # ocv: hold the potential the cell rests at (exactly one of the two)
     duration_s: Optional[PositiveFloat] = None
     duration_min: Optional[PositiveFloat] = None
     duration_h: Optional[PositiveFloat] = None

@@ -28,6 +28,7 @@ from operando.devices.techniques import (
     LinearSweep,
     OpenCircuit,
     PotentiostaticEis,
+    at_rest_potential,
 )
 
 from .programmes import staircase
@@ -62,6 +63,7 @@ class TechniqueRun:
     """The progress of one technique: its current segment and what comes after it."""
 
     def __init__(self, technique, dt: float, rest_potential_V: float):
+        technique = at_rest_potential(technique, rest_potential_V)  # a start taken at open circuit
         self.tech = technique
         self.dt = dt
         self.segment: Segment | None = None  # None: the step is over

@@ -253,3 +253,33 @@ def test_a_profile_asking_for_an_undeclared_capability_is_refused_before_start(b
         check_run(profile, protocol)
     for text in expect:
         assert text in str(info.value)
+
+
+def test_potentiostatic_steps_from_open_circuit_start_where_the_cell_rests(built):
+    """``e_start: ocv`` / ``e: ocv``: the backend measures where the cell rests when the step begins
+    and starts there, on the instrument's side; a CV started 1.5 V away would draw far more than
+    the 10 mA limit through the cell's resistance. Each step follows a rest, whose last reading
+    is where the cell rests."""
+    spec, instruments = built
+    pstat = instruments.potentiostat
+    wanted = [kind for kind in ("lsv", "cv", "ca") if kind in spec.techniques]
+    assert wanted, f"{spec.name} runs no potentiostatic technique"
+    from_rest = {
+        "lsv": LinearSweep(e_end_V=0.06, scan_rate_V_s=1e-3, e_step_V=0.005),
+        "cv": CyclicVoltammetry(e_vertex1_V=0.2, e_vertex2_V=LIMITS["e_min_V"], scan_rate_V_s=2e-3, e_step_V=0.005),
+        "ca": ConstantPotential(duration_s=60),
+    }
+    steps = _steps(*(t for k in wanted for t in (OpenCircuit(duration_s=30), from_rest[k])))
+    RE = RunEngine({})
+    RE(galvanostatic_cycling(pstat, steps, instruments.clock))
+    _n, rows = pstat.history.since(0)
+    for index, kind in enumerate(wanted):
+        rest, mine = rows["step"] == 2 * index + 1, rows["step"] == 2 * index + 2
+        assert mine.sum() >= 3, f"{kind}: {mine.sum()} rows"
+        rest_V, first_V = rows["Ewe"][rest][-1], rows["Ewe"][mine][0]
+        # the first row is the open-circuit reading or the first stair: within a stair of the rest
+        assert first_V == pytest.approx(rest_V, abs=0.006), kind
+        peak_A = abs(rows["I"][mine]).max()
+        assert peak_A < LIMITS["i_max_A"] / 2, f"{kind}: {peak_A} A from open circuit"
+        if kind == "ca":  # held where it rests: almost nothing flows
+            assert abs(rows["I"][mine]).max() < 1e-4

@@ -83,6 +83,28 @@ def test_sweep_errors():
     )
 
 
+def test_potentiostatic_steps_can_start_at_open_circuit():
+    lsv, cv, ca = _compile(
+        {"kind": "lsv", "e_start": "ocv", "e_end_V": 0.5, "scan_rate_mV_s": 1},
+        {"kind": "cv", "e_start": "ocv", "e_vertex1_V": 0.01, "e_vertex2_V": 3.0, "scan_rate_mV_s": 1},
+        {"kind": "ca", "e": "ocv", "duration_min": 5},
+    )
+    assert lsv.e_start_V is None and cv.e_start_V is None and ca.e_V is None
+    assert "OCV" in lsv.label and "OCV" in ca.label
+    assert cv.duration_s == pytest.approx(2 * 2.99 / 1e-3)  # both vertices and back, wherever it starts
+    # fixed where the cell rests when the step begins; a CV's start held within its vertices
+    assert cv.starting_at(1.234).e_start_V == 1.234 and cv.starting_at(3.05).e_start_V == 3.0
+    assert lsv.starting_at(2.0).e_start_V == 2.0 and ca.starting_at(0.7).e_V == 0.7
+    check_steps("potentiostat", [ScheduledStep(technique=t, cycle=0, step=1) for t in (lsv, cv, ca)], LIMITS)
+    both = _error({"kind": "cv", "e_start": "ocv", "e_start_V": 1.0, "e_vertex1_V": 0.01, "e_vertex2_V": 3.0,
+                   "scan_rate_mV_s": 1})  # fmt: skip
+    assert "steps[0].e_start_V: give exactly one of e_start_V (volts) and e_start: ocv" in both
+    neither = _error({"kind": "ca", "duration_s": 60})
+    assert "steps[0].e_V: give exactly one of e_V (volts) and e: ocv" in neither
+    with pytest.raises(ValueError, match="Input should be 'ocv'"):
+        _compile({"kind": "lsv", "e_start": "rest", "e_end_V": 0.5, "scan_rate_mV_s": 1})
+
+
 def test_ca_and_gitt():
     ca, gitt = _compile(
         {"kind": "ca", "e_V": 2.5, "duration_h": 1, "i_cutoff_c_rate": 0.01},

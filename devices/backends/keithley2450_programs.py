@@ -18,6 +18,8 @@ from operando.devices.techniques import (
     LinearSweep,
     OpenCircuit,
     ScheduledStep,
+    at_rest_potential,
+    starts_at_rest,
 )
 
 # A current source's voltage limit sits this far beyond its cut-off: protection, not control.
@@ -35,6 +37,10 @@ class StepPrograms:
         self._t0, self._held_s = self.clock.time(), 0.0
         self._applied = None
         t = step.technique
+        if starts_at_rest(t):  # measure where the cell rests (0 A source), then start there
+            self.apply(self.smu.source_current, 0.0, self.v_limit_V)
+            rest_V, _ = self.sample()
+            t = at_rest_potential(t, rest_V)
         if isinstance(t, OpenCircuit):
             self.apply(self.smu.source_current, 0.0, self.v_limit_V)
             self.run_for(t.duration_s)

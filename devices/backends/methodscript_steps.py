@@ -99,27 +99,32 @@ def step_lines(step: ScheduledStep, options: ScriptOptions) -> list[str]:
     elif isinstance(tech, ConstantCurrentConstantVoltage):
         lines += _cccv(tech, dt, bandwidth, options)
     elif isinstance(tech, LinearSweep):
+        start, rest = _start_potential(tech.e_start_V, dt)
         lines += [
             *pgstat_mode(PGSTAT_MODE_POTENTIOSTAT, bandwidth),
-            f"set_e {_lit(tech.e_start_V)}",
+            *rest,
+            f"set_e {start}",
             "cell_on",
-            *lsv_loop(tech.e_start_V, tech.e_end_V, tech.e_step_V, tech.scan_rate_V_s),
+            *lsv_loop(start, tech.e_end_V, tech.e_step_V, tech.scan_rate_V_s),
         ]
     elif isinstance(tech, CyclicVoltammetry):
+        start, rest = _start_potential(tech.e_start_V, dt, sorted((tech.e_vertex1_V, tech.e_vertex2_V)))
         lines += [
             *pgstat_mode(PGSTAT_MODE_POTENTIOSTAT, bandwidth),
-            f"set_e {_lit(tech.e_start_V)}",
+            *rest,
+            f"set_e {start}",
             "cell_on",
-            *cv_loop(tech.e_start_V, tech.e_vertex1_V, tech.e_vertex2_V, tech.e_step_V, tech.scan_rate_V_s,
-                     tech.cycles),
-        ]  # fmt: skip
+            *cv_loop(start, tech.e_vertex1_V, tech.e_vertex2_V, tech.e_step_V, tech.scan_rate_V_s, tech.cycles),
+        ]
     elif isinstance(tech, ConstantPotential):
         cut = if_break(*current_cutoff(tech.i_cutoff_A)) if tech.i_cutoff_A is not None else []
+        start, rest = _start_potential(tech.e_V, dt)
         lines += [
             *pgstat_mode(PGSTAT_MODE_POTENTIOSTAT, bandwidth),
-            f"set_e {_lit(tech.e_V)}",
+            *rest,
+            f"set_e {start}",
             "cell_on",
-            *ca_loop(tech.e_V, dt, tech.duration_s, cut),
+            *ca_loop(start, dt, tech.duration_s, cut),
         ]
     elif isinstance(tech, Gitt):
         lines += _gitt(tech, dt, bandwidth)
@@ -130,6 +135,23 @@ def step_lines(step: ScheduledStep, options: ScriptOptions) -> list[str]:
     else:  # pragma: no cover - the Technique union is closed
         raise TypeError(f"no MethodSCRIPT for technique {tech!r}")
     return lines
+
+
+def _start_potential(volts: float | None, dt: float, within: list[float] | None = None) -> tuple[str, list[str]]:
+    """A potentiostatic step's start as a script argument, and the lines that measure it.
+
+    Given volts: the literal, nothing to measure. None (start at open circuit): one OCP sample
+    (stored, as the step's first row) copied into ``e0``, held inside ``within`` (a CV's
+    vertices) if given; MethodSCRIPT takes a variable wherever a potential is expected.
+    """
+    if volts is not None:
+        return _lit(volts), []
+    lines = ["var e0", "cell_off", *ocp_loop(dt, dt), "copy_var ewe e0"]
+    if within is not None:
+        lo, hi = within
+        lines += [f"if e0 < {_lit(lo)}", f"store_var e0 {_lit(lo)} ab", "endif"]
+        lines += [f"if e0 > {_lit(hi)}", f"store_var e0 {_lit(hi)} ab", "endif"]
+    return "e0", lines
 
 
 def _cccv(tech: ConstantCurrentConstantVoltage, dt: float, bandwidth: float, options) -> list[str]:

@@ -117,20 +117,25 @@ def ocp_loop(interval_s: float, run_time_s: float) -> list[str]:
     ]
 
 
-def ca_loop(e_V: float, interval_s: float, run_time_s: float, body: Sequence[str] = ()) -> list[str]:
+def _potential(e: float | str) -> str:
+    """A potential argument: a literal, or the name of a variable holding it (e.g. a measured OCP)."""
+    return e if isinstance(e, str) else format_literal(e)
+
+
+def ca_loop(e_V: float | str, interval_s: float, run_time_s: float, body: Sequence[str] = ()) -> list[str]:
     """Chronoamperometry at ``e_V``: a package every ``interval_s``, then ``body``."""
     return [
-        f"meas_loop_ca ewe iwe {format_literal(e_V)} {format_literal(interval_s)} {format_literal(run_time_s)}",
+        f"meas_loop_ca ewe iwe {_potential(e_V)} {format_literal(interval_s)} {format_literal(run_time_s)}",
         *package("t", "ewe", "iwe", "step_no"),
         *body,
         "endloop",
     ]
 
 
-def lsv_loop(e_start_V: float, e_end_V: float, e_step_V: float, scan_rate_V_s: float) -> list[str]:
+def lsv_loop(e_start_V: float | str, e_end_V: float, e_step_V: float, scan_rate_V_s: float) -> list[str]:
     """A linear sweep: one package per staircase step."""
     return [
-        f"meas_loop_lsv ewe iwe {format_literal(e_start_V)} {format_literal(e_end_V)} "
+        f"meas_loop_lsv ewe iwe {_potential(e_start_V)} {format_literal(e_end_V)} "
         f"{format_literal(e_step_V)} {format_literal(scan_rate_V_s)}",
         *package("t", "ewe", "iwe", "step_no"),
         "endloop",
@@ -138,11 +143,11 @@ def lsv_loop(e_start_V: float, e_end_V: float, e_step_V: float, scan_rate_V_s: f
 
 
 def cv_loop(
-    e_start_V: float, e_vertex1_V: float, e_vertex2_V: float, e_step_V: float, scan_rate_V_s: float,
+    e_start_V: float | str, e_vertex1_V: float, e_vertex2_V: float, e_step_V: float, scan_rate_V_s: float,
     cycles: int,
 ) -> list[str]:  # fmt: skip
     return [
-        f"meas_loop_cv ewe iwe {format_literal(e_start_V)} {format_literal(e_vertex1_V)} "
+        f"meas_loop_cv ewe iwe {_potential(e_start_V)} {format_literal(e_vertex1_V)} "
         f"{format_literal(e_vertex2_V)} {format_literal(e_step_V)} {format_literal(scan_rate_V_s)} "
         f"nscans({cycles})",
         *package("t", "ewe", "iwe", "step_no"),
