@@ -1,4 +1,5 @@
-"""Export a stored run: every stream to CSV files or one HDF5 file, with units."""
+"""Export a stored run: every stream to CSV files or one HDF5 file, with units; or the echem
+stream in PyProBE's format (``export_battery.py``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from .export_battery import csv_extra_columns, export_pyprobe, stream_choices, write_csv_sidecar
+
+FORMATS = ("csv", "hdf5", "pyprobe")
 
 
 def _stream_arrays(stream) -> dict[str, np.ndarray]:
@@ -29,26 +34,37 @@ def export_run(run, out: str | Path, fmt: str) -> list[Path]:
         return _export_csv(run, out, stem)
     if fmt == "hdf5":
         return [_export_hdf5(run, out / f"{stem}.h5")]
-    raise ValueError(f"unknown export format {fmt!r} (csv or hdf5)")
+    if fmt == "pyprobe":
+        return export_pyprobe(run, out, stem)
+    raise ValueError(f"unknown export format {fmt!r} (choices: {', '.join(FORMATS)})")
 
 
 def _export_csv(run, out: Path, stem: str) -> list[Path]:
-    written = []
+    """One CSV per stream, the stored columns as they were (first line: ``key [units]``), then
+    ``<key> since start [s]`` for each epoch time and ``<key>_name`` for each coded column (the
+    technique's name); ``<stem>.json`` holds the uid and start time (ISO 8601 UTC)."""
+    written, streams = [], {}
     for name in run:
         arrays = _stream_arrays(run[name])
         units = _units(run, name)
         scalars = {k: v for k, v in arrays.items() if v.ndim == 1}
+        header = [f"{k} [{units[k]}]" if units.get(k) else k for k in scalars]
+        columns = dict(zip(header, scalars.values()))
+        columns.update(csv_extra_columns(run, name, scalars, units))
         path = out / f"{stem}-{name}.csv"
         with path.open("w", newline="") as f:
             w = csv.writer(f)
-            w.writerow([f"{k} [{units[k]}]" if units.get(k) else k for k in scalars])
-            w.writerows(zip(*scalars.values()))
+            w.writerow(columns)
+            w.writerows(zip(*columns.values()))
         written.append(path)
+        streams[name] = {"file": path.name, "units": units, "choices": stream_choices(run, name)}
         for key, arr in arrays.items():
             if arr.ndim == 2:  # one row per frame (e.g. a spectrum)
                 apath = out / f"{stem}-{name}-{key}.csv"
                 np.savetxt(apath, arr, delimiter=",", header=f"{key} [{units.get(key, '')}]")
                 written.append(apath)
+                streams[name].setdefault("arrays", {})[key] = apath.name
+    written.append(write_csv_sidecar(run, out / f"{stem}.json", streams))
     return written
 
 
