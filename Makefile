@@ -9,7 +9,7 @@ export MPLBACKEND := Agg
 
 # (lint: the layer contracts, ruff lint and ruff format check; CI runs it before the tests)
 .PHONY: demo test lint bench crash clean-data venv postgres postgres-stop redis redis-stop queue-server
-.PHONY: docs
+.PHONY: docs matrix
 
 venv: $(STAMP)
 
@@ -26,8 +26,11 @@ $(STAMP): pyproject.toml requirements.lock
 	@git rev-parse --git-dir >/dev/null 2>&1 && git config core.hooksPath .githooks || true  # lint before each commit
 	@touch $(STAMP)
 
+# The run, then its report: one self-contained HTML file (metadata, cycling, analyses, figures)
 demo: $(STAMP)
 	$(BIN)/operando run galvanostatic_cycling --profile sim --speed $(SPEED) --data data
+	@echo "Report (open it in a browser):"
+	@$(BIN)/operando report -1 --data data
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -61,6 +64,10 @@ docs: $(STAMP)
 crash: $(STAMP)
 	$(BIN)/python -m operando.benchmarks.crash_matrix --kills 20 --parallel 4
 	OPERANDO_FULL_MATRIX=1 $(BIN)/python -m pytest tests/test_journal_rotation.py
+
+# Every shipped protocol on every shipped profile, run to the end (make test runs a sample); hours.
+matrix: $(STAMP)
+	OPERANDO_FULL_MATRIX=1 $(BIN)/python -m pytest tests/test_every_protocol.py
 
 clean-data:
 	rm -rf data

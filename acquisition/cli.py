@@ -16,6 +16,7 @@ from operando.storage.catalog import DataDirectoryError, resolve_data_dir
 from .cli_magnetometry import add_commands as add_magnetometry_commands
 from .cli_magnetometry import parse_values
 from .cli_raman import add_command as add_raman_commands
+from .cli_report import add_command as add_report_command
 from .cli_skpm import add_command as add_skpm_command
 from .config import ConfigError
 
@@ -123,9 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--data", help=data_help)
     show.set_defaults(func=_cmd_show)
 
-    export = sub.add_parser("export", help="export a run's streams to CSV or HDF5")
+    export = sub.add_parser("export", help="export a run's streams to CSV or HDF5, or its echem to PyProBE")
     export.add_argument("run", help="uid, partial uid, scan id, or -1 for the latest")
-    export.add_argument("--format", choices=["csv", "hdf5"], default="csv")
+    export.add_argument("--format", choices=["csv", "hdf5", "pyprobe"], default="csv")
     export.add_argument("--out", required=True, help="output directory")
     export.add_argument("--data", help=data_help)
     export.set_defaults(func=_cmd_export)
@@ -163,6 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     analyse.add_argument("--json", action="store_true", help="print the results as JSON")
     analyse.set_defaults(func=_cmd_analyse)
+    add_report_command(sub, data_help)
 
     serve = sub.add_parser("serve", help="serve the data directory with a stock Tiled server")
     serve.add_argument("--data", help=data_help)
@@ -383,7 +385,12 @@ def _cmd_export(args) -> int:
         except RunNotFound as exc:
             print(f"operando: error: {exc}", file=sys.stderr)
             return 2
-        for path in export_run(run, args.out, args.format):
+        try:
+            paths = export_run(run, args.out, args.format)
+        except ValueError as exc:  # e.g. --format pyprobe of a run without an echem stream
+            print(f"operando: error: {exc}", file=sys.stderr)
+            return 2
+        for path in paths:
             print(path)
     return 0
 

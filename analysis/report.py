@@ -10,7 +10,34 @@ from .stored_columns import find_column as _find
 from .stored_columns import raman_shift_axis
 
 
-def write_overview(run, reports_dir: Path) -> Path:
+def instrument_stream(run, kind: str) -> str | None:
+    """The first stored stream of an instrument of ``kind`` (magnetometer, raman, ...), or None."""
+    kinds = run.metadata["start"].get("instruments", {})
+    return next((n for n, i in kinds.items() if i.get("kind") == kind and n in run), None)
+
+
+def draw_echem_time(ax, hours: np.ndarray, ewe_V, current_A) -> None:
+    """Ewe (left axis) and the current in mA (right axis, grey) against experiment time in hours."""
+    ax.plot(hours, ewe_V, lw=0.8, color="tab:blue")
+    ax.set_ylabel("Ewe / V")
+    ax2 = ax.twinx()
+    ax2.plot(hours, np.asarray(current_A) * 1e3, lw=0.6, color="tab:gray", alpha=0.6)
+    ax2.set_ylabel("I / mA", color="tab:gray")
+
+
+def draw_moment_time(ax, hours: np.ndarray, stream) -> None:
+    ax.plot(hours, _find(stream, "moment") * 1e3, ".-", ms=2, lw=0.6, color="tab:red")
+    ax.set_ylabel("moment / memu")
+
+
+def draw_raman_waterfall(ax, hours: np.ndarray, shift: np.ndarray, spectra: np.ndarray) -> None:
+    """The spectra as an image: time across, Raman shift up, counts as colour."""
+    ax.pcolormesh(hours, shift, np.asarray(spectra).T, shading="nearest", cmap="viridis")
+    ax.set_ylabel("Raman shift / cm⁻¹")
+
+
+def overview_figure(run):
+    """Voltage and current, moment and the Raman waterfall on one time axis (a Figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,40 +49,36 @@ def write_overview(run, reports_dir: Path) -> Path:
     t0 = t_e[0] if t_e.size else 0.0
     hours = lambda t: (np.asarray(t) - t0) / 3600.0
 
-    kinds = start.get("instruments", {})
-    mag = next((n for n, i in kinds.items() if i["kind"] == "magnetometer" and n in run), None)
-    raman = next((n for n, i in kinds.items() if i["kind"] == "raman" and n in run), None)
+    mag = instrument_stream(run, "magnetometer")
+    raman = instrument_stream(run, "raman")
     rows = 1 + (mag is not None) + (raman is not None)
     fig, axes = plt.subplots(rows, 1, figsize=(9, 2.6 * rows + 0.6), sharex=True, squeeze=False)
     axes = axes[:, 0]
 
-    ax = axes[0]
-    ax.plot(hours(t_e), echem["Ewe"].read(), lw=0.8, color="tab:blue")
-    ax.set_ylabel("Ewe / V")
-    ax2 = ax.twinx()
-    ax2.plot(hours(t_e), np.asarray(echem["I"].read()) * 1e3, lw=0.6, color="tab:gray", alpha=0.6)
-    ax2.set_ylabel("I / mA", color="tab:gray")
+    draw_echem_time(axes[0], hours(t_e), echem["Ewe"].read(), echem["I"].read())
     sample = start.get("sample", {})
-    ax.set_title(f"scan {start.get('scan_id')} · {sample.get('name', '')} · {start['uid'][:8]}")
+    axes[0].set_title(f"scan {start.get('scan_id')} · {sample.get('name', '')} · {start['uid'][:8]}")
 
     i = 1
     if mag is not None:
         s = run[mag]
-        t = _find(s, "exposure_start")
-        ax = axes[i]
-        ax.plot(hours(t), _find(s, "moment") * 1e3, ".-", ms=2, lw=0.6, color="tab:red")
-        ax.set_ylabel("moment / memu")
+        draw_moment_time(axes[i], hours(_find(s, "exposure_start")), s)
         i += 1
     if raman is not None:
         s = run[raman]
-        t = _find(s, "exposure_start")
         spectra = _find(s, "spectrum")
         shift = _raman_shift(run, raman, spectra.shape[1])
-        ax = axes[i]
-        ax.pcolormesh(hours(t), shift, spectra.T, shading="nearest", cmap="viridis")
-        ax.set_ylabel("Raman shift / cm⁻¹")
+        draw_raman_waterfall(axes[i], hours(_find(s, "exposure_start")), shift, spectra)
     axes[-1].set_xlabel("experiment time / h")
     fig.tight_layout()
+    return fig
+
+
+def write_overview(run, reports_dir: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    start = run.metadata["start"]
+    fig = overview_figure(run)
     reports_dir.mkdir(parents=True, exist_ok=True)
     path = reports_dir / f"scan{start.get('scan_id', 0):05d}-{start['uid'][:8]}-overview.png"
     fig.savefig(path, dpi=110)
@@ -94,18 +117,33 @@ def band_area(shift: np.ndarray, spectra: np.ndarray, lo: float, hi: float) -> n
 
 
 def write_operando_figure(run, reports_dir: Path, cycle: int = 1) -> Path | None:
+    """``operando_figure`` saved under ``reports_dir``; None when the run has no magnetometer or
+    Raman stream."""
+    import matplotlib.pyplot as plt
+
+    fig = operando_figure(run, cycle)
+    if fig is None:
+        return None
+    start = run.metadata["start"]
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    path = reports_dir / f"scan{start.get('scan_id', 0):05d}-{start['uid'][:8]}-operando.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def operando_figure(run, cycle: int = 1):
     """Moment and Raman band position / intensity ratio against the cell potential over one
     cycle, charge and discharge in two colours: the review's operando figures, from the frames'
-    own echem state (``frame-Ewe``, ``frame-I``)."""
+    own echem state (``frame-Ewe``, ``frame-I``). A Figure, or None without those streams."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     start = run.metadata["start"]
-    kinds = start.get("instruments", {})
-    mag = next((n for n, i in kinds.items() if i["kind"] == "magnetometer" and n in run), None)
-    raman = next((n for n, i in kinds.items() if i["kind"] == "raman" and n in run), None)
+    mag = instrument_stream(run, "magnetometer")
+    raman = instrument_stream(run, "raman")
     if mag is None and raman is None:
         return None
     panels = [p for p in ("mag", "band", "ratio") if (p == "mag" and mag) or (p != "mag" and raman)]
@@ -143,8 +181,4 @@ def write_operando_figure(run, reports_dir: Path, cycle: int = 1) -> Path | None
         axes["ratio"].set_ylabel("I(1010) / I(880)  (M–O–C / M–O–M)")
     fig.suptitle(f"scan {start.get('scan_id')} · cycle {cycle} · frames at their own echem state")
     fig.tight_layout()
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    path = reports_dir / f"scan{start.get('scan_id', 0):05d}-{start['uid'][:8]}-operando.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
