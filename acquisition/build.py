@@ -164,6 +164,7 @@ def _sim_lab(profile: Profile, speed: Optional[float], sample_interval_s: float)
         speed=speed if speed is not None else (sim.speed if sim else 1.0),
         sample_interval_s=sample_interval_s,
         seed=sim.seed if sim else 0,
+        soc=sim.soc if sim else None,  # omitted: the cell as assembled
         clock=clock,
         raman_axis_error_cm1=sim.raman_axis_error_cm1 if sim else 0.0,
     )

@@ -165,6 +165,9 @@ class SimOptions(StrictModel):
     material: Optional[str] = None  # simulator preset; defaults to sample.sim_preset
     speed: PositiveFloat = 1.0  # simulated seconds per wall-clock second
     seed: Optional[int] = 0  # fixed by default so a demo run is reproducible
+    # The simulated cell's state of charge at the start, 0..1 (0: empty, at the preset's lowest
+    # potential); omitted: as assembled (an iron-oxide electrode against lithium rests at 2.9 V).
+    soc: Optional[float] = Field(None, ge=0.0, le=1.0)
     # "scaled": wall time x speed; "virtual": discrete-event, a stalled host skips no time.
     clock: Literal["scaled", "virtual"] = "scaled"
     # The simulated Raman spectrometer's axis error (cm-1; 0: exact), for calibrating against

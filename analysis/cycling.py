@@ -12,10 +12,25 @@ class CycleCapacity:
     cycle: int
     charge_mAh: float  # charge passed while I > 0
     discharge_mAh: float  # charge passed while I < 0 (positive number)
+    discharge_first: bool = False  # the cycle began with a discharge (e.g. an anode against Li)
 
     @property
     def coulombic_efficiency(self) -> float:
-        return self.discharge_mAh / self.charge_mAh if self.charge_mAh > 0 else float("nan")
+        """What came out over what went in, in the cycle's own order (see ``_out_over_in``)."""
+        return _out_over_in(self.charge_mAh, self.discharge_mAh, self.discharge_first)
+
+
+def _out_over_in(charge: float, discharge: float, discharge_first: bool) -> float:
+    """Efficiency in the cycle's order: discharge / charge when the cycle charges first (a
+    cathode), charge / discharge when it discharges first (a conversion or alloy electrode
+    against lithium, whose first step is the lithiation)."""
+    taken_in, given_out = (discharge, charge) if discharge_first else (charge, discharge)
+    return given_out / taken_in if taken_in > 0 else float("nan")
+
+
+def _discharges_first(current: np.ndarray) -> bool:
+    moving = current[current != 0]
+    return bool(moving.size and moving[0] < 0)
 
 
 def cycle_capacities(cycle, current_A, charge_mAh) -> list[CycleCapacity]:
@@ -40,6 +55,7 @@ def cycle_capacities(cycle, current_A, charge_mAh) -> list[CycleCapacity]:
                 int(n),
                 float(dq[sel & (i > 0)].sum()),
                 float(-dq[sel & (i < 0)].sum()),
+                _discharges_first(i[sel]),
             )
         )
     return result
@@ -55,13 +71,15 @@ class CycleMetrics:
     charge_mWh: float  # energy put in while I > 0
     discharge_mWh: float  # energy taken out while I < 0 (positive number)
     retention: float  # this cycle's discharge capacity over the first cycle's that discharged
+    discharge_first: bool = False  # the cycle began with a discharge (e.g. an anode against Li)
 
     @property
     def coulombic_efficiency(self) -> float:
-        return self.discharge_mAh / self.charge_mAh if self.charge_mAh > 0 else float("nan")
+        return _out_over_in(self.charge_mAh, self.discharge_mAh, self.discharge_first)
 
     @property
     def energy_efficiency(self) -> float:
+        """Energy the cell delivered (discharge) over the energy it took (charge), in any order."""
         return self.discharge_mWh / self.charge_mWh if self.charge_mWh > 0 else float("nan")
 
     @property
@@ -108,6 +126,7 @@ def cycle_metrics(cycle, current_A, charge_mAh, ewe_V, include=None) -> list[Cyc
                 float(de[up].sum()),
                 float(-de[down].sum()),
                 discharge / first if first else float("nan"),
+                _discharges_first(i[sel]),
             )
         )
     return out

@@ -36,7 +36,9 @@ def format_cycling(cycles: list[CycleMetrics], mass_g: float | None) -> list[str
             + f"  {pct(c.coulombic_efficiency)}  {pct(c.energy_efficiency)}  {v(c.mean_charge_V)}  "
             f"{v(c.mean_discharge_V)}  {v(c.hysteresis_V)}  {pct(c.retention):>9}"
         )
-    lines.append("  (CE = Q_dis/Q_ch, EE = E_dis/E_ch of the same cycle; mAh/g and retention: discharge)")
+    order = {c.discharge_first for c in cycles}
+    ce = "Q_ch/Q_dis (discharge first)" if order == {True} else "Q_dis/Q_ch" if order == {False} else "out/in"
+    lines.append(f"  (CE = {ce}, EE = E_dis/E_ch of the same cycle; mAh/g and retention: discharge)")
     return lines
 
 
@@ -59,6 +61,7 @@ def cycling_json(cycles: list[CycleMetrics], mass_g: float | None) -> list[dict]
             "mean_discharge_V": num(c.mean_discharge_V),
             "hysteresis_V": num(c.hysteresis_V),
             "retention": num(c.retention),
+            "discharge_first": c.discharge_first,
         }
         for c in cycles
     ]

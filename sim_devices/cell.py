@@ -86,7 +86,9 @@ class SimCell:
     STEP_S = 0.05
     MAX_STEP_S = 1.0
 
-    def __init__(self, params: CellParameters, soc: float = 0.0):
+    def __init__(self, params: CellParameters, soc: float | None = 0.0):
+        """``soc``: the state of charge to start at (0: empty, at e_min_V); None: as assembled,
+        at rest at ``params.as_assembled_V`` (empty if the preset gives none)."""
         p = params
         self._p = p
         self._q_nom_C = p.nominal_capacity_mAh * 3.6
@@ -101,13 +103,17 @@ class SimCell:
         self._w = self._diff.volume_fraction
         # soc and stored charge count from the rest state at e_min_V, so soc 0 sits in the window
         self._x_empty = self._stoichiometry_at(p.e_min_V)
-        x0 = self._equilibrium_stoichiometry(soc)
+        if soc is None and p.as_assembled_V is not None:
+            x0 = self._stoichiometry_at(p.as_assembled_V)
+        else:
+            x0 = self._equilibrium_stoichiometry(soc or 0.0)
         self._x = np.full(p.n_shells, x0)
         self._v = self._u(x0)[0]
         self._v_lowest = self._v  # lowest rest potential so far (the magnetism's 'pristine')
         self._charge_C = 0.0
         self._current_A = 0.0
         self._time_s = 0.0
+        self._plated_C = 0.0  # metallic lithium plated on the electrode (below 0 V vs Li)
 
     # ---- state -------------------------------------------------------------------------------
     @property
@@ -214,6 +220,11 @@ class SimCell:
     def charge_mAh(self) -> float:
         return self._charge_C / 3.6
 
+    @property
+    def plated_lithium_mAh(self) -> float:
+        """Lithium metal plated on the electrode by driving it below 0 V vs Li (stripped first on charge)."""
+        return self._plated_C / 3.6
+
     def impedance(self, frequencies_Hz: np.ndarray) -> np.ndarray:
         """Small-signal Z (complex ohm, Z'' < 0 capacitive) about the present state; no change."""
         slope = self._u(self.surface_stoichiometry)[1]
@@ -258,15 +269,15 @@ class SimCell:
         prev_i, prev_t = -1, 0.0
         for i in nodes:
             tb = times[i]
-            x_a, v_a, if_a = x, v, self._i_f
-            x, v = self._advance(x, v, tb - prev_t, current)
+            x_a, v_a, if_a, plated_a = x, v, self._i_f, self._plated_C
+            x, v = self._advance_with_lithium(x, v, tb - prev_t, current)
             e = v + current * r_ohm
             if crossed is not None and crossed(e):
                 # redo this step sample by sample to find the first sample that crosses
                 x, v, tk = x_a, v_a, prev_t
-                self._i_f = if_a
+                self._i_f, self._plated_C = if_a, plated_a
                 for k in range(prev_i + 1, i + 1):
-                    x, v = self._advance(x, v, times[k] - tk, current)
+                    x, v = self._advance_with_lithium(x, v, times[k] - tk, current)
                     tk = times[k]
                     e = v + current * r_ohm
                     node_t.append(tk)
@@ -332,6 +343,30 @@ class SimCell:
         """Butler-Volmer chord resistance eta/I_f at faradaic current ``i_f`` (R_ct as I_f -> 0)."""
         y = abs(i_f) * self._r_ct * self._f_half  # |I_f| / (2 i0)
         return self._r_ct if y < 1e-4 else self._r_ct * math.asinh(y) / y
+
+    def _advance_with_lithium(self, x: np.ndarray, v: float, gap: float, current: float):
+        """``_advance`` at a held current, with metallic lithium at 0 V vs Li.
+
+        Discharging, the interface cannot fall below the plating potential (0 V minus the
+        plating overpotential ``I r_plating``): the charge that would take it further plates
+        lithium instead. Charging, plated lithium strips first, at 0 V plus its overpotential.
+        At open circuit, plated lithium holds the electrode at 0 V.
+        """
+        r_pl = self._p.r_plating_ohm
+        if self._plated_C > 0.0:
+            if current == 0.0:
+                return x, 0.0
+            if current > 0.0:
+                strip_s = min(gap, self._plated_C / current)
+                self._plated_C = max(self._plated_C - current * strip_s, 0.0)
+                v, gap = current * r_pl, gap - strip_s
+                if gap <= 1e-12:
+                    return x, v
+        x, v = self._advance(x, v, gap, current)
+        if current < 0.0 and v < current * r_pl:
+            self._plated_C += self._cap_total * (current * r_pl - v)
+            v = current * r_pl
+        return x, v
 
     def _advance(self, x: np.ndarray, v: float, gap: float, current: float, max_step_s=None):
         """Galvanostatic implicit-Euler steps; updates the Butler-Volmer state ``_i_f``."""

@@ -13,7 +13,7 @@ zones overlap), times the interface area per gram. Without it, ``interface_share
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
 
@@ -110,11 +110,19 @@ class CellParameters(BaseModel):
     temperature_K: PositiveFloat = T_REF_K
     ea_diffusion_eV: float = Field(default=0.35, ge=0.0)  # Arrhenius activation of D
     ea_charge_transfer_eV: float = Field(default=0.5, ge=0.0)  # Arrhenius activation of i0
+    # Rest potential of the electrode as assembled, before any current (a conversion electrode
+    # against lithium rests near 3 V); None: assembled empty, at e_min_V.
+    as_assembled_V: Optional[float] = None
+    # Lithium plating below 0 V vs Li: exchange current density of Li/Li+ on the electrode,
+    # times its area, as a charge-transfer resistance RT/(F i0) (small: plating is fast).
+    r_plating_ohm: PositiveFloat = 5.0
 
     @model_validator(mode="after")
     def _window(self) -> CellParameters:
         if not self.e_max_V > self.e_min_V:
             raise ValueError(f"e_max_V ({self.e_max_V}) must exceed e_min_V ({self.e_min_V})")
+        if self.as_assembled_V is not None and not self.e_min_V <= self.as_assembled_V <= self.e_max_V:
+            raise ValueError(f"as_assembled_V ({self.as_assembled_V}) must lie in e_min_V..e_max_V")
         return self
 
     @property

@@ -53,7 +53,7 @@ def build_sim_lab(
     speed: float = 1.0,
     sample_interval_s: float = 1.0,
     seed: int = 0,
-    soc: float = 0.0,
+    soc: float | None = 0.0,
     start_time: float | None = None,
     clock: str | Clock = "scaled",
     tick_s: float | None = None,
@@ -64,6 +64,7 @@ def build_sim_lab(
     ``clock``: "scaled" (SimClock, wall time x speed) or "virtual" (VirtualClock: deterministic,
     see ``clock.py``); ``tick_s`` is the virtual clock's idle step (default: the sample interval).
     Or a clock object, e.g. the wall clock when the lab shares a run with real instruments.
+    ``soc``: where the cell starts (0: empty); None: as assembled (profiles default to that).
     """
     cell = SimCell(preset(material, active_mass_g=active_mass_g), soc=soc)
     the_clock = make_clock(clock, speed, start_time, tick_s or sample_interval_s) if isinstance(clock, str) else clock

@@ -40,7 +40,7 @@ def _bulk(active_mass_g: float) -> CellParameters:
         interface_share=0.02,
         ocv=OcvCurve(e0_V=3.43, slope_V=0.05, n_ideal=0.4, end_amp_V=1.0, end_width=0.015),
         e_min_V=2.5,
-        e_max_V=4.2,
+        e_max_V=4.2,  # as assembled: fully lithiated, i.e. discharged (as_assembled_V None)
         space_charge=_space_charge(160.0, 0.02, 1.7, 5e-9, 10.0, 200e-9),
         particle_radius_m=100e-9,
         diffusion_m2_s=5e-17,  # R^2/D = 200 s
@@ -78,6 +78,7 @@ def _composite(active_mass_g: float) -> CellParameters:
         ocv=OcvCurve(e0_V=1.85, slope_V=0.25, n_ideal=0.6, end_amp_V=0.8, end_width=0.03),
         e_min_V=1.0,
         e_max_V=3.0,
+        as_assembled_V=2.6,  # the oxide as made holds no lithium: fully charged in this convention
         space_charge=_space_charge(250.0, 0.35, 2.0, 2e-9, 30.0, 40e-9),
         particle_radius_m=20e-9,
         diffusion_m2_s=1e-18,  # R^2/D = 400 s
@@ -98,6 +99,7 @@ def _fe_li2o(active_mass_g: float) -> CellParameters:
         ocv=OcvCurve(e0_V=1.4, slope_V=1.2, n_ideal=2.0, end_amp_V=1.2, end_width=0.03),
         e_min_V=0.01,
         e_max_V=3.0,
+        as_assembled_V=2.9,  # the iron oxide as made, against lithium, before its first discharge
         space_charge=_space_charge(1000.0, 0.6, 2.99, 1e-9, 60.0, 10e-9),
         particle_radius_m=5e-9,
         diffusion_m2_s=1e-19,  # R^2/D = 250 s

@@ -57,9 +57,11 @@ def test_analyse_reports_cycling_for_a_galvanostatic_run(tmp_path, capsys):
     profile.write_text((PROFILES_DIR / "sim.yaml").read_text().replace("  seed: 0\n", "  seed: 0\n  clock: virtual\n"))
     proto = tmp_path / "two.yaml"
     proto.write_text(
-        "name: two cycles\nsteps:\n  - kind: loop\n    repeat: 2\n    steps:\n"
-        "      - {kind: cc, c_rate: 1, e_max_V: 3.0, max_duration_h: 2}\n"
+        # the cell as assembled rests at 2.9 V: topped up to 3.0 V (cycle 0), then two full cycles
+        "name: two cycles\nsteps:\n  - {kind: cc, c_rate: 1, e_max_V: 3.0, max_duration_h: 1}\n"
+        "  - kind: loop\n    repeat: 2\n    steps:\n"
         "      - {kind: cc, c_rate: -1, e_min_V: 0.01, max_duration_h: 2}\n"
+        "      - {kind: cc, c_rate: 1, e_max_V: 3.0, max_duration_h: 2}\n"
     )
     data = str(tmp_path / "data")
     assert (
@@ -71,11 +73,14 @@ def test_analyse_reports_cycling_for_a_galvanostatic_run(tmp_path, capsys):
     capsys.readouterr()
     assert cli(["analyse", "-1", "--data", data]) == 0
     text = capsys.readouterr().out
-    assert "Cycling (2 cycles; specific per 2 mg of active material)" in text and "CE/%" in text and "EE/%" in text
+    assert "Cycling (3 cycles; specific per 2 mg of active material)" in text and "CE/%" in text and "EE/%" in text
     assert cli(["analyse", "-1", "--data", data, "--json"]) == 0
     cycles = json.loads(capsys.readouterr().out)["cycling"]
-    assert [c["cycle"] for c in cycles] == [1, 2]
+    assert [c["cycle"] for c in cycles] == [0, 1, 2]
+    assert cycles[0]["discharge_mAh"] == 0 and "Q_ch/Q_dis (discharge first)" not in text  # mixed order
+    cycles = cycles[1:]
     for c in cycles:
+        assert c["discharge_first"]
         assert 0.95 < c["coulombic_efficiency"] <= 1.0001 and 0.5 < c["energy_efficiency"] < 1.0
         assert c["hysteresis_V"] > 0 and c["discharge_mAh_g"] == pytest.approx(c["discharge_mAh"] / 0.002)
     assert cycles[0]["retention"] == 1.0 and 0.9 < cycles[1]["retention"] <= 1.05

@@ -111,6 +111,36 @@ def test_cli_serves_idn():
         proc.wait(timeout=10)
 
 
+def test_pymeasure_discharging_the_default_cell_reads_it_fall_from_near_3_V_to_lithium_plating():
+    """`operando sim serve keithley2450` with no options: the cell as assembled (an iron oxide
+    against lithium, 2.9 V), discharged at 1C through pymeasure's own client. Below 0 V it plates
+    lithium at a small overpotential instead of falling without end."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "operando.acquisition.cli", "sim", "serve", "keithley2450", "--port", "0"]
+    proc = subprocess.Popen([*cmd, "--speed", "5000"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        k = connect(proc.stdout.readline().strip().split(" on ")[1])
+        rest = float(k.ask(":MEAS:VOLT?"))
+        assert rest == pytest.approx(2.9, abs=0.01)
+        k.apply_current(compliance_voltage=4.0)
+        k.measure_voltage()
+        k.source_current = -PARAMS.c_rate_current_A(1.0)  # 1C of the default 1 mg electrode
+        k.enable_source()
+        volts, deadline = [], time.monotonic() + 3.0  # 1C for ~4 h of cell time at 5000x
+        while time.monotonic() < deadline:
+            volts.append(k.voltage)
+        k.disable_source()
+        k.adapter.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    volts = np.array(volts)
+    assert 2.6 < volts[0] < 2.9  # near 3 V, minus the drop through the cell's resistance
+    assert np.all(np.diff(volts) < 1e-3)  # falls (or stays) read after read
+    assert volts.min() > -0.05  # lithium plating holds it just below 0 V
+    assert -0.03 < volts[-1] < 0.0
+
+
 @pytest.mark.parametrize("how", ["connection dropped", "server killed"])
 def test_lost_instrument_faults_the_device_and_leaves_the_output_off(how):
     clock = SimClock(speed=200)

@@ -179,7 +179,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--material", default="fe_li2o")
     parser.add_argument("--active-mass-g", type=float, default=1e-3)
-    parser.add_argument("--soc", type=float, default=0.0)
+    parser.add_argument(
+        "--soc",
+        type=float,
+        default=None,
+        help="state of charge to start at, 0..1 (default: as assembled, e.g. 2.9 V for fe_li2o)",
+    )
     parser.add_argument("--speed", type=float, default=1.0, help="simulated s per wall s")
     args = parser.parse_args(argv)
     cell = SimCell(preset(args.material, active_mass_g=args.active_mass_g), soc=args.soc)

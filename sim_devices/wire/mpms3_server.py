@@ -178,7 +178,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timezone", help="IANA zone of the simulated MultiVu PC (default: this one's)")
     parser.add_argument("--material", default="fe_li2o")
     parser.add_argument("--active-mass-g", type=float, default=1e-3)
-    parser.add_argument("--soc", type=float, default=0.0)
+    parser.add_argument(
+        "--soc",
+        type=float,
+        default=None,
+        help="state of charge to start at, 0..1 (default: as assembled, e.g. 2.9 V for fe_li2o)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="measurement noise seed")
     parser.add_argument("--multipyvu-log", help="where QD's server writes its debug log (default: nowhere)")
     parser.add_argument(

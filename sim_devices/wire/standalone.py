@@ -15,7 +15,12 @@ def sim_parser(description: str, default_port: int) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=default_port, help="TCP port (0: any free port)")
     parser.add_argument("--material", default="fe_li2o")
     parser.add_argument("--active-mass-g", type=float, default=1e-3)
-    parser.add_argument("--soc", type=float, default=0.0)
+    parser.add_argument(
+        "--soc",
+        type=float,
+        default=None,
+        help="state of charge to start at, 0..1 (default: as assembled, e.g. 2.9 V for fe_li2o)",
+    )
     parser.add_argument("--speed", type=float, default=1.0, help="simulated s per wall s")
     parser.add_argument("--seed", type=int, default=0, help="measurement noise seed")
     return parser
