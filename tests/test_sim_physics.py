@@ -8,38 +8,23 @@ import math
 import numpy as np
 import pytest
 
+from operando.sim_devices import size_sweep
 from operando.sim_devices.cell import SimCell, preset
 from operando.sim_devices.cell_parameters import FARADAY, GAS_CONSTANT
 from operando.sim_devices.programmes import linear_sweep
 
 
 # ---- Figure 1f: capacity vs particle thickness l ---------------------------------------------
-def capacity_per_interface_area(p):
-    """Charge (C/m^2 of interface) stored by a potential step e_min -> e_max held to equilibrium."""
-    cell = SimCell(p, soc=0.0)
-    trace = cell.run_potential(p.e_max_V, np.geomspace(1e-3, 1e13, 200), max_step_s=math.inf)
-    assert abs(trace.current_A[-1]) < 1e-9  # equilibrium reached: nothing flows any more
-    area = p.space_charge.interface_area_m2_g * p.active_mass_g
-    return trace.charge_mAh[-1] * 3.6 / area
-
-
 def test_thickness_sweep_shows_the_three_regimes_of_figure_1f():
     # An interface-dominated composite (job-sharing: the phases alone store little, 2 % bulk at
-    # l = 10 nm; Debye length 1 nm). Slopes of log Q vs log l, tolerance +-0.05 at the ends and
-    # |slope| < 0.15 across the size-independent window.
-    p = preset("fe_li2o").model_copy(update={"interface_share": 0.98})
-    ls = np.geomspace(0.05e-9, 50e-6, 19)
-    q = np.array([capacity_per_interface_area(p.with_particle_size(float(length))) for length in ls])
-    log_l, log_q = np.log(ls), np.log(q)
-
-    def slope(lo, hi):
-        sel = (ls >= lo) & (ls <= hi)
-        assert sel.sum() >= 3
-        return np.polyfit(log_l[sel], log_q[sel], 1)[0]
-
-    assert slope(0.05e-9, 0.5e-9) == pytest.approx(-1.0, abs=0.05)  # space charges overlap
-    assert abs(slope(3e-9, 30e-9)) < 0.15  # interfacial storage, size-independent per interface
-    assert slope(5e-6, 50e-6) == pytest.approx(1.0, abs=0.05)  # bulk storage, volumetric
+    # l = 10 nm; Debye length 1 nm), swept 0.05 nm .. 50 um (sim_devices/size_sweep.py, which
+    # draws docs/particle-size-regimes.png). Slopes of log Q vs log l: +-0.05 at the ends,
+    # |slope| < 0.15 across the size-independent window (the review's l^-1, l^0, l^1).
+    lengths = size_sweep.default_lengths()
+    slopes = size_sweep.regime_slopes(lengths, size_sweep.thickness_sweep(size_sweep.interface_dominated(), lengths))
+    assert slopes["space charges overlap"] == pytest.approx(-1.0, abs=0.05)
+    assert abs(slopes["interfacial"]) < 0.15
+    assert slopes["bulk"] == pytest.approx(1.0, abs=0.05)
 
 
 def test_space_charge_capacitance_follows_debye_length():
