@@ -215,6 +215,8 @@ def _trigger_collecting_echem(device, potentiostat, impedance, flush_period_s: f
     status = yield from bps.trigger(device, group=group)
     while not status.done:
         yield from bps.wait_for([lambda: _done_within(status, flush_period_s)])
+        if status.done:  # ended within the period: the run's own loop announces on its period
+            break
         yield from bps.collect(potentiostat, name=ECHEM_STREAM)
         yield from _impedance_rows(potentiostat, impedance)
         yield from _line_rows(device, lines)
