@@ -12,6 +12,7 @@ import sys
 import time
 
 from operando.storage.catalog import DataDirectoryError, resolve_data_dir
+from operando.storage.runs import RunNotFound
 
 from .cli_magnetometry import add_commands as add_magnetometry_commands
 from .cli_magnetometry import parse_values
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _recover_abandoned_runs(args)
         return args.func(args)
-    except (ConfigError, DataDirectoryError) as exc:
+    except (ConfigError, DataDirectoryError, RunNotFound) as exc:  # bad input: one line, exit 2
         print(f"operando: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -286,7 +287,7 @@ def _cmd_analyse(args) -> int:
         write_analysis_figure,
     )
     from operando.storage.catalog import open_catalog
-    from operando.storage.runs import RunNotFound, find_run
+    from operando.storage.runs import find_run
 
     length = args.diffusion_length_um
     if length is not None and not length > 0:
@@ -324,17 +325,13 @@ def _cmd_analyse(args) -> int:
 def _cmd_replay(args) -> int:
     from operando.storage.catalog import open_catalog
     from operando.storage.replay import ReplayProgress, replay_run
-    from operando.storage.runs import RunNotFound, find_run
+    from operando.storage.runs import find_run
 
     if not args.speed > 0:
         raise ConfigError(f"--speed must be > 0 (got {args.speed}); inf replays without waiting")
     data_dir = resolve_data_dir(args.data)
     with open_catalog(data_dir) as cat:
-        try:
-            run = find_run(cat.client, args.run)
-        except RunNotFound as exc:
-            print(f"operando: error: {exc}", file=sys.stderr)
-            return 2
+        run = find_run(cat.client, args.run)
         progress = ReplayProgress(print)
         count = replay_run(run, [progress], data_dir=data_dir, speed=args.speed)
         print(f"replayed {count} documents of run {run.metadata['start']['uid']}: {progress.summary()}")
@@ -363,28 +360,20 @@ def _cmd_import(args) -> int:
 def _cmd_show(args) -> int:
     from operando.analysis.summary import describe_run
     from operando.storage.catalog import open_catalog
-    from operando.storage.runs import RunNotFound, find_run
+    from operando.storage.runs import find_run
 
     with open_catalog(resolve_data_dir(args.data)) as cat:
-        try:
-            print(describe_run(find_run(cat.client, args.run)))
-        except RunNotFound as exc:
-            print(f"operando: error: {exc}", file=sys.stderr)
-            return 2
+        print(describe_run(find_run(cat.client, args.run)))
     return 0
 
 
 def _cmd_export(args) -> int:
     from operando.storage.catalog import open_catalog
     from operando.storage.export import export_run
-    from operando.storage.runs import RunNotFound, find_run
+    from operando.storage.runs import find_run
 
     with open_catalog(resolve_data_dir(args.data)) as cat:
-        try:
-            run = find_run(cat.client, args.run)
-        except RunNotFound as exc:
-            print(f"operando: error: {exc}", file=sys.stderr)
-            return 2
+        run = find_run(cat.client, args.run)
         try:
             paths = export_run(run, args.out, args.format)
         except ValueError as exc:  # e.g. --format pyprobe of a run without an echem stream

@@ -3,7 +3,6 @@ their figures in one self-contained HTML file (``analysis/run_report.py``); prin
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from operando.storage.catalog import resolve_data_dir
@@ -36,15 +35,11 @@ def output_path(out: str | None, data_dir: Path, start: dict) -> Path:
 def _cmd_report(args) -> int:
     from operando.analysis.run_report import write_report
     from operando.storage.catalog import open_catalog
-    from operando.storage.runs import RunNotFound, find_run
+    from operando.storage.runs import find_run
 
     data_dir = resolve_data_dir(args.data)
     with open_catalog(data_dir) as cat:
-        try:
-            run = find_run(cat.client, args.run)
-        except RunNotFound as exc:
-            print(f"operando: error: {exc}", file=sys.stderr)
-            return 2
+        run = find_run(cat.client, args.run)  # not found: one line, exit 2 (cli.main)
         path = write_report(run, output_path(args.out, data_dir, run.metadata["start"]))
     print(path)
     return 0

@@ -29,6 +29,7 @@ def _potentiostat_only_profile(tmp_path: Path, material: str) -> Path:
     data["instruments"]["potentiostat"]["limits"].update(e_min_V=p.e_min_V, e_max_V=p.e_max_V)
     data["suspenders"] = []
     data["sample"]["sim_preset"] = data["sim"]["material"] = material
+    data["sim"]["soc"] = 0.0  # empty, at the lower vertex (not as assembled): the CVs start there
     path = tmp_path / f"{material}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

@@ -77,7 +77,7 @@ def _profile(spec) -> Profile:
                 "cell_type": "-",
                 "operator": "test",
             },
-            "sim": {"speed": SPEED.get(spec.name, 2000.0), "seed": 0},
+            "sim": {"speed": SPEED.get(spec.name, 2000.0), "seed": 0, "soc": 0.0},  # empty: charges for an hour
         }
     )
 

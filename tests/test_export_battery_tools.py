@@ -52,6 +52,7 @@ def stored(tmp_path_factory):
     """A cycling run of the simulated potentiostat alone, on the virtual clock: (data dir, uid)."""
     tmp = tmp_path_factory.mktemp("pyprobe")
     profile = yaml.safe_load(PROFILE.read_text())
+    profile["sim"]["soc"] = 0.0  # empty, so each cycle charges first (the cell as assembled is charged)
     profile["instruments"] = {"potentiostat": profile["instruments"]["potentiostat"]}
     profile["suspenders"] = []
     profile["sim"]["clock"] = "virtual"

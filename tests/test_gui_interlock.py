@@ -27,10 +27,10 @@ SPEED = 500
 OPEN_AT_S, OPEN_FOR_S = 900.0, 600.0  # experiment seconds after the instruments are built
 PROTOCOL = textwrap.dedent(
     """
-    name: interlock_charge
+    name: interlock_discharge
     steps:
       - {kind: rest, duration_min: 5}
-      - {kind: cc, c_rate: 0.5, e_max_V: 3.0, max_duration_min: 40}
+      - {kind: cc, c_rate: -0.5, e_min_V: 0.01, max_duration_min: 40}
     """
 )
 DIFFERS_PER_RUN = {"uid", "time", "scan_id"}
@@ -56,7 +56,7 @@ def _profile(tmp_path):
 
 
 def test_gui_child_process_run_holds_echem_while_the_interlock_is_open(qtbot, tmp_path):
-    profile, protocol = _profile(tmp_path), tmp_path / "interlock_charge.yaml"
+    profile, protocol = _profile(tmp_path), tmp_path / "interlock_discharge.yaml"
     protocol.write_text(PROTOCOL)
     data = tmp_path / "data"
     data.mkdir()
@@ -87,9 +87,9 @@ def test_gui_child_process_run_holds_echem_while_the_interlock_is_open(qtbot, tm
         raman_t = run["raman"]["raman-exposure_start"].read()
 
     t, current, step = echem["timestamp"], echem["I"], echem["step"]
-    charge = step == 2
-    i_charge = np.median(current[charge][current[charge] > 0])
-    # the interlock opened in the charge step; the cell sat at open circuit for that long
+    charge = step == 2  # the discharge step (the cell as assembled rests at 2.9 V)
+    i_charge = np.median(current[charge][current[charge] < 0])
+    # the interlock opened in the discharge step; the cell sat at open circuit for that long
     zero = charge & (current == 0.0)
     assert zero.sum() >= 0.8 * OPEN_FOR_S  # 1 s samples at 0 A while held
     held_from, held_to = t[zero].min(), t[zero].max()

@@ -98,7 +98,9 @@ def test_setup_start_pause_resume_abort(window, qtbot):
     qtbot.waitUntil(lambda: w.control.status.state == RUNNING and rows(w) > 100, timeout=30000)
     qtbot.waitUntil(lambda: w.echem.e.getData()[0] is not None and len(w.echem.e.getData()[0]) > 100, timeout=5000)
     assert w.status.table.item(0, 3).text() == "connected"
-    assert w.run_panel.progress.value() > 0 and "cycle" in w.run_panel.detail.text()
+    # the bar counts whole percent of the run: wait for the first (100 rows may still be 0 %)
+    qtbot.waitUntil(lambda: w.run_panel.progress.value() > 0, timeout=15000)
+    assert "cycle" in w.run_panel.detail.text()
 
     qtbot.mouseClick(w.run_panel.pause, LEFT)
     qtbot.waitUntil(lambda: w.control.status.state == PAUSED and w.run_panel.resume.isEnabled(), timeout=15000)

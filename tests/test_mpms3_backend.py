@@ -184,8 +184,8 @@ PROTOCOL = {
             "kind": "loop",
             "repeat": 1,
             "steps": [
-                {"kind": "cc", "c_rate": 2, "e_max_V": 3.0, "max_duration_h": 0.75},
                 {"kind": "cc", "c_rate": -2, "e_min_V": 0.01, "max_duration_h": 0.75},
+                {"kind": "cc", "c_rate": 2, "e_max_V": 3.0, "max_duration_h": 0.75},
             ],
         },
     ],
@@ -211,9 +211,10 @@ def test_in_situ_run_with_the_real_driver_stores_moment_with_each_points_echem_s
     # Each point carries the echem state at its own time, inside the echem record.
     assert ((col["frame-time"] >= t_echem[0]) & (col["frame-time"] <= t_echem[-1])).all()
     assert {"frame-charge", "frame-Ewe", "frame-cycle"} <= set(col)
-    assert 1 in set(col["frame-cycle"]) and col["frame-charge"].max() > 0.5  # mAh, cycle 1 charged
-    # The simulator in its own process measures the run's cell: charging re-forms the oxide from
-    # the superparamagnetic Fe, so the moment falls as charge passes, far beyond the noise.
+    assert 1 in set(col["frame-cycle"]) and col["frame-charge"].min() < -0.5  # mAh, cycle 1 discharged
+    # The simulator in its own process measures the run's cell: discharging the oxide as assembled
+    # forms superparamagnetic Fe (charging re-forms the oxide), so the moment rises as charge is
+    # taken out, far beyond the noise.
     moment_mEmu, charge = col["moment"] * 1e3, col["frame-charge"]
     assert np.ptp(moment_mEmu) > 100 * np.median(col["moment_err"]) * 1e3
     assert np.corrcoef(moment_mEmu, charge)[0, 1] < -0.95

@@ -10,8 +10,8 @@ PROTOCOL = textwrap.dedent(
     name: one_cycle
     steps:
       - {kind: rest, duration_min: 5}
-      - {kind: cc, c_rate: 2, e_max_V: 3.0, max_duration_h: 1}
       - {kind: cc, c_rate: -2, e_min_V: 0.01, max_duration_h: 1}
+      - {kind: cc, c_rate: 2, e_max_V: 3.0, max_duration_h: 1}
     """
 )
 

@@ -43,7 +43,7 @@ def test_galvanostatic_cycling_shape():
         (c, k) for c in (1, 2) for k in ("cc", "ocv", "cc", "ocv")
     ]
     assert steps[0].technique.duration_s == 600
-    charge, discharge = steps[1].technique, steps[3].technique
+    discharge, charge = steps[1].technique, steps[3].technique  # discharge first, as assembled
     assert charge.current_A == pytest.approx(1.852e-3) and charge.e_max_V == 3.0
     assert discharge.current_A == pytest.approx(-1.852e-3) and discharge.e_min_V == 0.01
 
@@ -207,4 +207,5 @@ def test_tighter_limits_refuse_shipped_protocol():
         compile_protocol(load_protocol("galvanostatic_cycling"), SAMPLE, tight)
     msg = str(info.value)
     assert "galvanostatic_cycling.yaml: steps[1].steps[0].c_rate:" in msg
-    assert "galvanostatic_cycling.yaml: steps[1].steps[0].e_max_V:" in msg
+    assert "galvanostatic_cycling.yaml: steps[1].steps[0].e_min_V:" in msg
+    assert "galvanostatic_cycling.yaml: steps[1].steps[2].e_max_V:" in msg

@@ -45,7 +45,8 @@ PROFILE = {
         "cell_type": "in-situ Raman cell",
         "operator": "test",
     },
-    "sim": {"material": "fe_li2o", "speed": 20000, "seed": 0, "clock": "virtual"},
+    # empty (not as assembled): one charge crosses the whole window, and soc = charge / nominal
+    "sim": {"material": "fe_li2o", "speed": 20000, "seed": 0, "clock": "virtual", "soc": 0.0},
 }
 PROTOCOL = {
     "name": "charge",

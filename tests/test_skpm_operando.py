@@ -24,6 +24,7 @@ def lab(tmp_path):
     # 0.8 nm pixels (the space-charge widths here are 5-10 nm) over 200 nm: the simulated tip
     # drifts ~70 nm an hour (SimSkpmPhysics), and the interface must stay in the frame
     profile["instruments"]["skpm"]["settings"].update(pixels=256, lines=16, width_m=200e-9, height_m=50e-9)
+    profile["sim"]["soc"] = 0.0  # empty (lithiated, at 0.01 V), not as assembled: charged from there
     path = tmp_path / "nanonis-fine.yaml"
     path.write_text(yaml.safe_dump(profile))
     lab = open_lab(path, data=tmp_path / "data")
