@@ -130,3 +130,15 @@ def cycle_metrics(cycle, current_A, charge_mAh, ewe_V, include=None) -> list[Cyc
             )
         )
     return out
+
+
+GALVANOSTATIC = ("cc", "cccv")  # the steps whose charge counts as cycling capacity
+
+
+def galvanostatic_cycles(cycle, current_A, charge_mAh, ewe_V, technique, choices) -> list[CycleMetrics]:
+    """``cycle_metrics`` over the galvanostatic steps only (CVs, holds and rests do not count),
+    the cycles that passed no charge left out. ``technique``: the stored codes; ``choices``: the
+    technique names in code order, as the echem stream's descriptor lists them."""
+    codes = [code for code, name in enumerate(choices) if name in GALVANOSTATIC]
+    metrics = cycle_metrics(cycle, current_A, charge_mAh, ewe_V, include=np.isin(technique, codes))
+    return [m for m in metrics if m.charge_mAh or m.discharge_mAh]

@@ -16,8 +16,9 @@ from typing import Optional
 
 import numpy as np
 
+from .cycling import GALVANOSTATIC
 from .report import draw_echem_time, draw_moment_time, draw_raman_waterfall
-from .run_analysis import GALVANOSTATIC, Analysis, _technique_codes, write_analysis_figure
+from .run_analysis import Analysis, _technique_codes, write_analysis_figure
 from .run_cycling import draw_cycling
 from .run_magnetometry import draw_moment_against_charge
 from .run_raman import draw_band_positions

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from operando.analysis.cycling import CycleMetrics, cycle_metrics
+from operando.analysis.cycling import CycleMetrics, galvanostatic_cycles
 from operando.analysis.eis import EisFit, fit_spectrum
 from operando.analysis.gitt import GittPulse, analyse_gitt
 from operando.analysis.run_cycling import cycling_json, draw_cycling, format_cycling
@@ -36,8 +36,6 @@ from operando.analysis.voltammetry import (
     peak_currents,
     power_law_fit,
 )
-
-GALVANOSTATIC = ("cc", "cccv")  # the steps whose charge counts as cycling capacity
 
 
 class AnalysisError(ValueError):
@@ -112,11 +110,10 @@ def analyse_run(
         except KeyError as exc:
             raise AnalysisError(f"{label}: the echem stream has no {exc.args[0]!r} column") from None
         cols["codes"] = _technique_codes(s)
-        codes = [cols["codes"][k] for k in GALVANOSTATIC if k in cols["codes"]]
-        metrics = cycle_metrics(
-            cols["cycle"], cols["I"], cols["charge"], cols["Ewe"], include=np.isin(cols["technique"], codes)
+        choices = sorted(cols["codes"], key=cols["codes"].get)
+        out.cycling = galvanostatic_cycles(
+            cols["cycle"], cols["I"], cols["charge"], cols["Ewe"], cols["technique"], choices
         )
-        out.cycling = [m for m in metrics if m.charge_mAh or m.discharge_mAh]
         mass = (start.get("sample") or {}).get("active_mass_g")
         out.active_mass_g = float(mass) if isinstance(mass, (int, float)) and mass > 0 else None
         _cv(out, cols)

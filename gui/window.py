@@ -18,6 +18,7 @@ from .controller import InProcessRunControl, RunControl
 from .documents import DocumentHandler
 from .formatting import fmt
 from .model import RunData
+from .panels_cycling import CyclingPanel
 from .panels_detectors import MapPanel, MomentPanel, RamanPanel, StatusPanel
 from .panels_echem import CapacityPanel, DqDvPanel, EchemTimePanel
 from .panels_impedance import ImpedancePanel, find_impedance
@@ -84,6 +85,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.impedance = ImpedancePanel()
         self.magnetometry = MagnetometryPanel()
         self.raman_bands = RamanBandsPanel()
+        self.cycling = CyclingPanel()
         self.panels = [
             self.echem,
             self.moment,
@@ -94,6 +96,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.impedance,
             self.magnetometry,
             self.raman_bands,
+            self.cycling,
             self.status,
         ]
         # Maps, impedance and M–T/M–H share a place: a run rarely has two of them, and a hidden
@@ -103,6 +106,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.lower_tabs.addTab(self.impedance, "Impedance")
         self.lower_tabs.addTab(self.magnetometry, "M–T / M–H")
         self.lower_tabs.addTab(self.raman_bands, "Raman bands")
+        self.lower_tabs.addTab(self.cycling, "Cycling")
         self._tab_chosen_for = None  # weak reference to the RunData the tab was chosen for
         self._raman_tab_for = None  # ... the Raman bands tab was chosen for (the others may follow)
         grid = QtWidgets.QGridLayout()
