@@ -8,7 +8,7 @@ SPEED ?= 2000
 export MPLBACKEND := Agg
 
 # (lint: the layer contracts, ruff lint and ruff format check; CI runs it before the tests)
-.PHONY: demo test lint bench crash clean-data venv postgres postgres-stop redis redis-stop queue-server
+.PHONY: demo test lint bench crash fuzz clean-data venv postgres postgres-stop redis redis-stop queue-server
 .PHONY: docs matrix
 
 venv: $(STAMP)
@@ -64,6 +64,13 @@ docs: $(STAMP)
 crash: $(STAMP)
 	$(BIN)/python -m operando.benchmarks.crash_matrix --kills 20 --parallel 4
 	OPERANDO_FULL_MATRIX=1 $(BIN)/python -m pytest tests/test_journal_rotation.py
+
+# Every parser fuzzed with hypothesis (benchmarks/fuzz.py), FUZZ_EXAMPLES per target, a target per
+# core at a time: prints the table (target, examples, failures, seconds) and writes it, dated, to
+# docs/fuzz.md. Fails if any target found a failure (its input is printed). CI runs 200 each.
+FUZZ_EXAMPLES ?= 100000
+fuzz: $(STAMP)
+	$(BIN)/python -m operando.benchmarks.fuzz --examples $(FUZZ_EXAMPLES) --markdown docs/fuzz.md
 
 # Every shipped protocol on every shipped profile, run to the end (make test runs a sample); hours.
 matrix: $(STAMP)

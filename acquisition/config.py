@@ -354,6 +354,11 @@ def _read_mapping(path: Path, error: type[ConfigError]) -> dict:
         raise error(f"{path}: {where}: invalid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise error(f"{path}: YAML error: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        # a value PyYAML's own constructors cannot build (2024-13-45, an integer of 5000 digits),
+        # or collections nested deeper than Python's stack (PyYAML composes them recursively)
+        what = "collections nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise error(f"{path}: invalid YAML: {what}") from None
     if not isinstance(data, dict):
         got = "an empty file" if data is None else f"a {type(data).__name__}: {show_value(data)}"
         raise error(f"{path}: top level: expected a mapping of keys to values (got {got})")

@@ -8,11 +8,14 @@ on either side, so decoding can build data, never code.
 
 from __future__ import annotations
 
+import re
+
 import msgpack
 import numpy as np
 
 _NDARRAY = 42  # msgpack extension type code for a numpy array
 _PLAIN_KINDS = set("biufcSU")  # bool, ints, floats, complex, bytes, str — no objects, no voids
+_PLAIN_DTYPE = re.compile(r"[<>|=][biufcSU][0-9]{1,6}")  # what numpy's dtype.str gives for those
 
 
 def serialize(doc) -> bytes:
@@ -20,7 +23,12 @@ def serialize(doc) -> bytes:
 
 
 def deserialize(data: bytes):
-    return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+    """A document from bytes; ValueError for bytes that are not one (msgpack's own errors for a
+    truncated frame or an unhashable map key, and a malformed array, included)."""
+    try:
+        return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+    except (msgpack.UnpackException, TypeError) as exc:
+        raise ValueError(f"not a document: {exc}") from None
 
 
 def _default(obj):
@@ -42,7 +50,11 @@ def _ext_hook(code: int, data: bytes):
     unpacker = msgpack.Unpacker(raw=False)
     unpacker.feed(data)
     dtype_str, shape = unpacker.unpack()
-    dtype = np.dtype(str(dtype_str))  # a dtype *string* names a layout; it cannot carry code
+    # A dtype *string* names a layout; only the plain ones serialize() writes are read (numpy's
+    # own parser of dtype strings takes comma lists and shapes, and fails in ways of its own)
+    if not isinstance(dtype_str, str) or not _PLAIN_DTYPE.fullmatch(dtype_str):
+        raise ValueError(f"refusing numpy dtype {dtype_str!r} from the wire")
+    dtype = np.dtype(dtype_str)
     if dtype.kind not in _PLAIN_KINDS:
         raise ValueError(f"refusing numpy dtype {dtype_str!r} from the wire")
     offset = unpacker.tell()

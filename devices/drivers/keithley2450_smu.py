@@ -17,6 +17,7 @@ Facts used (Keithley 2450 Reference Manual):
 
 from __future__ import annotations
 
+import math
 import socket
 
 from pymeasure.instruments.keithley import Keithley2450
@@ -106,8 +107,12 @@ class Keithley2450Smu:
             self.output = True
 
     def measure(self) -> tuple[float, float]:
-        """(Ewe, I) in one round trip."""
-        reading, source = self.instrument.values(':READ? "defbuffer1", READ, SOUR')
+        """(Ewe, I) in one round trip; a reply that is not two finite numbers is a
+        Keithley2450Error (pymeasure's ``values`` keeps what is no number as text)."""
+        values = self.instrument.values(':READ? "defbuffer1", READ, SOUR')
+        if len(values) != 2 or not all(isinstance(v, float) and math.isfinite(v) for v in values):
+            raise Keithley2450Error(f"Keithley 2450 answered :READ? with {values!r}, not two finite numbers")
+        reading, source = values
         return (reading, source) if self.function == "CURR" else (source, reading)
 
     def output_off(self) -> None:

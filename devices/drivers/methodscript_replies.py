@@ -115,6 +115,16 @@ def parse_reply_line(line: str) -> tuple[ReplyEvent, ...]:
     PalmSens example shows it).
     """
     line = line.rstrip("\r")
+    accepted: list[ReplyEvent] = []
+    # "e" sharing its line with what follows; a loop, not recursion: a long line of "e"s is
+    # garbage to report, not a RecursionError
+    while len(line) > 1 and line[0] == "e" and line not in _SIMPLE and not _ERROR.match(line):
+        accepted.append(ScriptAccepted())
+        line = line[1:]
+    return (*accepted, *_parse_one(line))
+
+
+def _parse_one(line: str) -> tuple[ReplyEvent, ...]:
     if line == "":
         return (EndOfScript(),)
     if line in _SIMPLE:
@@ -132,6 +142,4 @@ def parse_reply_line(line: str) -> tuple[ReplyEvent, ...]:
         return (ScanStart(int(rest, 16)),)
     if head == "T":
         return (Text(rest),)
-    if head == "e" and rest:
-        return (ScriptAccepted(), *parse_reply_line(rest))
     return (UnknownLine(line),)

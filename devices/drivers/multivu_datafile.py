@@ -47,6 +47,9 @@ OLE_EPOCH = datetime(1899, 12, 30)
 # above 3e9, a Unix stamp below 3e9 until the year 2065.
 OLE_TO_UNIX_S = 2209161600.0
 LOCAL_STAMP_THRESHOLD = 3.0e9
+# The latest stamp read as a date (year 9000; Python's dates end with 9999): beyond it, a stamp is
+# garbage, not a time
+MAX_STAMP = (datetime(9000, 1, 1) - OLE_EPOCH).total_seconds()
 
 
 class DatFileError(ValueError):
@@ -113,8 +116,16 @@ class DatRow:
 
 
 def split_fields(text: str) -> list[str]:
-    """One line's comma-separated fields (a quoted field may hold commas)."""
+    """One line's comma-separated fields (a quoted field may hold commas); csv.Error for a line
+    the csv module refuses (a CR inside an unquoted field, a field beyond its size limit)."""
     return next(csv.reader([text]), [])
+
+
+def _fields(text: str, where: str, number: int) -> list[str]:
+    try:
+        return split_fields(text)
+    except csv.Error as exc:
+        raise DatFileError(f"{where}, line {number}: not comma-separated fields ({exc})") from None
 
 
 def parse_header(lines: list[str], where: str) -> Optional[DatHeader]:
@@ -129,21 +140,21 @@ def parse_header(lines: list[str], where: str) -> Optional[DatHeader]:
         if text == "[Data]":
             if number >= len(lines):
                 return None  # the column line is not written yet
-            columns = [c.strip() for c in split_fields(lines[number])]
+            columns = [c.strip() for c in _fields(lines[number], where, number + 1)]
             for needed in (COMMENT_COLUMN, TIME_COLUMN):
                 if needed not in columns:
                     raise DatFileError(f"{where}, line {number + 1}: no {needed!r} column in {columns[:4]}")
             return DatHeader(entries, columns, number + 1)
         if not text or text.startswith(";"):
             continue
-        key, *values = split_fields(text)
+        key, *values = _fields(text, where, number)
         entries.append((key.strip(), [v.strip() for v in values]))
     return None
 
 
 def parse_row(text: str, number: int, columns: list[str], where: str) -> DatRow:
     """One data line (without its line ending) against the header's columns."""
-    fields = split_fields(text)
+    fields = _fields(text, where, number)
     if len(fields) > len(columns):
         raise DatFileError(f"{where}, line {number}: {len(fields)} fields, but the header has {len(columns)} columns")
     values: dict[str, float] = {}
@@ -167,6 +178,8 @@ def parse_row(text: str, number: int, columns: list[str], where: str) -> DatRow:
             values[name] = math.nan
     if math.isnan(stamp):
         raise DatFileError(f"{where}, line {number}: no {TIME_COLUMN!r}")
+    if not -MAX_STAMP <= stamp <= MAX_STAMP:
+        raise DatFileError(f"{where}, line {number}: {TIME_COLUMN!r} is {stamp:g}, not a time")
     return DatRow(number, comment, stamp, values)
 
 

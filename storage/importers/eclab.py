@@ -8,6 +8,7 @@ Our echem keys are filled from EC-Lab's columns — ``timestamp`` (acquisition s
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 from pathlib import Path
 
@@ -41,17 +42,19 @@ def read_eclab(path: Path) -> ImportedTable:
     from . import ImportFormatError
 
     path = Path(path)
+    raw = path.read_bytes()  # a file that cannot be read fails here, as itself (OSError)
     try:
         if path.suffix.lower() == ".mpr":
-            mpr = BioLogic.MPRfile(str(path))
+            mpr = BioLogic.MPRfile(io.BytesIO(raw))
             data = mpr.data
             start = getattr(mpr, "timestamp", None)
             start = start.timestamp() if start is not None else None
         else:
-            data, comments = BioLogic.MPTfile(str(path))
+            data, comments = BioLogic.MPTfile(io.BytesIO(raw))
             start = _mpt_start(comments)
-    except (ValueError, KeyError, NotImplementedError, StopIteration) as exc:
-        raise ImportFormatError(f"{path}: not a readable EC-Lab file ({exc})") from None
+    except Exception as exc:  # galvani stops at whatever a malformed file breaks first (assert, IOError, ...)
+        raise ImportFormatError(f"{path}: not a readable EC-Lab file ({exc or type(exc).__name__})") from None
+    data = np.atleast_1d(data)  # one row: numpy reads it as a 0-d record
     names = data.dtype.names
     missing = [c for c in ("time/s", "Ewe/V", "I/mA") if c not in names]
     if missing:
@@ -62,8 +65,10 @@ def read_eclab(path: Path) -> ImportedTable:
     current_A = np.asarray(data["I/mA"], dtype=float) / 1000.0
     if "(Q-Qo)/mA.h" in names:
         charge = np.asarray(data["(Q-Qo)/mA.h"], dtype=float)
-    else:  # integrate I dt (trapezoids), as EC-Lab does for (Q-Qo)
+    elif len(t):  # integrate I dt (trapezoids), as EC-Lab does for (Q-Qo)
         charge = np.concatenate([[0.0], np.cumsum(np.diff(t) * (current_A[1:] + current_A[:-1]) / 2)]) / 3.6
+    else:
+        charge = np.zeros(0)
     columns = {
         "timestamp": ("s", start + t),
         "Ewe": ("V", np.asarray(data["Ewe/V"], dtype=float)),

@@ -35,7 +35,10 @@ def read_multivu(path: Path) -> ImportedTable:
     if not text.lstrip().startswith("[Header]") or marker < 0:
         raise ImportFormatError(f"{path}: not a MultiVu .dat file (no [Header]/[Data] sections)")
     header_lines = text[:marker].splitlines()[1:]
-    rows = list(csv.reader(io.StringIO(text[marker + len("[Data]") :].lstrip("\r\n"))))
+    try:
+        rows = list(csv.reader(io.StringIO(text[marker + len("[Data]") :].lstrip("\r\n"))))
+    except csv.Error as exc:  # e.g. a CR alone inside a row, a field beyond csv's size limit
+        raise ImportFormatError(f"{path}: [Data] section is not comma-separated rows ({exc})") from None
     if not rows:
         raise ImportFormatError(f"{path}: [Data] section has no column header")
     names, body = rows[0], [r for r in rows[1:] if r]
@@ -66,6 +69,8 @@ def read_multivu(path: Path) -> ImportedTable:
     missing = [k for k in ("magnetometer-moment",) if k not in columns]
     if missing:
         raise ImportFormatError(f"{path}: column 'Moment (emu)' missing (have {names})")
+    if "magnetometer-timestamp" not in columns:
+        raise ImportFormatError(f"{path}: column 'Time Stamp (sec)' holds something that is not a number")
     stamps = columns["magnetometer-timestamp"][1]
     start = float(np.nanmin(stamps)) if np.isfinite(stamps).any() else path.stat().st_mtime
     md = {"multivu_header": [ln for ln in header_lines if ln.strip()][:200]}
