@@ -10,7 +10,6 @@ and that a client without the key is ignored. Redis: the one `.ci/run` / `make r
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -37,40 +36,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _ping(port: int) -> bool:
-    try:
-        return bool(redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.5).ping())
-    except redis.exceptions.RedisError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def redis_port(tmp_path_factory):
-    if _ping(6379):
-        yield 6379
-        return
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("no Redis on 127.0.0.1:6379 and no redis-server to start (run `make redis`)")
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not _ping(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.skip(f"redis-server did not start (exit {proc.poll()})")
-            time.sleep(0.1)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _family(proc: subprocess.Popen) -> list[psutil.Process]:

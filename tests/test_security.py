@@ -28,7 +28,6 @@ import json
 import os
 import pathlib
 import pickle
-import shutil
 import socket
 import subprocess
 import sys
@@ -363,40 +362,6 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-@pytest.fixture(scope="module")
-def redis_port(tmp_path_factory):
-    redis = pytest.importorskip("redis")
-
-    def ping(port: int) -> bool:
-        try:
-            return bool(redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.5).ping())
-        except redis.exceptions.RedisError:
-            return False
-
-    if ping(6379):
-        yield 6379
-        return
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("the queue server needs Redis: none on 127.0.0.1:6379 and no redis-server (run `make redis`)")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", str(tmp_path_factory.mktemp("redis"))],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not ping(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.skip(f"redis-server did not start (exit {proc.poll()})")
-            time.sleep(0.1)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture(scope="module")
