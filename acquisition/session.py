@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 from bluesky import RunEngine
+from bluesky.utils import DefaultDuringTask
 
 from operando.storage.background import BackgroundConsumer
 from operando.storage.catalog import Catalog
@@ -31,6 +34,26 @@ class OperandoRunEngine(RunEngine):
         return await super()._close_run(msg)
 
 
+class InterruptibleDuringTask(DefaultDuringTask):
+    """Waits for the plan in short slices, so Ctrl-C always reaches the RunEngine.
+
+    bluesky's default waits on an Event with no timeout. A signal is handled by Python only on
+    the main thread, and the kernel may hand a process's SIGINT to any thread that does not block
+    it — a native library's pool (polars' tokio threads, loaded by Tiled's SQL adapter when
+    installed) included: the main thread then slept on and Ctrl-C was lost until the run ended.
+    Waking every 0.1 s runs the pending handler (bluesky's: pause, then abort at open circuit).
+    A matplotlib Qt session keeps bluesky's own wait (its Qt loop wakes the main thread).
+    """
+
+    SLICE_S = 0.1
+
+    def block(self, blocking_event):
+        if "matplotlib" in sys.modules and "qt" in sys.modules["matplotlib"].get_backend().lower():
+            return super().block(blocking_event)
+        while not blocking_event.wait(self.SLICE_S):
+            pass
+
+
 def make_run_engine(catalog: Catalog, *, call_returns_result: bool = False) -> RunEngine:
     """A RunEngine whose every document goes to the catalog, with persisted metadata.
 
@@ -43,7 +66,7 @@ def make_run_engine(catalog: Catalog, *, call_returns_result: bool = False) -> R
     ``RE.catalog_writer.flush()`` also reports any write that failed.
     """
     md = JsonMetadataStore(catalog.data_dir / "run_engine.json")
-    RE = OperandoRunEngine(md, call_returns_result=call_returns_result)
+    RE = OperandoRunEngine(md, call_returns_result=call_returns_result, during_task=InterruptibleDuringTask())
     RE.record_interruptions = True  # pauses and suspensions become the `interruptions` stream
     RE.journal = DocumentJournal(catalog.data_dir)
     RE.subscribe(RE.journal)  # first: on disk before anything slower sees it
