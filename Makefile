@@ -52,6 +52,7 @@ bench: $(STAMP)
 	-QT_QPA_PLATFORM=offscreen $(BIN)/python -m operando.benchmarks.gui
 	-$(BIN)/python -m operando.benchmarks.storage_growth
 	-$(BIN)/python -m operando.benchmarks.soak
+	-$(BIN)/python -m operando.benchmarks.multichannel_load
 
 # The documentation site (docs/, mkdocs.yml) into site/; strict: a broken link or anchor, or a
 # page missing from the nav, fails the build.

@@ -72,6 +72,20 @@ def _recover_abandoned_runs(args) -> None:
             print(f"operando: {run.describe()}", file=sys.stderr)
 
 
+CELL_HELP = "one cell of a several-cell run (e.g. ch03): that cell as a run of its own"
+
+
+def cell_view(run, cell: str | None):
+    """``run`` as a one-cell run of ``cell`` (``analysis.run_cells.CellRun``); ``run`` when
+    ``cell`` is None. A wrong cell is a ConfigError naming the run's cells (one line, exit 2)."""
+    from operando.analysis.run_cells import CellNotFound, cell_run
+
+    try:
+        return cell_run(run, cell)
+    except CellNotFound as exc:
+        raise ConfigError(f"--cell: {exc}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="operando", description=__doc__)
     p.add_argument("--debug", action="store_true", help="on a failure, the whole traceback (also OPERANDO_DEBUG=1)")
@@ -130,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["csv", "hdf5", "pyprobe"], default="csv")
     export.add_argument("--out", required=True, help="output directory")
     export.add_argument("--data", help=data_help)
+    export.add_argument("--cell", help=CELL_HELP)
     export.set_defaults(func=_cmd_export)
 
     analyse = sub.add_parser(
@@ -138,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     analyse.add_argument("run", help="uid, partial uid, scan id, or -1 for the latest")
     analyse.add_argument("--data", help=data_help)
+    analyse.add_argument("--cell", help=CELL_HELP)
     analyse.add_argument(
         "--diffusion-length-um",
         type=float,
@@ -286,6 +302,7 @@ def _cmd_analyse(args) -> int:
         format_analysis,
         write_analysis_figure,
     )
+    from operando.analysis.run_cells import cell_names
     from operando.storage.catalog import open_catalog
     from operando.storage.runs import find_run
 
@@ -301,7 +318,9 @@ def _cmd_analyse(args) -> int:
     data_dir = resolve_data_dir(args.data)
     with open_catalog(data_dir) as cat:
         try:
-            run = find_run(cat.client, args.run)
+            run = cell_view(find_run(cat.client, args.run), args.cell)
+            if args.cell is None and cell_names(run.metadata["start"]):
+                return _analyse_cells(run, data_dir, args.json)
             result = analyse_run(
                 run,
                 length * 1e-6 if length else None,
@@ -313,12 +332,32 @@ def _cmd_analyse(args) -> int:
         except (RunNotFound, AnalysisError) as exc:
             print(f"operando: error: {exc}", file=sys.stderr)
             return 2
-        start = run.metadata["start"]
-        figure = write_analysis_figure(
-            result, data_dir / "reports" / f"scan{start.get('scan_id', 0):05d}-{start['uid'][:8]}-analysis.png"
-        )
+        figure = write_analysis_figure(result, _analysis_figure_path(data_dir, run.metadata["start"]))
     print(json.dumps(analysis_json(result), indent=1) if args.json else format_analysis(result))
     print(f"figure: {figure}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _analysis_figure_path(data_dir, start: dict, what: str = "analysis"):
+    cell = f"-{start['cell']}" if start.get("cell") else ""
+    return data_dir / "reports" / f"scan{start.get('scan_id', 0):05d}-{start['uid'][:8]}{cell}-{what}.png"
+
+
+def _analyse_cells(run, data_dir, as_json: bool) -> int:
+    """A several-cell run without --cell: every cell's cycles in one table, and one figure."""
+    import json
+
+    from operando.analysis.cells_cycling import (
+        analyse_cells,
+        cells_cycling_json,
+        format_cells_cycling,
+        write_cells_figure,
+    )
+
+    result = analyse_cells(run)
+    figure = write_cells_figure(result, _analysis_figure_path(data_dir, run.metadata["start"], "cells"))
+    print(json.dumps(cells_cycling_json(result), indent=1) if as_json else format_cells_cycling(result))
+    print(f"figure: {figure}", file=sys.stderr if as_json else sys.stdout)
     return 0
 
 
@@ -368,14 +407,17 @@ def _cmd_show(args) -> int:
 
 
 def _cmd_export(args) -> int:
+    from operando.analysis.run_cells import cell_runs
     from operando.storage.catalog import open_catalog
     from operando.storage.export import export_run
     from operando.storage.runs import find_run
 
     with open_catalog(resolve_data_dir(args.data)) as cat:
-        run = find_run(cat.client, args.run)
+        run = cell_view(find_run(cat.client, args.run), args.cell)
+        # a several-cell run without --cell: each cell as a run of its own, files named after it
+        views = list(cell_runs(run).values()) if args.cell is None else [run]
         try:
-            paths = export_run(run, args.out, args.format)
+            paths = [p for view in views or [run] for p in export_run(view, args.out, args.format)]
         except ValueError as exc:  # e.g. --format pyprobe of a run without an echem stream
             print(f"operando: error: {exc}", file=sys.stderr)
             return 2
@@ -432,6 +474,7 @@ class ProgressBar:
         self.total_s: float | None = None  # estimated experiment duration
         self.speed = 1.0
         self._last = 0.0
+        self._drawn = 0  # lines of the per-cell block last drawn
 
     def __call__(self, p) -> None:
         now = time.monotonic()
@@ -441,16 +484,32 @@ class ProgressBar:
         frac = min(p.elapsed_s / self.total_s, 0.999) if self.total_s else 0.0
         filled = int(frac * self.width)
         eta = max(self.total_s - p.elapsed_s, 0.0) / self.speed if self.total_s else float("nan")
+        bar = f"[{'#' * filled}{'.' * (self.width - filled)}] {frac * 100:5.1f}%  "
+        if hasattr(p, "channels"):  # several cells: the bar, then a line per cell
+            self._channels(bar + f"ETA {eta:5.0f} s", p.channels)
+            return
         frames = " ".join(f"{k}={v}" for k, v in p.frames.items())
         sys.stderr.write(
-            ("\r" if self.tty else "") + f"[{'#' * filled}{'.' * (self.width - filled)}] {frac * 100:5.1f}%  "
-            f"cycle {p.cycle} step {p.step}/{p.total_steps}  {p.samples} samples  {frames}  "
-            f"ETA {eta:5.0f} s " + ("" if self.tty else "\n")
+            ("\r" if self.tty else "") + bar + f"cycle {p.cycle} step {p.step}/{p.total_steps}  {p.samples} samples  "
+            f"{frames}  ETA {eta:5.0f} s " + ("" if self.tty else "\n")
         )
         sys.stderr.flush()
 
+    def _channels(self, head: str, channels: dict) -> None:
+        lines = [head]
+        for name, c in channels.items():
+            frames = " ".join(f"{k}={v}" for k, v in c.frames.items())
+            lines.append(
+                f"  {name}: {c.status:<9} cycle {c.cycle} step {c.step}/{c.total_steps}  {c.samples} samples  {frames}"
+            )
+        up = f"\x1b[{self._drawn}F" if self.tty and self._drawn else ""  # redraw the block in place
+        sys.stderr.write(up + "".join(f"{line}\x1b[K\n" if self.tty else f"{line}\n" for line in lines))
+        sys.stderr.flush()
+        self._drawn = len(lines)
+
     def finish(self) -> None:
-        sys.stderr.write("\n")
+        if not self._drawn:
+            sys.stderr.write("\n")
         sys.stderr.flush()
 
 

@@ -40,6 +40,7 @@ from operando.plans.suspenders import SuspenderRule
 from operando.sim_devices.faults import Fault
 
 from .backends import WIRE_SIM_ADDRESS, backend_names, backend_spec, wire_simulator
+from .cells import Cell, cell_problems, cell_sample, shared_detector_problems
 
 if TYPE_CHECKING:
     from operando.plans.protocol import Protocol
@@ -68,6 +69,9 @@ class Instrument(StrictModel):
     settings: dict[str, JsonValue] = {}  # as written; typed_settings holds them validated
     # When a detector acquires (plans/schedules.py); default: every settings.period_s seconds.
     schedule: Optional[list[Rule]] = None
+    # A detector shared by several cells (cells:): the stage that carries its probe from cell to
+    # cell (each cell's position_um); none: a simulated detector switches cells at once.
+    stage: Optional[str] = None
     _typed_settings: Any = PrivateAttr(None)
 
     @field_validator("schedule")
@@ -179,12 +183,16 @@ class SimOptions(StrictModel):
 
 
 class Profile(StrictModel):
-    """A lab setup: its instruments (exactly one potentiostat), the sample, simulator options."""
+    """A lab setup: its instruments, the sample, simulator options. One potentiostat and one cell,
+    or several cells (``cells:``, acquisition/cells.py) on the channels of one or more potentiostats."""
 
     name: str = Field(min_length=1)
     description: str = ""
     instruments: dict[str, Instrument]
     sample: Sample
+    # Several cells in one run, each on a potentiostat channel (acquisition/cells.py); none: one
+    # cell, the profile's sample, on its only potentiostat.
+    cells: dict[str, Cell] = Field(default_factory=dict, validate_default=True)
     sim: Optional[SimOptions] = None
     # Conditions that suspend acquisition while they hold (plans/suspenders.py).
     suspenders: list[SuspenderRule] = []
@@ -195,13 +203,15 @@ class Profile(StrictModel):
     def _faults_name_instruments(cls, sim: Optional[SimOptions], info: ValidationInfo):
         if sim is None or "instruments" not in info.data:
             return sim
-        instruments = info.data["instruments"]
+        instruments, cells = info.data["instruments"], info.data.get("cells") or {}
         for fault in sim.faults:
-            inst = instruments.get(fault.instrument)
+            cell = cells.get(fault.instrument)  # a fault on a cell: on its channel only
+            pot = next(n for n, i in instruments.items() if i.kind == "potentiostat")
+            inst = instruments.get((cell.instrument or pot) if cell else fault.instrument)
             if inst is None:
                 raise ValueError(
                     f"faults: {fault.kind} on unknown instrument {fault.instrument!r} "
-                    f"(have {', '.join(sorted(instruments))})"
+                    f"(have {', '.join(sorted([*instruments, *cells]))})"
                 )
             if not backend_spec(inst.kind, inst.backend).simulated:
                 raise ValueError(
@@ -236,9 +246,35 @@ class Profile(StrictModel):
             if not (name.isidentifier() and name == name.lower()):
                 raise ValueError(f"instrument name {name!r} must be lower-case letters, digits, _")
         pots = [n for n, inst in instruments.items() if inst.kind == "potentiostat"]
-        if len(pots) != 1:
-            raise ValueError(f"expected exactly one instrument of kind potentiostat, found {len(pots)}")
+        if not pots:
+            raise ValueError("expected an instrument of kind potentiostat, found none")
         return instruments
+
+    @field_validator("cells")
+    @classmethod
+    def _cells_on_channels(cls, cells: dict[str, Cell], info: ValidationInfo) -> dict[str, Cell]:
+        instruments, sample = info.data.get("instruments"), info.data.get("sample")
+        if instruments is None or sample is None:
+            return cells  # the instruments or the sample are wrong already: that is the error
+        pots = [n for n, inst in instruments.items() if inst.kind == "potentiostat"]
+        if not cells:
+            staged = [n for n, inst in instruments.items() if inst.stage]
+            if staged:
+                raise ValueError(
+                    f"instruments.{staged[0]}.stage: a stage carries a shared detector between the cells "
+                    "of cells:; this profile has one cell"
+                )
+            if len(pots) != 1:
+                raise ValueError(
+                    f"expected exactly one instrument of kind potentiostat, found {len(pots)} "
+                    f"({', '.join(pots)}); for several cells, say which is on which channel in cells:"
+                )
+            return cells
+        problems = cell_problems(cells, instruments, sample, lambda i: backend_spec(i.kind, i.backend).channels)
+        problems += shared_detector_problems(cells, instruments)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return cells
 
     @field_validator("sim")
     @classmethod
@@ -250,7 +286,27 @@ class Profile(StrictModel):
         return sim
 
     @property
+    def multichannel(self) -> bool:
+        """Cells listed under ``cells:`` (even one): the run has a stream per cell."""
+        return bool(self.cells)
+
+    def cell_instrument(self, cell: str) -> str:
+        """The potentiostat the cell named ``cell`` is on."""
+        return self.cells[cell].instrument or self.potentiostat_name
+
+    def cell_sample(self, cell: str) -> Sample:
+        return cell_sample(self.sample, cell, self.cells[cell])
+
+    def cell_limits(self, cell: str) -> Limits:
+        return self.cells[cell].limits or self.instruments[self.cell_instrument(cell)].limits
+
+    @property
     def potentiostat_name(self) -> str:
+        """The potentiostat (of the first cell, when there are several)."""
+        if self.cells:
+            first = next(iter(self.cells.values()))
+            if first.instrument:
+                return first.instrument
         return next(n for n, inst in self.instruments.items() if inst.kind == "potentiostat")
 
     @property

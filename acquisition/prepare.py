@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,6 +21,7 @@ from operando.devices.configuration import ConfigError
 from operando.devices.kinds import DETECTOR_KINDS
 from operando.devices.registry import Capability
 from operando.devices.techniques import ScheduledStep
+from operando.plans.multichannel import Channel, echem_stream, multichannel_cycling
 from operando.plans.operando import Progress, operando_cycling
 from operando.plans.protocol import Protocol, compile_protocol, estimate_duration_s
 from operando.plans.suspenders import build_suspender
@@ -37,15 +38,26 @@ class CapabilityError(ConfigError):
 
 
 @dataclass(frozen=True)
+class CellRun:
+    """One cell of a several-cell run, checked: its protocol compiled for its sample and limits."""
+
+    name: str
+    protocol: Protocol
+    steps: list[ScheduledStep]
+    capacity_mAh: float
+
+
+@dataclass(frozen=True)
 class CheckedRun:
     """What ``check_run`` found: the run can be built and started."""
 
     profile: Profile
     protocol: Protocol
-    steps: list[ScheduledStep]
+    steps: list[ScheduledStep]  # with cells: the first cell's
     speed: Optional[float]  # simulation speed asked for (None: the profile's)
-    total_s: float  # estimated experiment duration
+    total_s: float  # estimated experiment duration (with cells: the longest)
     metadata: dict  # the start document's metadata, as every entry point writes it
+    cells: dict[str, CellRun] = field(default_factory=dict)  # with cells:, each one's
 
     @property
     def sample_interval_s(self) -> Optional[float]:
@@ -82,9 +94,11 @@ class PreparedRun:
 def check_run(profile: Profile, protocol: Protocol, *, speed: Optional[float] = None) -> CheckedRun:
     """Refuse a run that cannot go, before anything is built or touched (``ConfigError``, one line
     per problem, naming the file and field, or the instrument and step)."""
-    steps = compile_protocol(protocol, profile.sample, profile.limits)
     if speed is not None and not speed > 0:
         raise ConfigError(f"speed must be > 0 (got {speed})")
+    if profile.multichannel:
+        return _check_cells(profile, protocol, speed)
+    steps = compile_protocol(protocol, profile.sample, profile.limits)
     problems = _capability_problems(profile, steps, protocol) + _clock_problems(profile, speed)
     if problems:
         raise CapabilityError("\n".join(problems), problems)
@@ -96,6 +110,58 @@ def check_run(profile: Profile, protocol: Protocol, *, speed: Optional[float] = 
         estimate_duration_s(steps, profile.sample.capacity_mAh),
         run_metadata(profile, protocol),
     )
+
+
+def _check_cells(profile: Profile, protocol: Protocol, speed: Optional[float]) -> CheckedRun:
+    """Each cell's protocol compiled for its own sample and limits, and checked against its
+    instrument's backend, the way a one-cell run is."""
+    cells, problems = {}, []
+    for name, cell in profile.cells.items():
+        own = _cell_protocol(profile, name, cell.protocol) if cell.protocol else protocol
+        sample = profile.cell_sample(name)
+        try:
+            steps = compile_protocol(own, sample, profile.cell_limits(name))
+        except ConfigError as exc:
+            problems += [f"cells.{name}: {line}" for line in exc.problems]
+            continue
+        cells[name] = CellRun(name, own, steps, sample.capacity_mAh)
+        inst_name = profile.cell_instrument(name)
+        problems += _technique_problems(profile, inst_name, steps, own, f"cells.{name}: ")
+    problems += _clock_problems(profile, speed) + _cell_material_problems(profile)
+    if problems:
+        raise CapabilityError("\n".join(problems), problems)
+    first = next(iter(cells.values()))
+    total = max(estimate_duration_s(c.steps, c.capacity_mAh) for c in cells.values())
+    return CheckedRun(profile, protocol, first.steps, speed, total, run_metadata(profile, protocol, cells), cells)
+
+
+def _cell_protocol(profile: Profile, cell: str, name_or_path: str) -> Protocol:
+    """A cell's own protocol: a name, or a path (relative to the profile's folder, else as given)."""
+    from .config import load_protocol
+
+    path = Path(name_or_path)
+    if profile.source is not None and path.suffix in (".yaml", ".yml") and not path.is_absolute():
+        beside = profile.source.parent / path
+        if beside.is_file():
+            return load_protocol(beside)
+    try:
+        return load_protocol(name_or_path)
+    except ConfigError as exc:
+        raise ConfigError(f"{profile.source or profile.name}: cells.{cell}.protocol: {exc}") from None
+
+
+def _cell_material_problems(profile: Profile) -> list[str]:
+    if not needs_sim_lab(profile):
+        return []
+    from operando.sim_devices.materials import PRESETS
+
+    where = profile.source or profile.name
+    return [
+        f"{where}: cells.{name}.sample.sim_preset: unknown simulated material; choose one of "
+        f"{', '.join(sorted(PRESETS))} (got {preset!r})"
+        for name in profile.cells
+        if (preset := profile.cell_sample(name).sim_preset) and preset not in PRESETS
+    ]
 
 
 def prepare_run(
@@ -134,9 +200,22 @@ def operando_plan(
     the profile's suspenders. ``prepare_run`` uses it; so does an IPython session's ``lab``."""
     profile = checked.profile
     by_name = {d.name: d for d in instruments.devices}
-    suspenders = [
-        build_suspender(rule, by_name, instruments.potentiostat, instruments.clock) for rule in profile.suspenders
-    ]
+    cycling = _EveryChannel(list(instruments.channels.values())) if checked.cells else instruments.potentiostat
+    suspenders = [build_suspender(rule, by_name, cycling, instruments.clock) for rule in profile.suspenders]
+    if checked.cells:
+        channels = [
+            Channel(name, instruments.channels[name], tuple(cell.steps), cell.capacity_mAh)
+            for name, cell in checked.cells.items()
+        ]
+        plan = multichannel_cycling(
+            channels,
+            instruments.shared,
+            instruments.clock,
+            md={**checked.metadata, **(md or {})},
+            progress=progress,
+            suspenders=suspenders,
+        )
+        return plan, suspenders
     plan = operando_cycling(
         instruments.potentiostat,
         checked.steps,
@@ -150,14 +229,42 @@ def operando_plan(
     return plan, suspenders
 
 
-def run_metadata(profile: Profile, protocol: Protocol) -> dict:
+class _EveryChannel:
+    """What a suspender tells the potentiostat, told to every cell's channel (a suspension with
+    ``echem: continue`` leaves them all cycling; with ``hold``, the RunEngine pauses each)."""
+
+    def __init__(self, channels: list):
+        self._channels = channels
+
+    def let_next_pause_pass(self) -> None:
+        for channel in self._channels:
+            channel.let_next_pause_pass()
+
+
+def run_metadata(profile: Profile, protocol: Protocol, cells: Optional[dict[str, CellRun]] = None) -> dict:
     """The start document's description of the run (plus what the plan adds itself)."""
-    return {
+    md = {
         **profile_metadata(profile),
         "protocol": protocol.name,
         "protocol_file": str(protocol.source or ""),
         "suspenders": [rule.model_dump(mode="json") for rule in profile.suspenders],
     }
+    if cells:
+        md["cells"] = {
+            name: {
+                "instrument": profile.cell_instrument(name),
+                "channel": profile.cells[name].channel,
+                "echem_stream": echem_stream(name),
+                "sample": profile.cell_sample(name).model_dump(mode="json"),
+                "limits": profile.cell_limits(name).model_dump(mode="json"),
+                "protocol": cell.protocol.name,
+                "protocol_file": str(cell.protocol.source or ""),
+                "capacity_mAh": cell.capacity_mAh,
+                "total_steps": len(cell.steps),
+            }
+            for name, cell in cells.items()
+        }
+    return md
 
 
 def profile_metadata(profile: Profile) -> dict:
@@ -179,10 +286,11 @@ def profile_metadata(profile: Profile) -> dict:
     }
 
 
-def _capability_problems(profile: Profile, steps: list[ScheduledStep], protocol: Protocol) -> list[str]:
+def _technique_problems(
+    profile: Profile, pname: str, steps: list[ScheduledStep], protocol: Protocol, prefix: str = ""
+) -> list[str]:
     where = profile.source or profile.name
-    pname = profile.potentiostat_name
-    pinst = profile.potentiostat
+    pinst = profile.instruments[pname]
     pspec = backend_spec(pinst.kind, pinst.backend)
     problems = []
     unsupported: dict[str, list[int]] = defaultdict(list)
@@ -192,10 +300,19 @@ def _capability_problems(profile: Profile, steps: list[ScheduledStep], protocol:
     for kind, numbers in unsupported.items():
         shown = ", ".join(map(str, numbers[:5])) + (", ..." if len(numbers) > 5 else "")
         problems.append(
-            f"{where}: instruments.{pname}.backend: {pinst.backend} cannot run {kind} (step "
+            f"{where}: {prefix}instruments.{pname}.backend: {pinst.backend} cannot run {kind} (step "
             f"{shown} of protocol {protocol.name!r}): {pspec.summary}; it runs "
             f"{', '.join(sorted(pspec.techniques))} (got {pinst.backend!r})"
         )
+    return problems
+
+
+def _capability_problems(profile: Profile, steps: list[ScheduledStep], protocol: Protocol) -> list[str]:
+    where = profile.source or profile.name
+    pname = profile.potentiostat_name
+    pinst = profile.potentiostat
+    pspec = backend_spec(pinst.kind, pinst.backend)
+    problems = _technique_problems(profile, pname, steps, protocol)
     can_hold = Capability.HOLD in pspec.capabilities
     cannot_hold = f"needs a potentiostat that can hold at open circuit; {pinst.backend} cannot"
     detectors = {n: i for n, i in enabled_instruments(profile).items() if i.kind in DETECTOR_KINDS}

@@ -99,7 +99,7 @@ def analyse_run(
     skpm_tip_sigma_m: float = 0.0,
 ) -> Analysis:
     start = run.metadata["start"]
-    label = f"run {start.get('uid', '?')[:8]}"
+    label = f"run {start.get('uid', '?')[:8]}" + (f" cell {start['cell']}" if start.get("cell") else "")
     out = Analysis(label, diffusion_length_m=diffusion_length_m, capacity_mAh=start.get("capacity_mAh"))
     if "echem" in run and not list(run["echem"]):
         out.notes.append("the echem stream is empty (a run recovered before its first samples)")
@@ -128,6 +128,15 @@ def analyse_run(
     if not any(f is not None and f != {} and f != [] for f in found):
         raise AnalysisError(f"{label}: nothing to analyse: " + "; ".join(out.notes))
     return out
+
+
+def echem_cycling(stream) -> list[CycleMetrics]:
+    """The galvanostatic cycles of an echem stream (as ``analyse_run``'s cycling table); a
+    KeyError naming a missing column."""
+    cols = {k: _column(stream, k) for k in ("I", "charge", "Ewe", "technique", "cycle")}
+    codes = _technique_codes(stream)
+    choices = sorted(codes, key=codes.get)
+    return galvanostatic_cycles(cols["cycle"], cols["I"], cols["charge"], cols["Ewe"], cols["technique"], choices)
 
 
 def _cv(out: Analysis, c: dict) -> None:

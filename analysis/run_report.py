@@ -30,8 +30,10 @@ from .run_skpm import format_skpm
 
 
 def report_path(data_dir: Path, start: dict) -> Path:
-    """Where `operando report` writes by default: next to `operando analyse`'s figure."""
-    return Path(data_dir) / "reports" / f"scan{start.get('scan_id', 0):05d}-{start['uid'][:8]}-report.html"
+    """Where `operando report` writes by default: next to `operando analyse`'s figure (one cell of
+    a several-cell run: its name before ``-report``)."""
+    cell = f"-{start['cell']}" if start.get("cell") else ""
+    return Path(data_dir) / "reports" / f"scan{start.get('scan_id', 0):05d}-{start['uid'][:8]}{cell}-report.html"
 
 
 def write_report(run, path: Path) -> Path:
@@ -109,6 +111,8 @@ def build_report(run) -> str:
     sample = start.get("sample") or {}
     name = sample.get("name", "") if isinstance(sample, dict) else str(sample)
     title = f"scan {start.get('scan_id', '?')} · {name} · {str(start.get('uid', '?'))[:8]}"
+    if start.get("cell"):
+        title += f" · cell {start['cell']} of a several-cell run"
     status = run_status(stop)
     body = [
         f"<h1>Run report: {esc(title)}</h1>",

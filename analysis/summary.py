@@ -9,6 +9,7 @@ import numpy as np
 from operando.storage.runs import RunRow, data_keys, run_row, stream_rows
 
 from .cycling import CycleCapacity, cycle_capacities
+from .run_cells import cell_names, describe_cells, grouped_streams
 
 
 def format_time(t: float) -> str:
@@ -46,6 +47,16 @@ def describe_run(run) -> str:
     stop = run.metadata.get("stop") or {}
     if stop.get("reason"):
         lines.append(f"  reason    {stop['reason']}")
+    cells = cell_names(start)
+    if cells:  # several cells: how each ended, and their streams grouped
+        lines.append(f"  cells     {len(cells)}")
+        lines += describe_cells(run)
+        lines.append("  streams (rows per cell: least-most):")
+        for name, counts in grouped_streams(stream_rows(run), cells).items():
+            rows = f"{min(counts):>9}" if len(counts) == 1 else f"{min(counts)}-{max(counts)} x{len(counts)}"
+            lines.append(f"    {name:22} {rows:>18} rows")
+        lines.append(f"  per cell: operando analyse RUN --cell {cells[0]} (or export --cell)")
+        return "\n".join(lines)
     lines.append("  streams:")
     for name, n in stream_rows(run).items():
         lines.append(f"    {name:16} {n:>9} rows  ({', '.join(data_keys(run[name]))})")

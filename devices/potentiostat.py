@@ -120,6 +120,7 @@ class Potentiostat(StandardReadable):
         self._watch = ExcursionWatch(limits)
         self._technique_of_step = np.array([-1])
         self._impedance_pending: list[dict[str, np.ndarray]] = []
+        self._position = (0, 0, 0)
         with self.add_children_as_readables(Format.HINTED_UNCACHED_SIGNAL):
             self.ewe, self._set_ewe = soft_signal_r_and_setter(float, units="V")
             self.current, self._set_current = soft_signal_r_and_setter(float, units="A")
@@ -255,6 +256,7 @@ class Potentiostat(StandardReadable):
         self._set_cycle(int(block["cycle"][-1]))
         self._set_step(int(block["step"][-1]))
         self._set_samples(self._writer.rows)
+        self._position = (self._writer.rows, int(block["step"][-1]), int(block["cycle"][-1]))
         if problem:
             raise PotentiostatFault(problem)
 
@@ -396,6 +398,25 @@ class Potentiostat(StandardReadable):
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    @property
+    def position(self) -> tuple[int, int, int]:
+        """(samples, step, cycle) of the newest sample, without a round trip (progress displays)."""
+        return self._position
+
+    def outcome(self) -> tuple[str, str]:
+        """How the sequence ended, without raising: ("completed", ...), ("fault", the error,
+        which names the instrument and says whether the cell is at open circuit), ("stopped",
+        why: an abort, a pause on an instrument that cannot hold), or ("running", "")."""
+        if self._task is None or not self._task.done():
+            return ("running", "") if self._task is not None else ("stopped", "never started")
+        if self._task.cancelled():
+            return "stopped", self.stop_reason or "cancelled"
+        if self._task.exception() is not None:
+            return "fault", str(self._task.exception())
+        if self.stop_reason == "completed":
+            return "completed", "completed"
+        return "stopped", self.stop_reason or "stopped"
+
     async def wait_done_or_sleep(self, clock: Clock, seconds: float) -> bool:
         """Wait ``seconds`` of experiment time on ``clock``, or less if the sequence ends first;
         True once it has ended. Like ``wait_done``, safe to cancel and call again."""
@@ -428,6 +449,10 @@ class Potentiostat(StandardReadable):
         """Called on every exit of a staged plan, error or not: the cell ends at open circuit."""
         if self._task is not None and not self._task.done():
             await self.open_circuit("run ended before the sequence completed")
+        elif self._task is not None and not self._task.cancelled() and self._task.exception() is not None:
+            # A fault ended the sequence and its open circuit was tried then (the fault says
+            # whether it worked); the instrument may well not answer now: log, do not raise over it.
+            await self._safe_stop(self.stop_reason or "unstaged")
         else:
             await self._backend.open_circuit(self.stop_reason or "unstaged")
         if self._writer is not None:

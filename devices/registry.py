@@ -49,6 +49,7 @@ class BuildContext:
     lab: Any = None  # the simulated lab: given to simulated backends only
     trigger_source: Any = None  # the potentiostat's backend, for `trigger: hardware` detectors
     closers: list[Callable[[], None]] = field(default_factory=list)
+    channel: int = 1  # a multichannel potentiostat's channel (1-based)
 
     def on_close(self, close: Callable[[], None], *, first: bool = False) -> None:
         """Run ``close`` when the run's instruments close (``first``: before the others)."""
@@ -71,6 +72,9 @@ class BackendSpec:
     # A hardware backend says what its address is (e.g. "a serial port such as /dev/ttyACM0");
     # None: it takes none.
     address: Optional[str] = None
+    # potentiostat: how many channels (cells) one instrument drives; each is built on its own
+    # with BuildContext.channel, and behaves as a single-channel instrument
+    channels: int = 1
 
     @property
     def key(self) -> tuple[str, str]:

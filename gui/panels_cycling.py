@@ -1,18 +1,22 @@
 """Cycling results of the run on screen: per cycle the numbers `operando analyse` and the report
 give (``analysis.cycling.galvanostatic_cycles``, formatted by ``analysis.run_cycling``), live
-while a run goes on and for a stored one."""
+while a run goes on and for a stored one. A stored several-cell run adds an overlay of every
+cell's discharge capacity per cycle (``analysis.cells_cycling``), one curve per cell."""
 
 from __future__ import annotations
 
 import math
 
+import pyqtgraph as pg
 from PySide6 import QtWidgets
 
+from operando.analysis.cells_cycling import CellsCycling
 from operando.analysis.cycling import galvanostatic_cycles
 from operando.analysis.run_cycling import cycling_json
 
 from .model import RunData
 from .panels_echem import Panel
+from .plots import CYCLE_COLOURS, curve, plot
 
 # (header, key in cycling_json, format, scale)
 COLUMNS = (
@@ -59,7 +63,41 @@ class CyclingPanel(Panel):
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.note)
-        lay.addWidget(self.table)
+        split = QtWidgets.QSplitter()
+        split.addWidget(self.table)
+        self.overlay = plot("Discharge capacity, every cell", "cycle", "Q_dis")
+        self.overlay_legend = self.overlay.getPlotItem().addLegend(offset=(-4, 4), labelTextSize="8pt")
+        self.overlay_curves: dict = {}  # cell -> curve
+        self.overlay.hide()  # a several-cell run only
+        split.addWidget(self.overlay)
+        lay.addWidget(split)
+
+    def show_cells(self, cells: CellsCycling | None, selected: str | None = None) -> None:
+        """Overlay every cell's discharge capacity per cycle (mAh g⁻¹ when every cell has its
+        mass), the selected cell drawn thicker; None hides the overlay (a one-cell run)."""
+        for item in self.overlay_curves.values():
+            self.overlay.removeItem(item)
+        self.overlay_legend.clear()
+        self.overlay_curves = {}
+        if cells is None:
+            self.overlay.hide()
+            return
+        drawn = [c for c in cells.cells if c.cycles]
+        specific = bool(drawn) and all(c.active_mass_g for c in drawn)
+        self.overlay.getPlotItem().setLabel("left", "Q_dis", units="mAh/g" if specific else "mAh")
+        for i, c in enumerate(drawn):
+            q = [m.discharge_mAh / c.active_mass_g if specific else m.discharge_mAh for m in c.cycles]
+            item = curve(self.overlay, CYCLE_COLOURS[i % len(CYCLE_COLOURS)], name=c.cell)
+            item.setData([m.cycle for m in c.cycles], q, symbol="o", symbolSize=5)
+            self.overlay_curves[c.cell] = item
+        self.select_cell(selected)
+        self.overlay.show()
+
+    def select_cell(self, cell: str | None) -> None:
+        """The selected cell's curve thicker than the others'."""
+        for name, item in self.overlay_curves.items():
+            colour = item.opts["pen"].color()
+            item.setPen(pg.mkPen(colour, width=3 if name == cell else 1))
 
     def draw(self, data):
         rows = cycling_rows(data)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from operando.analysis.run_cells import CellRun
 from operando.storage.runs import RunRow, list_runs
 
 from .model import ECHEM, RunData, SampledColumn, row_times
@@ -44,13 +45,18 @@ def _shown(name: str, data_keys: dict, by_name: set) -> bool:
 
 
 def _streams(run) -> list:
-    """(name, stream client) of every stream of ``run``, with their metadata, in one request."""
+    """(name, stream client) of every stream of ``run``, with their metadata, in one request.
+    One cell of a several-cell run (``CellRun``): that cell's streams, under their one-cell names."""
+    base = run.whole_run if isinstance(run, CellRun) else run
     try:
-        nodes = list(run.base.items())
+        nodes = list(base.base.items())
     except Exception:  # another layout (a "streams" namespace): the client's own way
         nodes = None
     if not nodes or not all(hasattr(node, "base") for _, node in nodes):
-        nodes = list(run.items())
+        nodes = list(base.items())
+    if isinstance(run, CellRun):
+        stored = dict(nodes)
+        nodes = [(name, stored[s]) for name, s in run.streams.items() if s in stored]
     return sorted(nodes, key=lambda item: item[0])
 
 

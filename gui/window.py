@@ -138,11 +138,22 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timebar.follow_latest.connect(self.follow_latest)
         self.title = QtWidgets.QLabel()
         self.title.setStyleSheet("font-size: 11pt; font-weight: 600; padding: 2px 6px")
+        # A stored several-cell run: which cell the panels show (the Cycling tab overlays them all)
+        self.cell_select = QtWidgets.QComboBox()
+        self.cell_select.setToolTip("the cell of this several-cell run that the panels show")
+        self.cell_select.currentTextChanged.connect(self.select_cell)
+        self.cell_label = QtWidgets.QLabel("cell")
+        self._cells_of: str | None = None  # uid of the several-cell run the selector lists
+        header = QtWidgets.QHBoxLayout()
+        header.addWidget(self.title, 1)
+        header.addWidget(self.cell_label)
+        header.addWidget(self.cell_select)
+        self._show_cell_select([])
 
         right = QtWidgets.QWidget()
         rl = QtWidgets.QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(self.title)
+        rl.addLayout(header)
         rl.addWidget(dashboard, 1)
         rl.addWidget(self.timebar)
         split = QtWidgets.QSplitter()
@@ -235,7 +246,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.data = data
 
     # -- stored runs -------------------------------------------------------------------------
-    def open_run(self, ref: str):
+    def open_run(self, ref: str, cell: str | None = None):
+        """Show a stored run; of a several-cell run, ``cell`` (default: its first) through the
+        panels, every cell in the Cycling tab's overlay and the selector above the panels."""
+        from operando.analysis.cells_cycling import analyse_cells
+        from operando.analysis.run_cells import CellRun, cell_names
         from operando.storage.runs import find_run
 
         self.timebar.play.setChecked(False)
@@ -247,6 +262,19 @@ class MainWindow(QtWidgets.QMainWindow):
         t = time.perf_counter()
         run = find_run(self.catalog_client(), ref)
         timings["find run"] = time.perf_counter() - t
+        cells = cell_names(run.metadata["start"])
+        if cells:
+            uid = run.metadata["start"]["uid"]
+            cell = cell if cell in cells else cells[0]
+            if self._cells_of != uid:  # a run newly opened: its cells' overlay (the same run: kept)
+                self.cycling.show_cells(analyse_cells(run), cell)
+                timings["cells overlay"] = time.perf_counter() - t
+            self.cycling.select_cell(cell)
+            self._cells_of = uid
+            self._show_cell_select(cells, cell)
+            run = CellRun(run, cell)
+        else:
+            self._leave_cells()
         stored = open_stored(run, timings=timings)  # what the panels draw; the rest when shown
         if self.stored is not None:
             self.stored.close()
@@ -260,6 +288,31 @@ class MainWindow(QtWidgets.QMainWindow):
         self.refresh(force=True)
         timings["panels drawn"] = time.perf_counter() - t
         self.open_timings = timings  # seconds per stage (the benchmark prints them)
+
+    def select_cell(self, cell: str) -> None:
+        """The selector's choice: that cell of the stored several-cell run through the panels."""
+        if cell and self._cells_of is not None and not self.viewing_live:
+            if self.data.start.get("cell") != cell:
+                self.open_run(self._cells_of, cell)
+
+    def _leave_cells(self) -> None:
+        """No stored several-cell run on screen: no selector, no overlay."""
+        self._cells_of = None
+        self._show_cell_select([])
+        self.cycling.show_cells(None)
+
+    def _show_cell_select(self, cells: list[str], current: str | None = None) -> None:
+        blocked = self.cell_select.blockSignals(True)  # filling it is no choice of the user's
+        try:
+            if [self.cell_select.itemText(i) for i in range(self.cell_select.count())] != cells:
+                self.cell_select.clear()
+                self.cell_select.addItems(cells)
+            if current is not None:
+                self.cell_select.setCurrentText(current)
+        finally:
+            self.cell_select.blockSignals(blocked)
+        self.cell_select.setVisible(bool(cells))
+        self.cell_label.setVisible(bool(cells))
 
     def replay(self, on: bool):
         if not on or self.stored is None:
@@ -301,6 +354,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self.viewing_live and self.control.status.uid is not None:
             self.viewing_live = True
             self.data = self.handler.data
+            self._leave_cells()
         self.data.cursor = None
         self.refresh()
 
@@ -310,6 +364,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.viewing_live = True
         self.data = self.handler.data
         self.data.cursor = None
+        self._leave_cells()
         self.refresh(force=True)
 
     # -- the clock ---------------------------------------------------------------------------
@@ -413,6 +468,8 @@ class MainWindow(QtWidgets.QMainWindow):
             f"{source} run {fmt(start.get('scan_id'), 'd')}",
             *(fmt(p, dash="") for p in (uid, sample, start.get("protocol") or start.get("plan_name"))),
         ]
+        if start.get("cell"):  # one cell of a several-cell run
+            parts.append(f"cell {start['cell']} ({fmt(start.get('channel'), dash='')})")
         return " · ".join(p for p in parts if p)
 
     # -- closing -----------------------------------------------------------------------------

@@ -137,9 +137,13 @@ def operando_cycling(
         guarded = bpp.suspend_wrapper(body(), list(suspenders)) if suspenders else body()
         return (yield from bpp.contingency_wrapper(guarded, except_plan=on_error))
 
+    def flush():
+        yield from bps.collect(potentiostat, name=ECHEM_STREAM)
+        yield from _impedance_rows(potentiostat, impedance)
+
     def frame(d: DetectorSchedule, fired, evaluator):
         lines = line_records.get(d.stream)
-        extras = (potentiostat, stamp, capacity_mAh, failure, clock, impedance, flush_period_s, lines)
+        extras = (potentiostat, stamp, capacity_mAh, failure, clock, flush, flush_period_s, lines)
         return (yield from _frame(d, fired, evaluator, *extras))
 
     def body():
@@ -195,20 +199,20 @@ def operando_cycling(
     return (yield from inner())
 
 
-def _impedance_rows(potentiostat, impedance: ImpedancePoint):
+def _impedance_rows(potentiostat, impedance: ImpedancePoint, stream: str = "impedance"):
     """One event in the ``impedance`` stream per frequency measured since the last call."""
     rows = potentiostat.drain_impedance()
     for i in range(len(rows["frequency"])):
         impedance.record({key: column[i] for key, column in rows.items()})
-        yield from bps.create(name="impedance")
+        yield from bps.create(name=stream)
         yield from bps.read(impedance)
         yield from bps.save()
 
 
-def _trigger_collecting_echem(device, potentiostat, impedance, flush_period_s: float, lines=None):
+def _trigger_collecting_echem(device, flush, flush_period_s: float, lines=None):
     """Trigger ``device`` and, while its frame is in flight, announce the echem rows (and impedance
-    rows, and a mapping detector's finished lines) measured meanwhile every ``flush_period_s`` of
-    wall time: a 20 s exposure or an SKPM map of minutes never holds the electrochemistry — or the
+    rows: the plan ``flush()``, and a mapping detector's finished lines) measured meanwhile every
+    ``flush_period_s`` of wall time: a 20 s exposure or an SKPM map of minutes never holds the electrochemistry — or the
     lines already scanned — back from the journal and the catalog. Raises ``FailedStatus`` as
     ``trigger(wait=True)`` would."""
     group = f"frame-{uuid.uuid4().hex}"
@@ -217,8 +221,7 @@ def _trigger_collecting_echem(device, potentiostat, impedance, flush_period_s: f
         yield from bps.wait_for([lambda: _done_within(status, flush_period_s)])
         if status.done:  # ended within the period: the run's own loop announces on its period
             break
-        yield from bps.collect(potentiostat, name=ECHEM_STREAM)
-        yield from _impedance_rows(potentiostat, impedance)
+        yield from flush()
         yield from _line_rows(device, lines)
     try:
         yield from bps.wait(group=group)
@@ -259,26 +262,30 @@ def _frame(
     capacity_mAh,
     failure,
     clock,
-    impedance,
+    flush,
     flush_period_s,
     lines: SkpmLineRecord | None = None,
+    stream: str | None = None,
+    also_read: Sequence = (),
 ):
     """One detector frame, stamped with the echem state at its exposure midpoint.
 
     A detector that fails (disconnected, timed out) costs its frame, not the run: the failure
     is recorded in the ``frame_failures`` stream and cycling goes on. Returns 1 if a frame was
-    stored, else 0.
+    stored, else 0. ``stream``: where the frame goes (default the schedule's own stream);
+    ``also_read``: devices read into the frame's event too (a shared detector's cell changer).
     """
+    stream = stream or d.stream
     hold = evaluator.hold_for(fired) == "ocv"
-    why = f"{d.stream} acquisition"
+    why = f"{stream} acquisition"
     if hold:
         yield from bps.wait_for([lambda: potentiostat.hold(why)])
     try:
-        yield from _trigger_collecting_echem(d.device, potentiostat, impedance, flush_period_s, lines)
+        yield from _trigger_collecting_echem(d.device, flush, flush_period_s, lines)
     except FailedStatus as exc:  # the detector's own error; never a RunEngine abort/stop
         cause = exc.__cause__ or exc
-        log.warning("%s: frame failed: %s", d.stream, cause)
-        failure.record(d.stream, cause, clock.time())
+        log.warning("%s: frame failed: %s", stream, cause)
+        failure.record(stream, cause, clock.time())
         yield from bps.create(name="frame_failures")
         yield from bps.read(failure)
         yield from bps.save()
@@ -287,7 +294,7 @@ def _frame(
         if hold:
             yield from bps.wait_for([lambda: potentiostat.release(why)])
     # One read of the device gives the frame and its exposure window (no extra round trips).
-    yield from bps.create(name=d.stream)
+    yield from bps.create(name=stream)
     reading = yield from bps.read(d.device)
     while not reading:
         # A suspension while the read was in flight: the RunEngine replays the bundle's
@@ -309,6 +316,8 @@ def _frame(
     reason = ", ".join(_rule_text(evaluator.rules[i]) for i in fired)
     stamp.stamp(potentiostat.state_at(midpoint, mid_instrument), midpoint, reason, capacity_mAh)
     yield from bps.read(stamp)
+    for device in also_read:
+        yield from bps.read(device)
     yield from bps.save()
     return 1
 

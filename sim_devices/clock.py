@@ -135,7 +135,13 @@ class VirtualClock:
                 heapq.heapify(self._waiters)
             if not self._waiters and loop.time() - self._last_seen > self.IDLE_WALL_S:
                 return  # nobody is watching: stop; the next time()/sleep() starts a new driver
-            target = self._start + (math.floor((self._now - self._start) / self._tick) + 1) * self._tick
+            k = math.floor((self._now - self._start) / self._tick) + 1
+            target = self._start + k * self._tick
+            while target <= self._now:
+                # An epoch time is a float of ~2e-7 s resolution: start + 0.1 - start can come
+                # out as 0.0999999, and floor() would pick the boundary already reached.
+                k += 1
+                target = self._start + k * self._tick
             if self._waiters:
                 target = min(target, self._waiters[0][0])
             delay = wall0 + (target - t0) / self._speed - loop.time()

@@ -22,7 +22,8 @@ Slow, drift and stuck are silent: nothing raises, the data are wrong in a known 
   enclosure is open; what the profile's suspenders make of that is theirs to decide.
 
 Wire level: ``WireFault`` is a hook for ``MethodScriptSimulator.wire_fault`` that garbles,
-truncates or drops reply lines on the pty.
+truncates or drops reply lines on the pty. Every wire-level simulator takes a profile's
+``sim.wire_faults`` (``wire/wire_faults.py``): faults in the bytes its real driver reads.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFlo
 
 FaultKind = Literal["disconnect", "timeout", "garbled", "truncated", "slow", "clock_drift", "stuck", "interlock_open"]
 # calls that talk to the instrument; anything else (attributes, properties) passes through
-CALLS = ("start", "poll", "measure", "acquire", "scan", "status", "open_circuit", "hold", "release")
+CALLS = ("start", "poll", "measure", "acquire", "scan", "status", "open_circuit", "hold", "release", "move", "position")
 VALUE_FIELDS = ("moment_emu", "counts", "frames", "topography_m", "cpd_V")
 TIME_FIELDS = ("exposure_start", "exposure_end", "scan_start", "scan_end")
 

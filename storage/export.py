@@ -1,5 +1,9 @@
 """Export a stored run: every stream to CSV files or one HDF5 file, with units; or the echem
-stream in PyProBE's format (``export_battery.py``)."""
+stream in PyProBE's format (``export_battery.py``).
+
+One cell of a several-cell run is exported as a run of its own (``analysis.run_cells.CellRun``,
+passed in by the CLI): its start document names the cell, which goes into every file name
+(``scanNNNNN-<uid8>-ch03-echem.csv``) and into the sidecar and HDF5 attributes."""
 
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ def export_run(run, out: str | Path, fmt: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     uid = run.metadata["start"]["uid"]
     scan = run.metadata["start"].get("scan_id", 0)
-    stem = f"scan{scan:05d}-{uid[:8]}"
+    cell = run.metadata["start"].get("cell")
+    stem = f"scan{scan:05d}-{uid[:8]}" + (f"-{cell}" if cell else "")
     if fmt == "csv":
         return _export_csv(run, out, stem)
     if fmt == "hdf5":
@@ -76,10 +81,14 @@ def _export_hdf5(run, path: Path) -> Path:
         f.attrs["scan_id"] = run.metadata["start"].get("scan_id", 0)
         f.attrs["start"] = json.dumps(dict(run.metadata["start"]), default=str)
         f.attrs["stop"] = json.dumps(dict(run.metadata.get("stop") or {}), default=str)
+        if run.metadata["start"].get("cell"):
+            f.attrs["cell"] = run.metadata["start"]["cell"]
         for name in run:
             grp = f.create_group(name)
             units = _units(run, name)
             for key, arr in _stream_arrays(run[name]).items():
+                if arr.dtype.kind in "UO":  # text (e.g. frame-trigger_reason): variable-length UTF-8
+                    arr = np.asarray(arr.astype(str), dtype=h5py.string_dtype())
                 ds = grp.create_dataset(key, data=arr)
                 ds.attrs["units"] = units.get(key, "")
     return path

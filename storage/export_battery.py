@@ -109,6 +109,7 @@ def write_csv_sidecar(run, path: Path, streams: dict[str, dict]) -> Path:
         "format": "csv",
         "uid": start["uid"],
         "scan_id": start.get("scan_id", 0),
+        **({"cell": start["cell"]} if start.get("cell") else {}),
         "run_start_utc": iso_utc(run_start(run)),
         "run_start_epoch_s": run_start(run),
         "time_columns": "'<key> since start [s]' = <key> minus run_start_epoch_s (the stored epoch column is kept)",
@@ -166,7 +167,7 @@ def pyprobe_table(run) -> tuple[dict[str, np.ndarray], dict]:
     """The run's echem stream as PyProBE columns, and the metadata for the sidecar."""
     start = run.metadata["start"]
     name = start.get("echem_stream") or "echem"
-    label = f"run {start['uid'][:8]}"
+    label = f"run {start['uid'][:8]}" + (f" cell {start['cell']}" if start.get("cell") else "")
     if name not in run:
         raise ValueError(f"{label} has no {name!r} stream: the pyprobe format exports the echem stream")
     s = run[name]
@@ -202,6 +203,7 @@ def pyprobe_table(run) -> tuple[dict[str, np.ndarray], dict]:
         "format": "pyprobe",
         "uid": start["uid"],
         "scan_id": start.get("scan_id", 0),
+        **({"cell": start["cell"]} if start.get("cell") else {}),
         "sample": (start.get("sample") or {}).get("name"),
         "protocol": start.get("protocol"),
         "plan_name": start.get("plan_name"),

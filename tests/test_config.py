@@ -99,7 +99,7 @@ def test_potentiostat_needs_limits_and_must_be_unique(tmp_path):
     )
     data = _sim_data()
     data["instruments"]["second"] = dict(data["instruments"]["potentiostat"])
-    assert "instruments: expected exactly one instrument of kind potentiostat, found 2" in _error(
+    assert "cells: expected exactly one instrument of kind potentiostat, found 2" in _error(
         load_profile, _write(tmp_path, data)
     )
 

@@ -81,6 +81,21 @@ def test_wall_time_pollers_see_virtual_time_advance_in_ticks():
     assert np.allclose(seen / 0.5, np.round(seen / 0.5))  # only whole ticks
 
 
+@pytest.mark.parametrize("tick_s", [0.1, 0.01, 0.001])
+def test_fractional_ticks_from_an_epoch_start_keep_moving(tick_s):
+    # start + 0.1 - start is 0.0999999 at epoch magnitudes: the clock once stalled at its first
+    # tick for ever (a 10 Hz simulated potentiostat on the virtual clock never got a sample)
+    clock = VirtualClock(speed=1e9, start_time=1_764_000_000.0, tick_s=tick_s)
+
+    async def main():
+        for _ in range(50):
+            clock.time()
+            await asyncio.sleep(0.001)
+        return clock.time() - 1_764_000_000.0
+
+    assert asyncio.run(main()) > 10 * tick_s
+
+
 def test_make_clock_and_lab_selection():
     assert isinstance(make_clock("virtual", 10.0), VirtualClock)
     assert isinstance(make_clock("scaled", 10.0), SimClock)

@@ -141,5 +141,6 @@ register(
         capabilities=SimPotentiostatBackend.capabilities,
         techniques=SimPotentiostatBackend.techniques,
         simulated=True,
+        channels=16,  # a VMP-300-sized instrument: each channel its own simulated cell (cells:)
     )
 )

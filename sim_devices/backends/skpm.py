@@ -22,9 +22,13 @@ class SimSkpmBackend:
 
     def __init__(self, lab: SimLab, physics: SimSkpmPhysics | None = None):
         self.lab = lab
-        self.physics = physics or lab.skpm
+        self._physics = physics  # None: the lab's (the cell under the probe, in a several-cell run)
         self.description = "simulated SKPM (heterointerface, space charge from the cell)"
         self.clock = lab.clock
+
+    @property
+    def physics(self) -> SimSkpmPhysics:
+        return self._physics or self.lab.skpm
 
     async def scan(self, scan: SkpmScan, on_line=None) -> SkpmFrame:
         clock = self.lab.clock
