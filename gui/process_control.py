@@ -138,7 +138,9 @@ class ProcessRunControl(RunControl):
                 elif message[0] == "status":
                     fields = dict(message[1])
                     if isinstance(fields.get("progress"), dict):
-                        fields["progress"] = Progress(**fields["progress"])
+                        # a several-cell run's progress also has each cell's (the CLI shows them)
+                        summary = {k: v for k, v in fields["progress"].items() if k != "channels"}
+                        fields["progress"] = Progress(**summary)
                     self.status = RunStatus(**fields)
         code = self._proc.wait()
         if self.status.state not in (FINISHED, FAILED):  # ended without saying how

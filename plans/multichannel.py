@@ -36,7 +36,7 @@ from operando.devices.impedance_record import ImpedancePoint
 from operando.devices.skpm import SkpmLineRecord
 from operando.devices.techniques import ScheduledStep
 
-from .operando import POLL_WALL_S, DetectorSchedule, _frame, _impedance_rows
+from .operando import POLL_WALL_S, DetectorSchedule, Progress, _frame, _impedance_rows
 from .schedules import Rule, ScheduleEvaluator, describe
 
 OUTCOMES_STREAM = "channel_outcomes"
@@ -85,9 +85,11 @@ class ChannelProgress:
 
 
 @dataclass
-class MultiProgress:
-    elapsed_s: float
-    channels: dict[str, ChannelProgress]
+class MultiProgress(Progress):
+    """A one-cell ``Progress`` summing the cells up (furthest cycle and step, samples and frames
+    added), so every display of a run works unchanged, plus each cell's own in ``channels``."""
+
+    channels: dict[str, ChannelProgress] = field(default_factory=dict)
 
 
 def multichannel_cycling(
@@ -285,4 +287,17 @@ def _progress(channels, finished, frames, elapsed) -> MultiProgress:
         samples, step, cycle = c.potentiostat.position
         status = finished.get(c.name, ("running", ""))[0]
         out[c.name] = ChannelProgress(cycle, step, len(c.steps), samples, status, dict(frames[c.name]))
-    return MultiProgress(elapsed, out)
+    totals: dict[str, int] = {}
+    for each in out.values():
+        for detector, n in each.frames.items():
+            totals[detector] = totals.get(detector, 0) + n
+    return MultiProgress(
+        elapsed,
+        max(c.cycle for c in out.values()),
+        max(c.step for c in out.values()),
+        max(c.total_steps for c in out.values()),
+        sum(c.samples for c in out.values()),
+        totals,
+        any(c.potentiostat.held for c in channels),
+        channels=out,
+    )

@@ -4,9 +4,55 @@ import gc
 import shutil
 import socket
 import subprocess
+import textwrap
 import time
 
 import pytest
+import yaml
+
+# One discharge-charge cycle: what the several-cell tests run on each cell
+ONE_CYCLE = textwrap.dedent(
+    """
+    name: one_cycle
+    steps:
+      - {kind: rest, duration_min: 5}
+      - {kind: cc, c_rate: -2, e_min_V: 0.01, max_duration_h: 1}
+      - {kind: cc, c_rate: 2, e_max_V: 3.0, max_duration_h: 1}
+    """
+)
+
+
+@pytest.fixture(scope="session")
+def several_cells():
+    """A factory: ``(folder, edit=None, cells=None)`` writes ``lab.yaml`` (sim-16-cells on the
+    virtual clock at 10^6, ``cells`` kept if given, then ``edit(data)``) and ``one.yaml`` (one
+    cycle) into ``folder``; returns their paths."""
+    from operando.acquisition.config import PROFILES_DIR
+
+    def write(folder, edit=None, cells=None):
+        data = yaml.safe_load((PROFILES_DIR / "sim-16-cells.yaml").read_text())
+        data["sim"]["speed"] = 1e6  # the virtual clock: only the host's speed limits the run
+        if cells is not None:
+            data["cells"] = {name: data["cells"][name] for name in cells}
+        if edit is not None:
+            edit(data)
+        (folder / "lab.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+        (folder / "one.yaml").write_text(ONE_CYCLE)
+        return folder / "lab.yaml", folder / "one.yaml"
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def three_cell_run(tmp_path_factory, several_cells):
+    """ch01, ch03 and ch05 of sim-16-cells, one cycle each, stored: (data dir, uid)."""
+    from operando.acquisition.config import load_profile, load_protocol
+    from operando.acquisition.experiment import run_experiment
+
+    folder = tmp_path_factory.mktemp("three-cells")
+    profile, protocol = several_cells(folder, cells=["ch01", "ch03", "ch05"])
+    result = run_experiment(load_profile(profile), load_protocol(protocol), folder / "data", report=False)
+    return folder / "data", result.uid
 
 
 @pytest.fixture

@@ -5,50 +5,29 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # CI has no display
 
-import textwrap
 
 import numpy as np
 import pytest
-import yaml
 
-from operando.acquisition.config import PROFILES_DIR, load_profile, load_protocol
-from operando.acquisition.experiment import run_experiment
 from operando.gui.plots import configure
 from operando.gui.window import MainWindow
 from operando.storage.catalog import open_catalog
 from operando.storage.runs import find_run
 
-SHORT = textwrap.dedent(
-    """
-    name: one_cycle
-    steps:
-      - {kind: rest, duration_min: 5}
-      - {kind: cc, c_rate: -2, e_min_V: 0.01, max_duration_h: 1}
-      - {kind: cc, c_rate: 2, e_max_V: 3.0, max_duration_h: 1}
-    """
-)
-CELLS = ["ch01", "ch03", "ch05"]
+CELLS = ["ch01", "ch03", "ch05"]  # the conftest's three_cell_run
 
 
-@pytest.fixture(scope="module")
-def several(tmp_path_factory):
-    """Three cells of sim-16-cells, one protocol pass on the virtual clock: data dir, uid, and
-    per cell its stored echem potentials and Raman frame count."""
-    tmp = tmp_path_factory.mktemp("gui-cells")
-    profile = yaml.safe_load((PROFILES_DIR / "sim-16-cells.yaml").read_text())
-    profile["sim"]["speed"] = 1e6
-    profile["cells"] = {name: profile["cells"][name] for name in CELLS}
-    (tmp / "lab.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
-    (tmp / "one.yaml").write_text(SHORT)
-    data = tmp / "data"
-    result = run_experiment(load_profile(tmp / "lab.yaml"), load_protocol(tmp / "one.yaml"), data, report=False)
+@pytest.fixture
+def several(three_cell_run):
+    """The three-cell run, and per cell its stored echem potentials and Raman frame count."""
+    data, uid = three_cell_run
     with open_catalog(data) as cat:
-        run = find_run(cat.client, result.uid)
+        run = find_run(cat.client, uid)
         stored = {
             c: (np.asarray(run[f"echem_{c}"]["Ewe"].read()), len(run[f"raman_{c}"]["raman-spectrum"].read()))
             for c in CELLS
         }
-    return data, result.uid, stored
+    return data, uid, stored
 
 
 @pytest.mark.usefixtures("gc_on_the_gui_thread")
@@ -89,3 +68,30 @@ def test_the_cell_selector_and_the_capacity_overlay(qapp, several, open_from_bro
     finally:
         w.close()
         w.deleteLater()
+
+
+def test_the_gui_starts_a_several_cell_run_as_the_cli_does(qtbot, tmp_path):
+    """The user's path: pick the shipped sim-16-cells profile in the set-up panel, start; the
+    acquisition runs in a child process through prepare_run, its progress (every cell summed)
+    reaches the run panel, and the run is stored with a stream per cell."""
+    from operando.gui.controller import FAILED, FINISHED
+    from operando.gui.process_control import ProcessRunControl
+
+    steps = "  - {kind: rest, duration_min: 5}\n  - {kind: cc, c_rate: -2, e_min_V: 0.01, max_duration_h: 1}\n"
+    (tmp_path / "one.yaml").write_text("name: short\nsteps:\n" + steps)
+    configure()
+    w = MainWindow(tmp_path / "data", ProcessRunControl())
+    qtbot.addWidget(w)
+    w.show()
+    w.setup.profile_box.setCurrentText("sim-16-cells")
+    w.setup.load_protocol(str(tmp_path / "one.yaml"))  # what its Open… button does
+    assert w.setup.check(), w.setup.problems
+    w.start_run()
+    control = w.control
+    qtbot.waitUntil(lambda: control.status.state in (FINISHED, FAILED), timeout=300000)
+    assert control.status.state == FINISHED, control.status.message
+    assert control.status.progress.samples > 16 * 300  # all cells' samples, summed
+    assert "samples" in w.run_panel.detail.text()
+    with open_catalog(tmp_path / "data") as cat:
+        run = cat.client[control.status.uid]
+        assert len(run.metadata["start"]["cells"]) == 16 and all(f"echem_ch{i:02d}" in run for i in range(1, 17))

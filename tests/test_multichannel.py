@@ -2,91 +2,73 @@
 whose frames carry their cell's state, and per-channel safety — through run_experiment, the path
 every entry point takes."""
 
-import textwrap
 import threading
 
 import numpy as np
 import pytest
-import yaml
 
 from operando.acquisition.cli import main
-from operando.acquisition.config import PROFILES_DIR, ConfigError, load_profile, load_protocol
+from operando.acquisition.config import ConfigError, load_profile, load_protocol
 from operando.acquisition.experiment import run_experiment
 from operando.storage.catalog import open_catalog
 
-SHORT = textwrap.dedent(
-    """
-    name: one_cycle
-    steps:
-      - {kind: rest, duration_min: 5}
-      - {kind: cc, c_rate: -2, e_min_V: 0.01, max_duration_h: 1}
-      - {kind: cc, c_rate: 2, e_max_V: 3.0, max_duration_h: 1}
-    """
-)
 
-
-def _profile(tmp_path, edit=lambda data: None, base="sim-16-cells.yaml"):
-    data = yaml.safe_load((PROFILES_DIR / base).read_text())
-    data["sim"]["speed"] = 1e6  # the virtual clock: only the host's speed limits the run
-    edit(data)
-    path = tmp_path / "lab.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+@pytest.fixture
+def lab(tmp_path, several_cells):
+    """``lab(edit=None)``: sim-16-cells, edited, as tmp_path/lab.yaml (one.yaml beside it)."""
+    return lambda edit=None: several_cells(tmp_path, edit)[0]
 
 
 def _run(tmp_path, profile_path):
-    (tmp_path / "one.yaml").write_text(SHORT)
     result = run_experiment(
         load_profile(profile_path), load_protocol(tmp_path / "one.yaml"), tmp_path / "data", report=False
     )
-    catalog = open_catalog(tmp_path / "data")
-    return result, catalog
+    return result, open_catalog(tmp_path / "data")
 
 
-def _refusal(tmp_path, edit) -> str:
+def _refusal(lab, edit) -> str:
     with pytest.raises(ConfigError) as err:
-        load_profile(_profile(tmp_path, edit))
+        load_profile(lab(edit))
     return str(err.value)
 
 
-def test_cells_are_refused_with_the_field_named(tmp_path):
+def test_cells_are_refused_with_the_field_named(tmp_path, lab):
     def beyond(d):
         d["cells"]["ch16"]["channel"] = 17
 
-    assert "cells.ch16.channel: vmp (sim) has 16 channels; got 17" in _refusal(tmp_path, beyond)
+    assert "cells.ch16.channel: vmp (sim) has 16 channels; got 17" in _refusal(lab, beyond)
 
     def twice(d):
         d["cells"]["ch02"]["channel"] = 1
 
-    assert "cells.ch02.channel: vmp channel 1 is already ch01's" in _refusal(tmp_path, twice)
+    assert "cells.ch02.channel: vmp channel 1 is already ch01's" in _refusal(lab, twice)
 
     def bad_mass(d):
         d["cells"]["ch05"]["sample"] = {"active_mass_g": -1}
 
-    assert "cells.ch05.sample.active_mass_g" in _refusal(tmp_path, bad_mass)
+    assert "cells.ch05.sample.active_mass_g" in _refusal(lab, bad_mass)
 
     def nowhere(d):
         del d["cells"]["ch09"]["position_um"]
 
-    assert "instruments.raman.stage: cells ch09 have no position_um for xy to go to" in _refusal(tmp_path, nowhere)
+    assert "instruments.raman.stage: cells ch09 have no position_um for xy to go to" in _refusal(lab, nowhere)
 
     def two_potentiostats(d):
         d["instruments"]["vmp2"] = dict(d["instruments"]["vmp"])
         del d["cells"], d["instruments"]["raman"]["stage"]
 
-    text = _refusal(tmp_path, two_potentiostats)
+    text = _refusal(lab, two_potentiostats)
     assert "expected exactly one instrument of kind potentiostat, found 2" in text and "cells:" in text
 
     def outside(d):
         d["cells"]["ch08"]["position_um"] = [90000, 0]
 
-    (tmp_path / "one.yaml").write_text(SHORT)
-    code = main(["run", str(tmp_path / "one.yaml"), "--profile", str(_profile(tmp_path, outside)), "--quiet"])
+    code = main(["run", str(tmp_path / "one.yaml"), "--profile", str(lab(outside)), "--quiet"])
     assert code != 0  # refused before any cell is touched: the stage cannot reach ch08
 
 
-def test_sixteen_cells_one_stream_each_frames_carry_their_cells_state(tmp_path):
-    result, catalog = _run(tmp_path, _profile(tmp_path))
+def test_sixteen_cells_one_stream_each_frames_carry_their_cells_state(tmp_path, lab):
+    result, catalog = _run(tmp_path, lab())
     run = catalog.client[result.uid]
     start = run.metadata["start"]
     assert result.exit_status == "success", run.metadata["stop"]["reason"]
@@ -114,7 +96,7 @@ def test_sixteen_cells_one_stream_each_frames_carry_their_cells_state(tmp_path):
     assert list(np.asarray(outcomes["outcome-status"].read())) == ["completed"] * 16
 
 
-def test_a_fault_on_one_channel_opens_that_channel_and_the_others_cycle_on(tmp_path):
+def test_a_fault_on_one_channel_opens_that_channel_and_the_others_cycle_on(tmp_path, lab):
     def fault(d):
         d["sim"]["faults"] = [
             {"instrument": "ch03", "kind": "disconnect", "at_s": 1200},
@@ -123,7 +105,7 @@ def test_a_fault_on_one_channel_opens_that_channel_and_the_others_cycle_on(tmp_p
         ]
         d["instruments"]["raman"]["settings"]["period_s"] = 600
 
-    result, catalog = _run(tmp_path, _profile(tmp_path, fault))
+    result, catalog = _run(tmp_path, lab(fault))
     run = catalog.client[result.uid]
     stop = run.metadata["stop"]
     assert stop["exit_status"] == "fail"
@@ -146,7 +128,7 @@ def test_a_fault_on_one_channel_opens_that_channel_and_the_others_cycle_on(tmp_p
     assert all("xy" in str(e) for e in np.asarray(failures["failure-error"].read()))
 
 
-def test_an_abort_opens_every_channel(tmp_path):
+def test_an_abort_opens_every_channel(tmp_path, lab):
     """Ctrl-C (a RunEngine pause nobody resumes, then abort: what run_experiment does) leaves
     every cell at open circuit, and each cell's samples up to then are stored."""
     from bluesky.utils import RunEngineInterrupted
@@ -154,8 +136,7 @@ def test_an_abort_opens_every_channel(tmp_path):
     from operando.acquisition.prepare import prepare_run
     from operando.acquisition.session import make_run_engine
 
-    profile = load_profile(_profile(tmp_path))
-    (tmp_path / "one.yaml").write_text(SHORT)
+    profile = load_profile(lab())
     with open_catalog(tmp_path / "data") as catalog:
         RE = make_run_engine(catalog)
         prepared = prepare_run(profile, load_protocol(tmp_path / "one.yaml"), tmp_path / "data")
@@ -185,7 +166,7 @@ def test_an_abort_opens_every_channel(tmp_path):
         assert all(len(run[f"echem_{c}"]["timestamp"].read()) > 0 for c in profile.cells)
 
 
-def test_cells_on_two_instruments_each_with_its_own_protocol(tmp_path):
+def test_cells_on_two_instruments_each_with_its_own_protocol(tmp_path, lab):
     rest_only = "name: rest_only\nsteps:\n  - {kind: rest, duration_min: 10}\n"
     (tmp_path / "rest_only.yaml").write_text(rest_only)
 
@@ -198,7 +179,7 @@ def test_cells_on_two_instruments_each_with_its_own_protocol(tmp_path):
             "c": {"instrument": "bench", "protocol": "rest_only.yaml"},  # beside the profile
         }
 
-    result, catalog = _run(tmp_path, _profile(tmp_path, two))
+    result, catalog = _run(tmp_path, lab(two))
     run = catalog.client[result.uid]
     cells = run.metadata["start"]["cells"]
     assert result.exit_status == "success"

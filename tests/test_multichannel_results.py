@@ -2,48 +2,23 @@
 as of a one-cell run, and of every cell without it, through ``analysis.run_cells.CellRun``."""
 
 import json
-import textwrap
 
 import h5py
 import numpy as np
 import pytest
-import yaml
 
 from operando.acquisition.cli import main
-from operando.acquisition.config import PROFILES_DIR, load_profile, load_protocol
-from operando.acquisition.experiment import run_experiment
 from operando.analysis.run_analysis import analyse_run, analysis_json
 from operando.analysis.run_cells import CellNotFound, CellRun, cell_runs
 from operando.storage.catalog import open_catalog
 from operando.storage.runs import find_run
 
-SHORT = textwrap.dedent(
-    """
-    name: one_cycle
-    steps:
-      - {kind: rest, duration_min: 5}
-      - {kind: cc, c_rate: -2, e_min_V: 0.01, max_duration_h: 1}
-      - {kind: cc, c_rate: 2, e_max_V: 3.0, max_duration_h: 1}
-    """
-)
-CELLS = ["ch01", "ch03", "ch05"]
+CELLS = ["ch01", "ch03", "ch05"]  # the conftest's three_cell_run
 
 
-def three_cells(tmp, cells=CELLS):
-    """A run of three cells of sim-16-cells (one protocol cycle on the virtual clock): data dir, uid."""
-    profile = yaml.safe_load((PROFILES_DIR / "sim-16-cells.yaml").read_text())
-    profile["sim"]["speed"] = 1e6
-    profile["cells"] = {name: profile["cells"][name] for name in cells}
-    (tmp / "lab.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
-    (tmp / "one.yaml").write_text(SHORT)
-    data = tmp / "data"
-    result = run_experiment(load_profile(tmp / "lab.yaml"), load_protocol(tmp / "one.yaml"), data, report=False)
-    return data, result.uid
-
-
-@pytest.fixture(scope="module")
-def several(tmp_path_factory):
-    return three_cells(tmp_path_factory.mktemp("cells"))
+@pytest.fixture
+def several(three_cell_run):
+    return three_cell_run
 
 
 def test_a_cell_is_a_one_cell_run_of_its_own_streams(several):
