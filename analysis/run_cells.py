@@ -178,7 +178,7 @@ def describe_cells(run) -> list[str]:
     """One line per cell: where it is, its sample, how it ended and why."""
     start = run.metadata["start"]
     outcomes = cell_outcomes(run)
-    lines = [f"  {'cell':6} {'channel':>14}  {'sample':22} {'sim':12} {'status':9} {'samples':>9}  cyc  reason"]
+    lines = [f"  {'cell':6} {'channel':>14}  {'sample':22} {'sim':12} {'status':9} {'samples':>9}  cycle  reason"]
     for name, info in (start.get("cells") or {}).items():
         out = outcomes.get(name, {"status": "running?", "reason": "no outcome (the run did not end normally)"})
         where = f"{info['instrument']}:{info['channel']}"
@@ -186,7 +186,7 @@ def describe_cells(run) -> list[str]:
         reason = "" if out["status"] == "completed" else str(out["reason"])
         lines.append(
             f"  {name:6} {where:>14}  {sample['name'][:22]:22} {str(sample.get('sim_preset') or '-')[:12]:12} "
-            f"{out['status']:9} {out.get('samples', 0):>9}  {out.get('cycle', 0):>3}  {reason}"
+            f"{out['status']:9} {out.get('samples', 0):>9}  {out.get('cycle', 0):>5}  {reason}"
         )
     return lines
 

@@ -44,7 +44,7 @@ def test_schedule_is_validated_data():
 
 # ---- potentiostat: the error names it, and the cell ends at open circuit -------------------
 @pytest.mark.parametrize("kind", RAISING)
-def test_potentiostat_fault_stops_the_run_and_opens_the_circuit(kind, tmp_path):
+def test_potentiostat_fault_stops_the_run_and_opens_the_circuit(kind, tmp_path, caplog):
     the_lab = lab()
     p = the_lab.cell.params
     steps = [
@@ -67,14 +67,16 @@ def test_potentiostat_fault_stops_the_run_and_opens_the_circuit(kind, tmp_path):
         with pytest.raises(PotentiostatFault, match=f"potentiostat: .*injected {kind} fault"):
             await dev.complete()
         reason = dev.stop_reason
-        if kind == "disconnect":  # unstage cannot reach it either, and says so
-            with pytest.raises(InstrumentFault, match="potentiostat: connection lost"):
-                await dev.unstage()
-        else:
-            await dev.unstage()
+        # Unstage tries the open circuit once more; a disconnected instrument cannot be reached
+        # and the device says so in the log, without raising over the fault the run ended with
+        # (in a several-cell run, the other channels' run must still close cleanly).
+        await dev.unstage()
         return reason
 
-    reason = asyncio.run(go())
+    with caplog.at_level("ERROR", logger="operando.devices.potentiostat"):
+        reason = asyncio.run(go())
+    unreachable = [r for r in caplog.records if "open_circuit failed" in r.getMessage()]
+    assert bool(unreachable) == (kind == "disconnect")
     assert reason.startswith("fault") and kind in reason
     engine = the_lab.potentiostat
     assert engine.done and not engine.running and engine.last_current == 0.0
