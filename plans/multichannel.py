@@ -36,7 +36,7 @@ from operando.devices.impedance_record import ImpedancePoint
 from operando.devices.skpm import SkpmLineRecord
 from operando.devices.techniques import ScheduledStep
 
-from .operando import POLL_WALL_S, DetectorSchedule, Progress, _frame, _impedance_rows
+from .operando import POLL_WALL_S, DetectorSchedule, Progress, _frame, _impedance_rows, instrument_error
 from .schedules import Rule, ScheduleEvaluator, describe
 
 OUTCOMES_STREAM = "channel_outcomes"
@@ -147,9 +147,12 @@ def multichannel_cycling(
             yield from _impedance_rows(c.potentiostat, impedance, f"impedance_{c.name}")
 
     def on_error(exc):
-        reason = f"run ended early: {type(exc).__name__}: {exc}"
+        cause = instrument_error(exc)
+        reason = f"run ended early: {type(cause).__name__}: {cause}"
         yield from bps.wait_for([lambda p=p: p.open_circuit(reason) for p in pots])
-        yield from flush()
+        yield from flush([c for c in channels if c.stream in declared])  # none before they exist
+        if cause is not exc:
+            raise cause from exc  # the stop reason names the instrument's error
 
     def frame(d: SharedDetector, cell: str, fired, evaluator, frames):
         c = by_name[cell]
@@ -170,9 +173,12 @@ def multichannel_cycling(
             schedule, fired, evaluator, *extras, stream=d.stream(cell), also_read=also
         )
 
+    declared = set()
+
     def body():
         for c in channels:
             yield from bps.declare_stream(c.potentiostat, name=c.stream, collect=True)
+            declared.add(c.stream)
         for c in channels:
             yield from bps.kickoff(c.potentiostat, wait=True)
         yield from flush()  # at once: the StreamResources name each cell's HDF5 file in the journal

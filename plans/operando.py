@@ -126,10 +126,14 @@ def operando_cycling(
     def on_error(exc):
         # Cell to open circuit first, then announce every sample measured up to the stop, so
         # the stored run ends exactly where the cell stopped.
-        reason = f"run ended early: {type(exc).__name__}: {exc}"
+        cause = instrument_error(exc)
+        reason = f"run ended early: {type(cause).__name__}: {cause}"
         yield from bps.wait_for([lambda: potentiostat.open_circuit(reason)])
-        yield from bps.collect(potentiostat, name=ECHEM_STREAM)
-        yield from _impedance_rows(potentiostat, impedance)
+        if declared:  # an error before the stream existed: nothing was measured to announce
+            yield from bps.collect(potentiostat, name=ECHEM_STREAM)
+            yield from _impedance_rows(potentiostat, impedance)
+        if cause is not exc:
+            raise cause from exc  # the stop reason names the instrument's error
 
     @bpp.stage_decorator(devices)
     @bpp.run_decorator(md=run_md)
@@ -146,8 +150,11 @@ def operando_cycling(
         extras = (potentiostat, stamp, capacity_mAh, failure, clock, flush, flush_period_s, lines)
         return (yield from _frame(d, fired, evaluator, *extras))
 
+    declared = []
+
     def body():
         yield from bps.declare_stream(potentiostat, name=ECHEM_STREAM, collect=True)
+        declared.append(ECHEM_STREAM)
         yield from bps.kickoff(potentiostat, wait=True)
         # At once, before any frame or pause: the StreamResources name the HDF5 file in the
         # journal, so recovery can read every row the device writes to it from now on.
@@ -197,6 +204,12 @@ def operando_cycling(
         yield from bps.save()
 
     return (yield from inner())
+
+
+def instrument_error(exc: Exception) -> Exception:
+    """What failed: a device's own error rather than bluesky's FailedStatus around it, whose text
+    (a status object's repr) would otherwise become the stop document's reason."""
+    return exc.__cause__ if isinstance(exc, FailedStatus) and isinstance(exc.__cause__, Exception) else exc
 
 
 def _impedance_rows(potentiostat, impedance: ImpedancePoint, stream: str = "impedance"):

@@ -70,3 +70,43 @@ def test_faults_must_name_an_instrument_of_the_profile(tmp_path):
         assert "lab.yaml: sim: faults: timeout on unknown instrument 'squid'" in str(exc)
     else:
         raise AssertionError("a fault on an unknown instrument was accepted")
+
+
+def _run_to_stop(tmp_path, profile_text):
+    """Run a 5-minute rest; the stored stop document (the run raises its error)."""
+    from operando.storage.catalog import open_catalog
+
+    (tmp_path / "lab.yaml").write_text(profile_text)
+    (tmp_path / "rest.yaml").write_text("name: rest\nsteps:\n  - {kind: rest, duration_min: 5}\n")
+    try:
+        run_experiment(
+            load_profile(tmp_path / "lab.yaml"), load_protocol(tmp_path / "rest.yaml"), tmp_path / "data", report=False
+        )
+    except Exception as exc:
+        raised = exc
+    else:
+        raise AssertionError("the run did not fail")
+    with open_catalog(tmp_path / "data") as catalog:
+        return raised, catalog.client.values().last().metadata["stop"]
+
+
+def test_a_failure_at_the_start_is_the_stop_reason_not_a_status_object(tmp_path):
+    text = (PROFILES_DIR / "sim.yaml").read_text()
+    fault = "  faults: [{instrument: potentiostat, kind: timeout, at_s: 0, delay_s: 1}]\n"
+    raised, stop = _run_to_stop(tmp_path, text.replace("  seed: 0\n", "  seed: 0\n" + fault))
+    assert stop["exit_status"] == "fail"
+    assert stop["reason"] == "potentiostat: no reply to start() within 1 s (injected timeout fault)"
+    assert type(raised).__name__ == "InstrumentTimeout"
+
+
+def test_an_error_before_the_echem_stream_exists_keeps_its_own_reason(tmp_path, monkeypatch):
+    from operando.devices.potentiostat import Potentiostat
+
+    async def broken(self):
+        raise RuntimeError("describe failed on purpose")
+
+    monkeypatch.setattr(Potentiostat, "describe_collect", broken)
+    _, stop = _run_to_stop(tmp_path, (PROFILES_DIR / "sim.yaml").read_text())
+    assert stop["exit_status"] == "fail"
+    assert "describe failed on purpose" in stop["reason"]
+    assert "declare" not in stop["reason"]
