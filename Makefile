@@ -9,7 +9,7 @@ export MPLBACKEND := Agg
 
 # (lint: the layer contracts, ruff lint and ruff format check; CI runs it before the tests)
 .PHONY: demo test lint bench crash fuzz clean-data venv postgres postgres-stop redis redis-stop queue-server
-.PHONY: docs matrix
+.PHONY: docs matrix faults
 
 venv: $(STAMP)
 
@@ -72,6 +72,13 @@ crash: $(STAMP)
 FUZZ_EXAMPLES ?= 100000
 fuzz: $(STAMP)
 	$(BIN)/python -m operando.benchmarks.fuzz --examples $(FUZZ_EXAMPLES) --markdown docs/fuzz.md
+
+# Every wire-level simulator x every wire fault x every moment (benchmarks/fault_matrix.py): 168
+# real runs, FAULTS_PARALLEL at a time; prints each cell and writes the dated table to
+# docs/fault-matrix.md. Fails if a cell is unsafe and not explained (make test runs 12 cells).
+FAULTS_PARALLEL ?= 2
+faults: $(STAMP)
+	$(BIN)/python -m operando.benchmarks.fault_matrix --parallel $(FAULTS_PARALLEL) --markdown docs/fault-matrix.md
 
 # Every shipped protocol on every shipped profile, run to the end (make test runs a sample); hours.
 matrix: $(STAMP)

@@ -52,6 +52,8 @@ class Instruments:
     stages: dict[str, Any] = field(default_factory=dict)  # instrument name -> Stage (not scheduled)
     sim_lab: Any = None  # the simulated lab, when something is simulated
     closers: list = field(default_factory=list)  # stop what building started (simulators, ports)
+    # instrument name -> the FaultInjector of its sim.wire_faults relay (what it did: .events)
+    wire_faults: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
         """Close ports and stop in-process simulators; safe to call twice."""
@@ -99,6 +101,8 @@ def build_instruments(
     be called after a RunEngine exists (devices connect in its event loop).
     """
     from operando.sim_devices.faults import FaultSchedule, inject_faults
+    from operando.sim_devices.wire.fault_protocols import protocol_for
+    from operando.sim_devices.wire.fault_relay import relay
 
     pstat_name = profile.potentiostat_name
     pstat_settings = profile.potentiostat.typed_settings
@@ -115,6 +119,11 @@ def build_instruments(
         address = inst.address
         if address == WIRE_SIM_ADDRESS:
             served = wire_simulator(inst.kind, inst.backend).start(lab)
+            wire_fault = (
+                next((f for f in profile.sim.wire_faults if f.instrument == name), None) if profile.sim else None
+            )
+            if wire_fault is not None:
+                served, built.wire_faults[name] = relay(served, wire_fault, protocol_for(inst.backend), lab, name)
             built.closers.append(served.stop)  # after the driver's port has closed (first=True)
             address = served.address
         ctx = BuildContext(

@@ -38,6 +38,7 @@ from operando.plans.sample import Sample
 from operando.plans.schedules import Rule
 from operando.plans.suspenders import SuspenderRule
 from operando.sim_devices.faults import Fault
+from operando.sim_devices.wire.wire_faults import WireFault
 
 from .backends import WIRE_SIM_ADDRESS, backend_names, backend_spec, wire_simulator
 from .cells import Cell, cell_problems, cell_sample, shared_detector_problems
@@ -180,6 +181,9 @@ class SimOptions(StrictModel):
     # Injected instrument faults (sim_devices/faults.py), e.g.
     #   {instrument: raman, kind: disconnect, at_s: 3600, duration_s: 600}
     faults: list[Fault] = []  # instrument names are checked against the profile's
+    # Faults in the bytes a wire-level simulator's real driver reads (sim_devices/wire/
+    # wire_faults.py), e.g. {instrument: potentiostat, fault: garbled, when: mid_run, after_s: 60}
+    wire_faults: list[WireFault] = []
 
 
 class Profile(StrictModel):
@@ -223,6 +227,31 @@ class Profile(StrictModel):
                     f"faults: interlock_open on {fault.instrument!r}, a {inst.kind}: "
                     "only a Raman spectrometer has a laser interlock"
                 )
+        return sim
+
+    @field_validator("sim")
+    @classmethod
+    def _wire_faults_name_wire_simulators(cls, sim: Optional[SimOptions], info: ValidationInfo):
+        from operando.sim_devices.wire.fault_protocols import wire_protocols
+
+        if sim is None or "instruments" not in info.data:
+            return sim
+        instruments, seen = info.data["instruments"], set()
+        for i, fault in enumerate(sim.wire_faults):
+            where = f"wire_faults[{i}] ({fault.fault} on {fault.instrument!r})"
+            inst = instruments.get(fault.instrument)
+            if inst is None:
+                raise ValueError(f"{where}: no such instrument (have {', '.join(sorted(instruments))})")
+            if inst.address != WIRE_SIM_ADDRESS:
+                raise ValueError(
+                    f"{where}: wire faults need the instrument's wire-level simulator "
+                    f"(address: {WIRE_SIM_ADDRESS}); its address is {inst.address!r}"
+                )
+            if inst.backend not in wire_protocols():
+                raise ValueError(f"{where}: no fault relay knows the {inst.backend!r} protocol yet")
+            if fault.instrument in seen:
+                raise ValueError(f"{where}: one wire fault per instrument")
+            seen.add(fault.instrument)
         return sim
 
     @field_validator("suspenders")

@@ -23,6 +23,8 @@ class SimLab:
     # True when a wire-level simulator's firmware drives the cell instead of the engine (a
     # profile's potentiostat with address: sim): the engine then leaves the cell alone.
     external_potentiostat: bool = False
+    # Exposures under way on the simulated detectors (read by wire faults timed "during a frame")
+    frames_in_flight: int = 0
 
     def __post_init__(self):
         if self.skpm is None:

@@ -24,13 +24,17 @@ async def _exposure(lab: SimLab, seconds: float, trigger_source) -> tuple[float,
     Software-timed, it starts now; hardware-triggered, it starts on the potentiostat's next
     trigger edge and lasts exactly ``seconds`` (the detector times itself from the edge).
     """
-    if trigger_source is None:
-        start = lab.clock.time()
-        await lab.clock.sleep(seconds)
-        return start, lab.clock.time(), float("nan")
-    edge, edge_inst = await trigger_source.trigger_output()
-    await lab.clock.sleep(edge + seconds - lab.clock.time())
-    return edge, edge + seconds, edge_inst
+    lab.frames_in_flight += 1  # a wire fault "during a frame" on the potentiostat waits for this
+    try:
+        if trigger_source is None:
+            start = lab.clock.time()
+            await lab.clock.sleep(seconds)
+            return start, lab.clock.time(), float("nan")
+        edge, edge_inst = await trigger_source.trigger_output()
+        await lab.clock.sleep(edge + seconds - lab.clock.time())
+        return edge, edge + seconds, edge_inst
+    finally:
+        lab.frames_in_flight -= 1
 
 
 class SimMagnetometerBackend:
