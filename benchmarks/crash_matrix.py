@@ -6,13 +6,16 @@ Each kill runs a simulated experiment in real time (speed 1) in its own process 
 or the GUI's acquisition process for a pause — whose simulated potentiostat writes its own record
 of every sample it hands over (``record_path``: time stamps, one unbuffered write per poll). At a
 chosen moment — during a 20 s Raman exposure, during an SKPM map, during a hold at open circuit,
-during an EIS sweep, during a pause, during a suspension (laser interlock open), or at random —
-the process gets SIGKILL. Then `operando runs` recovers the run, and the loss is measured against
-the simulator's record: the time between the last sample the simulator produced and the last
-sample the recovered run holds (0 when nothing was lost), and the rows must match the record
-without a hole. The promise is ≤ 1 s lost at any moment. Each kill also checks that it landed
-where it was meant to (mid-exposure: no frame of that detector stored yet; mid-sweep: some but not
-all impedance rows; held or paused: the cell at 0 A at the end).
+during an EIS sweep, during a pause, during a suspension (laser interlock open), at random, or
+during the catalog writer's drain after the stop ("post-stop-drain": the child's catalog writer is
+made to block at the stop document — ``FlushingTiledWriter.__call__`` patched in that child only —
+and the kill comes once the journal is closed) — the process gets SIGKILL. Then `operando runs`
+recovers the run, and the loss is measured against the simulator's record: the time between the
+last sample the simulator produced and the last sample the recovered run holds (0 when nothing
+was lost), and the rows must match the record without a hole. The promise is ≤ 1 s lost at any
+moment. Each kill also checks that it landed where it was meant to (mid-exposure: no frame of
+that detector stored yet; mid-sweep: some but not all impedance rows; held or paused: the cell at
+0 A at the end; post-stop drain: the run repaired from its closed journal, with its own stop).
 
 tests/test_crash_matrix.py runs each scenario once (CI); ``make crash`` runs 20 kills and prints
 the worst loss.
@@ -51,6 +54,9 @@ class Scenario:
     kill_after_s: tuple[float, float]  # range, seconds after the sequence's first sample
     check: Callable[[object, float], str | None]  # (recovered run, kill time) -> problem or None
     pause_after_s: float | None = None  # the GUI's acquisition process gets "pause" then
+    # The catalog writer blocks at the stop; the kill comes once the journal is closed (the
+    # drain after the stop), not at ``kill_after_s``; recovery replays the closed journal.
+    after_stop: bool = False
 
 
 @dataclass
@@ -117,6 +123,11 @@ def _mid_sweep(run, _kill):
     return None if n < 26 else f"the EIS sweep had ended ({n} frequencies stored)"
 
 
+def _stopped_as_journaled(run, _kill):
+    stop = run.metadata["stop"]
+    return None if stop.get("exit_status") == "success" and not stop.get("recovered") else f"stop {dict(stop)}"
+
+
 def _suspended(run, kill):
     n = len(run["interruptions"]["time"].read()) if "interruptions" in run and list(run["interruptions"]) else 0
     return _held_at_the_end(run, kill) or (None if n else "no suspension recorded in the interruptions stream")
@@ -174,6 +185,14 @@ SCENARIOS = {
         (9.0, 14.0),  # the interlock opens ~3 s in: the run suspends with the cell held
         _suspended,
     ),
+    "post-stop-drain": Scenario(
+        "post-stop-drain",
+        _protocol("{kind: rest, duration_s: 6}"),
+        _only(),
+        (0.0, 0.0),  # killed when the journal closes (about 6 s)
+        _stopped_as_journaled,
+        after_stop=True,
+    ),
     "random": Scenario(
         "random",
         _protocol(
@@ -211,7 +230,11 @@ def run_kill(scenario: Scenario, workdir: Path, kill_after_s: float) -> Kill:
             _sleep_until(first + scenario.pause_after_s)
             child.stdin.write(b"pause\n")
             child.stdin.flush()
-        _sleep_until(first + kill_after_s)
+        if scenario.after_stop:
+            _wait_for_closed_journal(data, child)
+            result.kill_after_s = round(time.time() - first, 2)
+        else:
+            _sleep_until(first + kill_after_s)
         if child.poll() is not None:
             result.problems.append(f"the run ended (code {child.returncode}) before the kill")
             return result
@@ -226,11 +249,27 @@ def run_kill(scenario: Scenario, workdir: Path, kill_after_s: float) -> Kill:
     return result
 
 
+# `operando run`, its catalog writer blocked at the stop document (the journal already has it).
+STUCK_AT_STOP = """
+import sys, time
+from operando.storage import catalog_writer
+from operando.acquisition.cli import main
+write = catalog_writer.FlushingTiledWriter.__call__
+def stuck(self, name, doc):
+    if name == "stop":
+        time.sleep(3600)
+    return write(self, name, doc)
+catalog_writer.FlushingTiledWriter.__call__ = stuck
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def _start(scenario: Scenario, workdir: Path, data: Path) -> subprocess.Popen:
     log = open(workdir / "child.log", "wb")
     if scenario.pause_after_s is None:
+        head = ["-c", STUCK_AT_STOP] if scenario.after_stop else ["-m", "operando.acquisition.cli"]
         return subprocess.Popen(
-            [sys.executable, "-m", "operando.acquisition.cli", "run", str(workdir / "protocol.yaml"),
+            [sys.executable, *head, "run", str(workdir / "protocol.yaml"),
              "--profile", str(workdir / "profile.yaml"), "--data", str(data), "--quiet", "--no-report"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
@@ -274,24 +313,36 @@ def _first_sample(record: Path, child: subprocess.Popen) -> float:
     raise TimeoutError(f"no sample within {START_TIMEOUT_S:g} s")
 
 
+def _wait_for_closed_journal(data: Path, child: subprocess.Popen) -> None:
+    """Until the run's journal is closed: its stop document is on disk, the catalog lacks it."""
+    deadline = time.time() + START_TIMEOUT_S
+    folder = data / "journal"
+    while not any(not p.name.endswith(".open.jsonl") for p in folder.glob("*.jsonl")):
+        if child.poll() is not None or time.time() > deadline:
+            raise RuntimeError(f"the run's journal was not closed (code {child.poll()})")
+        time.sleep(0.02)
+
+
 def _sleep_until(t: float) -> None:
     time.sleep(max(0.0, t - time.time()))
 
 
 def _measure(result: Kill, scenario: Scenario, data: Path, record: Path, kill_time: float) -> None:
     from operando.storage.catalog import open_catalog
-    from operando.storage.recovery import recover_data_dir
+    from operando.storage.recovery import RepairedRun, recover_data_dir
 
     truth = np.fromfile(record, "<f8")
     result.record_rows = len(truth)
-    recovered = recover_data_dir(data)
+    recovered = recover_data_dir(data, repair_after_s=0)  # the child is dead: nothing is draining
     if len(recovered) != 1:
         result.problems.append(f"{len(recovered)} runs recovered, expected 1")
         return
+    if isinstance(recovered[0], RepairedRun) != scenario.after_stop:
+        result.problems.append(f"expected {'a repaired' if scenario.after_stop else 'a recovered'} run")
     with open_catalog(data) as catalog:
         run = catalog.client[recovered[0].uid]
         stop = run.metadata["stop"]
-        if stop.get("exit_status") != "fail" or not stop.get("recovered"):
+        if not scenario.after_stop and (stop.get("exit_status") != "fail" or not stop.get("recovered")):
             result.problems.append(f"stop document not marked recovered: {dict(stop)}")
         echem = run["echem"]
         stored = np.asarray(echem["timestamp"].read()) if list(echem) else np.empty(0)

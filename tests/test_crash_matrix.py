@@ -1,7 +1,8 @@
 """The crash matrix, short: each scenario of benchmarks/crash_matrix.py killed once with SIGKILL at
 a random moment of its window (a Raman exposure, an SKPM map, a hold, an EIS sweep, a pause, a
-suspension, anywhere), recovered, and measured against the simulator's own record: ≤ 1 s of echem
-lost, no hole, the kill where it was meant to land. `make crash` runs 20 kills."""
+suspension, anywhere; and after the stop, while the catalog writer drains), recovered, and
+measured against the simulator's own record: ≤ 1 s of echem lost, no hole, the kill where it was
+meant to land. `make crash` runs 20 kills."""
 
 import random
 
