@@ -263,3 +263,67 @@ def test_impedance_refused_before_anything_is_sent(technique):
             backend.check(steps)
         with pytest.raises(UnsupportedTechnique):
             asyncio.run(backend.start(steps))
+
+
+def _fault_run(comm_pairs):
+    """Start an OCV step, poll until the backend gives up; (rows, the error poll raised, the
+    error open_circuit raised or None)."""
+    steps = [ScheduledStep(technique=OpenCircuit(duration_s=60), cycle=1, step=1)]
+    with expected_protocol(Keithley2450, PREPARE + comm_pairs) as instrument:
+        backend = Keithley2450Backend(instrument, JumpClock(), sample_interval_s=10.0, min_command_wall_s=0)
+
+        async def drive():
+            await backend.start(steps)
+            blocks, error = [], None
+            for _ in range(5000):
+                try:
+                    blocks.append(await backend.poll())
+                except RuntimeError as exc:
+                    error = exc
+                    break
+                await asyncio.sleep(0.001)
+            try:
+                await backend.open_circuit("test over")
+                stop_error = None
+            except Exception as exc:
+                stop_error = exc
+            rows = np.concatenate([b["Ewe"] for b in blocks]) if blocks else np.empty(0)
+            return rows, error, stop_error
+
+        return asyncio.run(drive())
+
+
+ON_AT_ZERO = CURRENT_SOURCE + [(":SOUR:CURR:VLIM 5", None), (":SOUR:CURR:LEV 0", None), ("OUTPUT ON", None)]
+
+
+def test_the_no_reading_value_is_never_stored_as_volts():
+    rows, error, stop_error = _fault_run(
+        ON_AT_ZERO + [(READ, "1.5E+00,0.0E+00"), (READ, "9.91E+37,0.0E+00")] + OFF + OFF
+    )
+    assert list(rows) == [1.5]  # the reading before it kept, 9.91E+37 never stored
+    assert "no-reading value" in str(error) and stop_error is None
+
+
+def test_open_circuit_raises_when_the_output_is_not_confirmed_off():
+    stuck_on = [("OUTPUT OFF", None), ("OUTPUT?", "1")]
+    rows, error, stop_error = _fault_run(
+        ON_AT_ZERO + [(READ, "1.5E+00,0.0E+00"), (READ, "9.91E+37,0.0E+00")] + stuck_on + stuck_on
+    )
+    assert "output off not confirmed" in str(stop_error) and "still on" in str(stop_error)
+
+
+def test_an_error_while_connecting_faults_through_poll_naming_the_instrument():
+    steps = [ScheduledStep(technique=OpenCircuit(duration_s=60), cycle=1, step=1)]
+    refused = PREPARE[:-1] + [("SYST:ERR?", '-222,"Data out of range"'), ("SYST:ERR?", '0,"No error"')]
+    with expected_protocol(Keithley2450, refused + OFF + OFF) as instrument:
+        backend = Keithley2450Backend(instrument, JumpClock(), sample_interval_s=10.0, min_command_wall_s=0)
+
+        async def drive():
+            await backend.start(steps)  # does not raise: the device's fault path names the instrument
+            while not backend.done:
+                await asyncio.sleep(0.001)
+            with pytest.raises(RuntimeError, match="Keithley 2450 SourceMeter on .*-222"):
+                await backend.poll()
+            await backend.open_circuit("fault")  # never switched on: nothing to confirm
+
+        asyncio.run(drive())

@@ -169,10 +169,10 @@ def test_lost_instrument_faults_the_device_and_leaves_the_output_off(how):
             call_in_bluesky_event_loop(fly())
         assert backend.done
         if how == "connection dropped":
-            # open_circuit reconnected and switched it off (the server reads that line on its own
-            # thread: allow it a moment)
+            # open_circuit reconnected, switched it off and confirmed it (the server reads that
+            # line on its own thread: allow it a moment)
             deadline = time.monotonic() + 3
             while server.simulator.output_on and time.monotonic() < deadline:
                 time.sleep(0.02)
             assert not server.simulator.output_on
-            assert server.simulator.commands[-1] == "OUTPUT OFF"
+            assert server.simulator.commands[-2:] == ["OUTPUT OFF", "OUTPUT?"]  # off, read back

@@ -222,3 +222,29 @@ def test_in_situ_run_with_the_real_driver_stores_moment_with_each_points_echem_s
     while {p.pid for p in psutil.Process().children(recursive=True)} - children and time.monotonic() < deadline:
         time.sleep(0.1)
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= children  # simulator stopped
+
+
+def test_a_row_with_multivu_failure_status_is_not_a_moment(bench):
+    # Fault matrix (error): MultiVu marks the measurement failed in its status columns.
+    dat, _client, backend = bench
+    now = time.time()
+    dat.append(now + 1, 0.5, (300.0,) * 3, (1e4,) * 3, 7e-3, 1e-6, 15, 1)  # field: General Failure
+    with pytest.raises(Mpms3Error, match=r"squid-1: .*line \d+: field status 15 \(General Failure\)"):
+        _run(lambda: backend.measure(1.0))
+    _row(dat, now + 2, 1e-3)  # the next good row is read
+    assert _run(lambda: backend.measure(1.0)).moment_emu == pytest.approx(1e-3)
+
+
+def test_a_row_repeating_the_last_measurement_is_not_a_moment(bench):
+    # Fault matrix (stuck): the writer repeats its last row with a new time stamp.
+    dat, _client, backend = bench
+    now = time.time()
+    _row(dat, now + 1, 1e-3)
+    assert _run(lambda: backend.measure(1.0)).moment_emu == pytest.approx(1e-3)
+    lines = dat.path.read_text().splitlines()
+    fields = lines[-1].split(",")
+    fields[1] = repr(float(fields[1]) + 1.0)
+    with open(dat.path, "a") as f:
+        f.write(",".join(fields) + "\n")
+    with pytest.raises(Mpms3Error, match="squid-1: .*repeats the previous row"):
+        _run(lambda: backend.measure(1.0))

@@ -149,3 +149,16 @@ def test_spring_change_and_unix_stamps(tmp_path):
     assert [stamp_to_epoch(s, BERLIN) for s in stamps] == pytest.approx(instants, abs=1e-3)
     # MultiPyVu's own writer puts Unix time in the same column: taken as it is.
     assert stamp_to_epoch(1.7e9, BERLIN) == 1.7e9
+
+
+def test_a_malformed_row_costs_only_itself(tmp_path):
+    # Fault matrix (a garbled or cut row): the rows before it in the same read and those after it
+    # are still read; the bad one fails one poll and is not read again.
+    dat = tmp_path / "spoilt.dat"
+    cut = ROWS[1][: len(ROWS[1]) // 2]  # half a row, then the next row runs on
+    _write(dat, HEADER + ROWS[1] + cut + ROWS[2] + ROWS[1], "w")
+    tail = DatTail(dat)
+    with pytest.raises(DatFileError, match="line 10"):
+        tail.poll()
+    assert [r.line for r in tail.poll()] == [9, 11]
+    assert tail.poll() == []

@@ -134,3 +134,88 @@ def test_cli_server_that_stops_answering_is_an_error_naming_the_instrument(tmp_p
             Mpms3Client(address, name="squid-1").open()
     finally:
         stop_process(proc)
+
+
+class ScriptedMultiVu:
+    """A MultiPyVu peer on loopback that answers START as QD's server does, then answers each
+    later request with ``answer(request)``: a list of messages (possibly none)."""
+
+    def __init__(self, answer):
+        import socket
+        import threading
+
+        self.answer = answer
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.server.getsockname()[1]}"
+        self._stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        from MultiPyVu.__version import __version__
+
+        from operando.sim_devices.wire.faults_mpms3 import _frame
+
+        try:
+            conn, _ = self.server.accept()
+        except OSError:  # closed before a client came
+            return
+        buffer = bytearray()
+        while not self._stop.is_set():
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            buffer += data
+            while (found := _frame(buffer)) is not None:
+                end, request = found
+                del buffer[:end]
+                if request.get("message_type") == "confirmed":
+                    continue  # the client's acknowledgement
+                if request["action"] == "START":
+                    done = dict(request, query=f"{__version__};s", result="Connected to MPMS3 MultiVuServer at x")
+                    replies = [dict(request, message_type="confirmed"), dict(done, message_type="completed")]
+                else:
+                    replies = self.answer(request)
+                for message in replies:
+                    conn.sendall(_encode(message))
+
+    def close(self):
+        self._stop.set()
+        self.server.close()
+
+
+def _encode(message):
+    from operando.sim_devices.wire.faults_mpms3 import encode
+
+    return encode(message)
+
+
+def test_a_server_that_confirms_but_never_completes_is_an_error_within_the_deadline():
+    # Fault matrix (timeout, truncated): QD's client waits for a completion without a deadline.
+    peer = ScriptedMultiVu(lambda request: [dict(request, message_type="confirmed")])
+    try:
+        mpms = Mpms3Client(peer.address, name="squid-1", exchange_timeout_s=2.0).open()
+        started = time.monotonic()
+        with pytest.raises(Mpms3Error, match=f"squid-1 at {peer.address} did not answer within 2 s"):
+            mpms.get_field()
+        assert time.monotonic() - started < 10.0
+        assert not mpms.connected  # the link is given up: the next call reconnects
+    finally:
+        peer.close()
+
+
+def test_a_reply_qd_client_cannot_convert_is_an_error_naming_the_instrument():
+    # Fault matrix (garbled): MultiPyVu 3.8.0's get_field raises UnboundLocalError on such a reply.
+    def answer(request):
+        done = dict(request, result="12,Oe", message_type="completed")
+        return [dict(request, message_type="confirmed"), done]
+
+    peer = ScriptedMultiVu(answer)
+    try:
+        mpms = Mpms3Client(peer.address, name="squid-1", exchange_timeout_s=5.0).open()
+        with pytest.raises(Mpms3Error, match="squid-1 .*read the field"):
+            mpms.get_field()
+    finally:
+        peer.close()

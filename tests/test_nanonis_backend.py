@@ -185,3 +185,48 @@ def test_extra_channels_need_names_that_can_be_stored():
         NanonisSettings(period_s=60, extra_channels=["CPD (V)"])
     with pytest.raises(ValueError, match="two channels would be stored under one name"):
         NanonisSettings(period_s=60, extra_channels=["Phase (deg)", "phase (rad)"])
+
+
+def _freeze_frame_data(server, after_first_grab: bool):
+    """The controller's Scan.FrameDataGrab stuck (the fault matrix's ``stuck``): from ``freeze()``
+    on, each grab repeats the last reply it gave before (from its first reply on, with
+    ``after_first_grab``)."""
+    grab = server.controller._handlers["Scan.FrameDataGrab"]
+    last, state = {}, {"frozen": after_first_grab}
+
+    def stuck(r):
+        key = r.body
+        if state["frozen"] and key in last:
+            r.u32(), r.u32()  # the request's arguments, read as the controller does
+            return last[key]
+        last[key] = grab(r)
+        return last[key]
+
+    server.controller._handlers["Scan.FrameDataGrab"] = stuck
+    return lambda: state.update(frozen=True)
+
+
+def test_a_stuck_controller_repeating_the_last_frame_fails_the_frame_and_reports_no_line(bench):
+    lab, server = bench
+    backend, device = _device(server, lab, pixels=16, lines=4)
+    freeze = _freeze_frame_data(server, after_first_grab=False)
+    assert _frame(device)["skpm-lines_done"] == 4
+    device.drain_lines()
+    freeze()
+    with pytest.raises(NanonisError, match=r"skpm at .*: Scan.FrameDataGrab returned the last frame's maps again"):
+        _frame(device)
+    assert device.drain_lines() == []  # none of the old lines stored as the new frame's
+    backend.close()
+
+
+def test_stale_data_after_the_scan_ended_is_kept_partial_and_flagged(bench):
+    lab, server = bench
+    # 8 lines of 100 s (0.2 s wall each): the first grab, 1 s in, finds about 5 done
+    backend, device = _device(server, lab, pixels=16, lines=8, line_rate_hz=0.01)
+    _freeze_frame_data(server, after_first_grab=True)
+    frame = _frame(device)
+    assert 0 < frame["skpm-lines_done"] < 8
+    assert "Scan.FrameDataGrab: the scan ended but only" in frame["skpm-problem"]
+    done = frame["skpm-lines_done"]
+    assert np.isfinite(frame["skpm-cpd"][:done]).all() and np.isnan(frame["skpm-cpd"][done:]).all()
+    backend.close()

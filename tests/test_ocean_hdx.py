@@ -319,6 +319,23 @@ def test_another_device_is_an_error(lab):
             OceanHdxClient(server.address, name="hdx-2").open()
 
 
+def test_a_stuck_readout_is_an_error_not_a_spectrum(lab):
+    """A readout that repeats its last spectrum (the fault matrix's ``stuck``): the repeat is an
+    error naming the instrument, never a second spectrum; a flat one (no noise to tell by) is not."""
+    with OceanHdxServer(lab.cell, lab.clock) as server:
+        firmware = server.firmware
+        frozen = np.arange(2068, dtype=float) % 500
+        firmware.physics.spectrum = lambda exposure_s, *a: frozen
+        with OceanHdxClient(server.address, name="hdx-4") as spec:
+            spec.set_integration_time_us(10_000)
+            assert np.array_equal(spec.intensities(), frozen)
+            with pytest.raises(OceanHdxError, match=f"hdx-4 at {server.address} returned the same spectrum .*stuck"):
+                spec.intensities()
+            firmware.physics.spectrum = lambda exposure_s, *a: np.zeros(2068)
+            spec.intensities()
+            assert not spec.intensities().any()  # a dark without counts may repeat
+
+
 def _fake_instrument(answer):
     """A TCP peer on loopback that answers every 64 bytes it gets with ``answer(request)``."""
     listener = socket.create_server(("127.0.0.1", 0))

@@ -18,7 +18,8 @@ clock (timebase "host"). Techniques, as the instrument does them:
 Durations are measured on the clock given (a SimClock shared with an in-process simulator makes
 a speed-up work; WallClock for a real instrument or a separate simulator process). A VISA error
 or timeout ends the run through the device's fault path (``poll`` raises) after the output is
-switched off (or tried: ``open_circuit`` also reconnects once to do it).
+switched off (or tried: ``open_circuit`` also reconnects once to do it, and raises when the
+output could not be confirmed off, so the stop reason says the open circuit failed).
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ import numpy as np
 from pydantic import Field, PositiveFloat
 
 from operando.devices.clock import Clock, WallClock
-from operando.devices.drivers.keithley2450_smu import DEFAULT_TIMEOUT_MS, Keithley2450Smu, open_keithley2450
+from operando.devices.drivers.keithley2450_smu import (
+    DEFAULT_TIMEOUT_MS,
+    Keithley2450Error,
+    Keithley2450Smu,
+    open_keithley2450,
+)
 from operando.devices.kinds import PotentiostatSettings
 from operando.devices.registry import BackendSpec, BuildContext, Capability, register
 from operando.devices.safety import UnsupportedTechnique
@@ -104,30 +110,37 @@ class Keithley2450Backend(StepPrograms):
         self.check(steps)
         self._reset(list(steps))
         self.stop_reason = None
-        await asyncio.to_thread(self._connect)
+        # connecting is the worker's first act: an instrument that does not answer then faults
+        # the device through poll, whose error names the instrument, as any later fault does
         self._thread = threading.Thread(target=self._work, name="keithley2450-steps", daemon=True)
         self._thread.start()
 
     async def poll(self) -> dict[str, np.ndarray]:
-        if self._error is not None:
+        """Rows measured since the last poll; once they are all out, the worker's error."""
+        rows = self._drain()
+        if self._error is not None and len(rows["Ewe"]) == 0:
             raise RuntimeError(f"{self.description}: {self._error!r}") from self._error
-        return self._drain()
+        return rows
 
     @property
     def done(self) -> bool:
         return self._done
 
     async def open_circuit(self, reason: str) -> None:
-        """Stop the steps and switch the output off; after a lost connection, reconnect once to
-        do it. Logs, never raises: the device is already on its safe-stop path."""
+        """Stop the steps and switch the output off, confirmed by reading it back; after a lost
+        connection, reconnect once to do it. Raises ``Keithley2450Error`` when the output could
+        not be confirmed off after this backend had switched it on, so the device reports the open
+        circuit as failed (never switched on: logged only)."""
         self.stop_reason = self.stop_reason or reason
         self._stop.set()
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             await asyncio.to_thread(thread.join, 2 * self.timeout_ms / 1000 + 1)
-        await asyncio.to_thread(self._force_output_off)
         self._done = True
+        problem = await asyncio.to_thread(self._force_output_off)
+        if problem and self.smu is not None and self.smu.sourced:  # else it was never switched on
+            raise Keithley2450Error(f"{self.description}: output off not confirmed ({problem})")
 
     async def hold(self) -> None:
         """Zero current now (the cell at open circuit, still measured), the step frozen."""
@@ -154,6 +167,7 @@ class Keithley2450Backend(StepPrograms):
 
     def _work(self) -> None:
         try:
+            self._connect()
             for step in self._steps:
                 self.run_step(step)
             with self._io:
@@ -167,27 +181,34 @@ class Keithley2450Backend(StepPrograms):
         finally:
             self._done = True
 
-    def _force_output_off(self) -> None:
+    def _force_output_off(self) -> str:
+        """Output off, read back; on this session, else on a new one. Returns "" once
+        confirmed, else what went wrong (logged, not raised: callers decide)."""
         try:
             with self._io:
                 self.smu.output_off()
-            return
+            return ""
         except Exception as exc:
+            first = repr(exc)
             log.warning(
-                "%s: output off failed (%r)%s",
+                "%s: output off failed (%s)%s",
                 self.description,
-                exc,
+                first,
                 "; reconnecting to retry" if self._resource else "",
             )
         if self._resource is None:
-            return
+            return first
         try:
             with self._io:
                 fresh = open_keithley2450(self._resource, self.timeout_ms)
-                fresh.disable_source()
-                fresh.adapter.close()
+                try:
+                    Keithley2450Smu(fresh).output_off()  # off, and read back
+                finally:
+                    fresh.adapter.close()
+            return ""
         except Exception as exc:
             log.error("%s: output could not be switched off: %r", self.description, exc)
+            return f"{first}; after reconnecting: {exc!r}"
 
     # ---- what StepPrograms needs -----------------------------------------------------------
     def exchange(self, fn, *args):

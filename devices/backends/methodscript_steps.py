@@ -236,3 +236,17 @@ def build_script(steps: Sequence[ScheduledStep], options: ScriptOptions | None =
 def chunk_steps(steps: Sequence[ScheduledStep], options: ScriptOptions) -> list[list[ScheduledStep]]:
     n = max(1, options.steps_per_script)
     return [list(steps[i : i + n]) for i in range(0, len(steps), n)]
+
+
+def longest_gap_s(steps: Sequence[ScheduledStep], options: ScriptOptions) -> float:
+    """The longest the script of ``steps`` may stay silent between two lines, in instrument
+    seconds: a sample interval, a staircase step (lsv, cv) or the lowest frequency of an
+    impedance sweep (two periods, as the firmware measures it)."""
+    gap = options.sample_interval_s
+    for step in steps:
+        tech = step.technique
+        if isinstance(tech, LinearSweep | CyclicVoltammetry):
+            gap = max(gap, abs(tech.e_step_V) / tech.scan_rate_V_s)
+        elif isinstance(tech, PotentiostaticEis | GalvanostaticEis):
+            gap = max(gap, 2.0 / tech.f_min_Hz, DC_POINT_S)
+    return gap

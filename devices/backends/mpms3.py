@@ -16,7 +16,11 @@ through QD's MultiPyVu (``drivers/mpms3.py``), the moment from MultiVu's `.dat` 
   (``connected`` false) that a profile suspender can act on, and the client reconnects at the
   next status once the server answers again.
 - Errors: a malformed or truncated row, a vanished or replaced file, a server that stops
-  answering: ``Mpms3Error`` naming the instrument (the plan records a failed frame with it).
+  answering (or takes longer than ``exchange_timeout_s``): ``Mpms3Error`` naming the instrument
+  (the plan records a failed frame with it). Rows that are not a new measurement fail the
+  reading too, never stored as a moment: a row whose status columns carry one of MultiVu's
+  failure states, and a row that repeats the previous one's every measured value (a VSM moment
+  carries noise to its last digit: an exact repeat is a frozen writer, not a measurement).
 """
 
 from __future__ import annotations
@@ -94,14 +98,17 @@ class Mpms3Backend:
         self._field_target_oe: Optional[float] = None  # our last set-point, until relaxed
         self._temperature_target_K: Optional[float] = None
         self._relaxed_at: Optional[float] = None  # run time the field is relaxed (after a set)
+        self._last_values: Optional[dict] = None  # the last row's measured values (repeat check)
 
     # ---- life cycle ----------------------------------------------------------------------------
     def open(self) -> Mpms3Backend:
         """Connect to MultiPyVu and start following the file (rows already there are skipped)."""
         with self._io:
             self.client.open()
-        self._poll_rows()
-        self._pending.clear()
+        try:
+            self.tail.poll()  # rows from before the connection are not this run's
+        except DatFileError as e:
+            raise Mpms3Error(f"{self.name}: {e}") from e
         return self
 
     def close(self) -> None:
@@ -126,9 +133,11 @@ class Mpms3Backend:
             # the run; later ones: every row since the last reading.
             self._not_before = self.clock.time()
         while True:
-            rows = await asyncio.to_thread(self._poll_rows)
+            rows, bad = await asyncio.to_thread(self._poll_rows)
             speed = self.clock.speed
             self._pending += [(t, r) for t, r in rows if t - _averaging_s(r) * speed >= self._not_before]
+            if bad is not None:
+                raise bad
             if self._pending:
                 break
             if time.monotonic() > deadline:
@@ -140,15 +149,30 @@ class Mpms3Backend:
         rows, self._pending = self._pending, []
         return _combine(rows, averaging_s, self.clock.speed)
 
-    def _poll_rows(self) -> list[tuple[float, DatRow]]:
-        """New rows with a moment, each with its end on the run's clock."""
+    def _poll_rows(self) -> tuple[list[tuple[float, DatRow]], Optional[Mpms3Error]]:
+        """New measurements, each with its end on the run's clock, and the error of the first row
+        that is not one (None if all are)."""
+        rows: list[DatRow] = []
+        bad: Optional[Mpms3Error] = None
         try:
             rows = self.tail.poll()
-            now_run, now_wall = self.clock.time(), time.time()
-            timed = [(now_run - (now_wall - self.tail.run_time(r)) * self.clock.speed, r) for r in rows]
-        except DatFileError as e:
-            raise Mpms3Error(f"{self.name}: {e}") from e
-        return [(t, r) for t, r in timed if r.has_moment]
+        except DatFileError as e:  # the good rows before it come with the next poll
+            bad = Mpms3Error(f"{self.name}: {e}")
+        good: list[DatRow] = []
+        for r in rows:
+            if not r.has_moment:
+                continue
+            values = {k: v for k, v in r.values.items() if not math.isnan(v)}
+            problem = r.failure
+            if problem is None and values == self._last_values:
+                problem = "repeats the previous row's every value (a frozen writer, not a new measurement)"
+            self._last_values = values
+            if problem is None:
+                good.append(r)
+            elif bad is None:
+                bad = Mpms3Error(f"{self.name}: {self.tail.where}, line {r.line}: {problem}; its moment is not used")
+        now_run, now_wall = self.clock.time(), time.time()
+        return [(now_run - (now_wall - self.tail.run_time(r)) * self.clock.speed, r) for r in good], bad
 
     # ---- health --------------------------------------------------------------------------------
     async def status(self) -> dict:
@@ -291,6 +315,7 @@ class Mpms3Settings(MagnetometerSettings):
     row_timeout_s: PositiveFloat = 120.0  # wall seconds with no new row before a reading fails
     settle_timeout_s: PositiveFloat = 1800.0  # wall seconds a wait for stability may take
     status_period_s: PositiveFloat = 1.0  # wall seconds between MultiPyVu state queries
+    exchange_timeout_s: PositiveFloat = 30.0  # wall seconds one MultiPyVu exchange may take
     multipyvu_log: Optional[str] = None  # where QD's client logs (default: nowhere)
 
     @field_validator("timezone")
@@ -331,7 +356,7 @@ def build(ctx: BuildContext) -> Mpms3Backend:
     server, dat = split_address(ctx.address, s.data_file, ctx.name)
     zone = ZoneInfo(s.timezone) if s.timezone else None
     backend = Mpms3Backend(
-        Mpms3Client(server, name=ctx.name, log_path=s.multipyvu_log),
+        Mpms3Client(server, name=ctx.name, log_path=s.multipyvu_log, exchange_timeout_s=s.exchange_timeout_s),
         DatTail(dat, zone=zone, clock_offset_s=s.clock_offset_s),
         ctx.clock,
         field_rate_T_s=s.field_rate_T_s,

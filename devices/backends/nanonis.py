@@ -98,6 +98,7 @@ class NanonisSkpmBackend:
             self.extra_maps[channel_key(name)] = _units_of(name)
         self.extra_indexes: dict[str, int] = {}  # map key -> the channel's signal index
         self._applied: dict = {}
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # the last frame's maps, as grabbed
         self.configuration = {  # recorded with every run (the device's configuration signals)
             "centre_x": (float(settings.centre_x_m), "m"),
             "centre_y": (float(settings.centre_y_m), "m"),
@@ -208,7 +209,7 @@ class NanonisSkpmBackend:
             start = self.clock.time()
             up = a["scan_direction"] == "up"
             c.scan_action("start", up=up)
-            lines = _LineReporter(c, (topo_ch, cpd_ch), on_line, up)
+            lines = _LineReporter(c, (topo_ch, cpd_ch), on_line, up, self._previous)
             try:
                 problem = self._wait_for_the_end(scan, lines)
             except (NanonisError, NanonisProtocolError, NanonisTimeout, ConnectionError) as exc:
@@ -223,6 +224,7 @@ class NanonisSkpmBackend:
             end = self.clock.time()
             topography = c.scan_frame_data_grab(topo_ch, forward=True).data
             cpd = c.scan_frame_data_grab(cpd_ch, forward=True).data
+            lines.check_fresh(topography, cpd)
             extra = {}
             if s.backward:
                 extra["topography_backward"] = c.scan_frame_data_grab(topo_ch, forward=False).data
@@ -230,10 +232,15 @@ class NanonisSkpmBackend:
             for key, index in self.extra_indexes.items():
                 extra[key] = c.scan_frame_data_grab(index, forward=True).data
         lines.report(topography, cpd)  # the lines not reported while waiting
+        self._previous = (topography, cpd)
+        done = _finished_lines(topography, cpd, up)
+        if not problem and done < scan.lines:
+            # the scan ended, yet the data lacks lines: what came is not this scan's whole map
+            problem = f"{c.name}: Scan.FrameDataGrab: the scan ended but only {done} of {scan.lines} lines have data"
+            log.error("%s", problem)
         if not problem:
             return SkpmFrame(start, end, topography, cpd, extra=extra)
         # the lines the controller finished (from the bottom going up, from the top going down)
-        done = _finished_lines(topography, cpd, up)
         return SkpmFrame(start, end, topography, cpd, lines_done=done, problem=problem, extra=extra)
 
     def _wait_for_the_end(self, scan: SkpmScan, lines: _LineReporter) -> str:
@@ -297,18 +304,32 @@ class _LineReporter:
     """Reports each finished line once, in the order scanned (an "up" scan fills the rows from
     row 0, a "down" scan from the top), grabbed while the scan runs."""
 
-    def __init__(self, client: NanonisClient, channels: tuple[int, int], on_line, up: bool = True):
+    def __init__(self, client: NanonisClient, channels: tuple[int, int], on_line, up: bool = True, previous=None):
         self.client, self.channels, self.on_line, self.up = client, channels, on_line, up
+        self.previous = previous  # the last frame's maps: a new scan's data never repeats them
         self.reported = 0
 
     def grab_and_report(self) -> None:
         if self.on_line is None:
             return
         topo_ch, cpd_ch = self.channels
-        self.report(
-            self.client.scan_frame_data_grab(topo_ch, forward=True).data,
-            self.client.scan_frame_data_grab(cpd_ch, forward=True).data,
-        )
+        topography = self.client.scan_frame_data_grab(topo_ch, forward=True).data
+        cpd = self.client.scan_frame_data_grab(cpd_ch, forward=True).data
+        self.check_fresh(topography, cpd)
+        self.report(topography, cpd)
+
+    def check_fresh(self, topography: np.ndarray, cpd: np.ndarray) -> None:
+        """A scan's data equal, value for value, to the last frame's is no measurement (noise
+        alone makes two scans differ): the controller repeats an old answer. Never reported."""
+        if self.previous is None or not (np.isfinite(topography).any() or np.isfinite(cpd).any()):
+            return
+        old_topography, old_cpd = self.previous
+        same = lambda a, b: np.shape(a) == np.shape(b) and np.array_equal(a, b, equal_nan=True)
+        if same(topography, old_topography) and same(cpd, old_cpd):
+            raise NanonisError(
+                f"{self.client.name}: Scan.FrameDataGrab returned the last frame's maps again, value for "
+                "value: its data is stuck (not this scan's)"
+            )
 
     def report(self, topography: np.ndarray, cpd: np.ndarray) -> None:
         if self.on_line is None:

@@ -23,6 +23,8 @@ import socket
 from pymeasure.instruments.keithley import Keithley2450
 
 DEFAULT_TIMEOUT_MS = 2000
+# The 2450 answers 9.91E+37 (its NaN) for a reading it could not make; +-9.9E+37 is overflow.
+NO_READING = 9.9e37
 
 
 def open_keithley2450(resource: str, timeout_ms: int = DEFAULT_TIMEOUT_MS, visa_library: str = "@py") -> Keithley2450:
@@ -54,6 +56,7 @@ class Keithley2450Smu:
         self.nplc = nplc
         self.function: str | None = None  # "CURR" | "VOLT" as last set
         self.output = False
+        self.sourced = False  # the output was switched on at least once (through this object)
         self._limit: float | None = None
         self._level: float | None = None
 
@@ -103,6 +106,7 @@ class Keithley2450Smu:
                 k.source_voltage = level
             self._level = level
         if not self.output:
+            self.sourced = True  # before the write: if it fails, the output may still be on
             k.enable_source()
             self.output = True
 
@@ -112,6 +116,10 @@ class Keithley2450Smu:
         values = self.instrument.values(':READ? "defbuffer1", READ, SOUR')
         if len(values) != 2 or not all(isinstance(v, float) and math.isfinite(v) for v in values):
             raise Keithley2450Error(f"Keithley 2450 answered :READ? with {values!r}, not two finite numbers")
+        if any(abs(v) >= NO_READING for v in values):
+            raise Keithley2450Error(
+                f"Keithley 2450 answered :READ? with {values!r}: its no-reading value (9.91E+37), no measurement"
+            )
         reading, source = values
         return (reading, source) if self.function == "CURR" else (source, reading)
 

@@ -28,12 +28,24 @@ from .methodscript_protocol import (
     EndOfScript,
     ErrorReply,
     ReplyEvent,
+    UnknownLine,
     parse_reply_line,
     upload_bytes,
 )
 
 _READ_SLICE_S = 0.05  # one blocking read waits at most this long, so callers stay responsive
 _AFTER_ERROR_S = 0.1  # PalmSens: wait > 50 ms after a reply with '!' before the next command
+_ABORT_SILENCE_S = 10.0  # abort(): longest silence while waiting for the script to end
+_ABORT_MAX_S = 60.0  # abort(): longest wait in all, however much still arrives
+
+
+def parse_line(line: str) -> tuple[ReplyEvent, ...]:
+    """``parse_reply_line``, but a line that does not parse (a garbled link) is an
+    ``UnknownLine`` event instead of an exception: the lines read with it are kept."""
+    try:
+        return parse_reply_line(line)
+    except ValueError:
+        return (UnknownLine(line),)
 
 
 class Transport(Protocol):
@@ -59,6 +71,14 @@ class MethodScriptError(RuntimeError):
         super().__init__(f"{port}: MethodSCRIPT error 0x{code:04X}{where}{extra}")
 
 
+class MethodScriptReplyError(RuntimeError):
+    """A reply the driver cannot use (unreadable, or a repeat of an earlier one); names the port."""
+
+    def __init__(self, port: str, detail: str):
+        self.port, self.detail = port, detail
+        super().__init__(f"{port}: {detail}")
+
+
 class MethodScriptDriver:
     def __init__(
         self,
@@ -75,6 +95,7 @@ class MethodScriptDriver:
             transport = serial.Serial(port=port, baudrate=baudrate, timeout=_READ_SLICE_S)
         self._io = transport
         self._rx = bytearray()
+        self.last_rx = time.monotonic()  # when a byte last arrived (silence = a dead link)
 
     # ---- lines ------------------------------------------------------------------------------
     def write_line(self, text: str) -> None:
@@ -100,6 +121,7 @@ class MethodScriptDriver:
         chunk = self._io.read(max(1, waiting))
         if chunk:
             self._rx += chunk
+            self.last_rx = time.monotonic()
         return bool(chunk)
 
     def _unread_line(self, line: str) -> None:
@@ -156,7 +178,7 @@ class MethodScriptDriver:
         events: list[ReplyEvent] = []
         line = self.read_line(wait_s)
         while line is not None:
-            events.extend(parse_reply_line(line))
+            events.extend(parse_line(line))
             if len(events) >= max_lines:
                 break
             line = self.read_line(0.0)
@@ -174,7 +196,7 @@ class MethodScriptDriver:
                 if idle_timeout_s is None:
                     continue
                 raise TimeoutError(f"{self.port}: no script output for {idle_timeout_s} s")
-            for event in parse_reply_line(line):
+            for event in parse_line(line):
                 if isinstance(event, ErrorReply):
                     raise MethodScriptError(self.port, event.code, event.detail, event.command)
                 yield event
@@ -191,18 +213,22 @@ class MethodScriptDriver:
         """``Z``: stop the running script (the firmware still runs its on_finished block).
 
         With ``wait``, reads until the script has ended and returns the events read meanwhile
-        (they may hold the last samples). Nothing running (``Z!0006``) is not an error.
+        (they may hold the last samples; a line that does not parse is an ``UnknownLine``).
+        Nothing running (``Z!0006``) is not an error. Waits while lines keep arriving (a backlog
+        of packages may precede the end), up to ``_ABORT_SILENCE_S`` of silence and
+        ``_ABORT_MAX_S`` in all; then ``TimeoutError``: the end of the script was not seen.
         """
         self.write_line(CMD_ABORT)
         if not wait:
             return []
         events: list[ReplyEvent] = []
-        deadline = time.monotonic() + self.timeout_s
-        while time.monotonic() < deadline:
-            line = self.read_line(max(0.0, deadline - time.monotonic()))
+        started = time.monotonic()
+        silence_s = max(self.timeout_s, _ABORT_SILENCE_S)
+        while time.monotonic() - started < _ABORT_MAX_S:
+            line = self.read_line(silence_s)
             if line is None:
                 break
-            for event in parse_reply_line(line):
+            for event in parse_line(line):
                 if isinstance(event, ErrorReply) and event.code == ERROR_NOTHING_RUNNING:
                     time.sleep(_AFTER_ERROR_S)
                     return events
@@ -211,14 +237,15 @@ class MethodScriptDriver:
                     if not any(isinstance(e, AbortAccepted) for e in events):
                         self._drop_late_abort_reply()
                     return events
-        raise TimeoutError(f"{self.port}: script did not end within {self.timeout_s} s of 'Z'")
+        waited = time.monotonic() - started
+        raise TimeoutError(f"{self.port}: the script's end was not seen within {waited:.0f} s of the abort 'Z'")
 
     def _drop_late_abort_reply(self) -> None:
         """The script ended just before our 'Z' arrived, so 'Z!0006' follows: consume it."""
         line = self.read_line(5 * _AFTER_ERROR_S)
         if line is None:
             return
-        first = parse_reply_line(line)[0]
+        first = parse_line(line)[0]
         if isinstance(first, ErrorReply) and first.code == ERROR_NOTHING_RUNNING:
             time.sleep(_AFTER_ERROR_S)
         else:

@@ -5,10 +5,15 @@ No second implementation of QD's protocol: every command goes through ``MultiPyV
 default port 27183, one client at a time). This class adds what a long run needs:
 
 - units in the names (Oe, Oe/s, K, K/min) and approach modes by name;
-- every failure of the link (server gone, connection reset, timeout, a MultiPyVu error) is an
-  ``Mpms3Error`` naming the instrument and its address, never a bare socket error or a silent
-  zero (MultiPyVu's ``get_*`` return 0 with the error text as the status when a reply does not
-  convert: that is turned into an error here too);
+- every failure of the link (server gone, connection reset, timeout, a MultiPyVu error, a reply
+  QD's client cannot parse) is an ``Mpms3Error`` naming the instrument and its address, never a
+  bare socket error or a silent zero (MultiPyVu's ``get_*`` return 0 with the error text as the
+  status when a reply does not convert: that is turned into an error here too);
+- every exchange has a deadline (``exchange_timeout_s`` of wall time): QD's client waits for a
+  command's completion without one (``process_receiving_message(..., timeout=None)``) and, on a
+  reply cut short, loops on its buffer without reading the socket again. A silent server would
+  hang the run; here the exchange runs in a thread of its own, and when the deadline passes the
+  link is given up (its socket shut, the client dropped: the next call reconnects);
 - MultiPyVu's logging set-up (it reconfigures the root logger, disables every logger that
   already exists, and writes ``QdMultiVu.log`` in the current directory) is confined: the
   process's logging is restored after connecting and QD's log goes to ``log_path`` (default:
@@ -22,6 +27,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any, Optional, TypeVar
@@ -34,10 +41,18 @@ DEFAULT_PORT = 27183
 FIELD_APPROACHES = ("linear", "no_overshoot", "oscillate")
 TEMPERATURE_APPROACHES = ("fast_settle", "no_overshoot")
 TEMPERATURE_RATE_K_MIN = (0.01, 20.0)  # what MultiPyVu 3.8.0's client accepts
-# What a dropped link raises inside MultiPyVu: its own errors, and socket errors (ConnectionError,
-# TimeoutError and socket.timeout are all OSError).
-# MultiPyVu 3.8.0 also calls sys.exit(0) when a socket fails mid-command (SystemExit).
-LINK_ERRORS = (MultiPyVuError, OSError, ValueError, AttributeError, SystemExit)
+DEFAULT_EXCHANGE_TIMEOUT_S = 30.0  # wall seconds one MultiPyVu exchange may take
+# What a dropped or damaged link raises inside MultiPyVu: its own errors, socket errors
+# (ConnectionError, TimeoutError and socket.timeout are all OSError), sys.exit(0) when a socket
+# fails mid-command (SystemExit), and what its parsing raises on a damaged reply: ValueError
+# (bad JSON, "Incorrect Message ID"), KeyError, and UnboundLocalError from ``get_field`` when a
+# reply does not convert (3.8.0 returns a variable it never set).
+LINK_ERRORS = (MultiPyVuError, OSError, ValueError, AttributeError, SystemExit, LookupError, NameError, TypeError)
+
+
+class _Stalled(Exception):
+    """An exchange passed its deadline."""
+
 
 T = TypeVar("T")
 
@@ -95,10 +110,19 @@ def confined_multipyvu_logging(log_path: Optional[str]):
 class Mpms3Client:
     """Field and temperature of one instrument; ``open()`` before use, ``close()`` is idempotent."""
 
-    def __init__(self, address: str = f"127.0.0.1:{DEFAULT_PORT}", name: str = "mpms3", log_path: Optional[str] = None):
+    def __init__(
+        self,
+        address: str = f"127.0.0.1:{DEFAULT_PORT}",
+        name: str = "mpms3",
+        log_path: Optional[str] = None,
+        exchange_timeout_s: float = DEFAULT_EXCHANGE_TIMEOUT_S,
+    ):
         self.host, self.port = split_address(address)
         self.name = name
         self.log_path = log_path
+        if not exchange_timeout_s > 0:
+            raise ValueError(f"{name}: exchange_timeout_s must be > 0, got {exchange_timeout_s!r}")
+        self.exchange_timeout_s = exchange_timeout_s
         self._client: Any = None
 
     def __repr__(self) -> str:
@@ -115,11 +139,16 @@ class Mpms3Client:
         client = MultiPyVu.Client(host=self.host, port=self.port)
         try:
             with confined_multipyvu_logging(self.log_path):
-                client.open()
+                self._bounded(client, client.open)
+        except _Stalled:
+            raise Mpms3Error(
+                f"{self.name}: the MultiPyVu server at {self.host}:{self.port} did not complete the "
+                f"connection within {self.exchange_timeout_s:g} s"
+            ) from None
         except LINK_ERRORS as e:
             raise Mpms3Error(
                 f"{self.name}: no MultiPyVu server answering at {self.host}:{self.port} "
-                f"(is MultiPyVu.Server running beside MultiVu, with no other client?): {e}"
+                f"(is MultiPyVu.Server running beside MultiVu, with no other client?): {_brief(e)}"
             ) from e
         self._client = client
         return self
@@ -130,8 +159,8 @@ class Mpms3Client:
             return
         try:
             with confined_multipyvu_logging(self.log_path):
-                client.close_client()
-        except LINK_ERRORS:
+                self._bounded(client, client.close_client)
+        except (_Stalled, *LINK_ERRORS):
             pass  # the link is already gone: nothing left to close
 
     def __enter__(self) -> Mpms3Client:
@@ -179,12 +208,39 @@ class Mpms3Client:
         if client is None:
             raise Mpms3Error(f"{self.name} at {self.host}:{self.port}: not connected (cannot {what})")
         try:
-            return command(client)
+            return self._bounded(client, lambda: command(client))
+        except _Stalled:
+            self._client = None
+            raise Mpms3Error(
+                f"{self.name} at {self.host}:{self.port} did not answer within {self.exchange_timeout_s:g} s "
+                f"({what}); the link is given up"
+            ) from None
         except LINK_ERRORS as e:
             # MultiPyVu closes the connection on any of these: a new open() is needed.
             self._client = None
             failure = "refused" if isinstance(e, MultiPyVuError) else "stopped answering"
-            raise Mpms3Error(f"{self.name} at {self.host}:{self.port} {failure} ({what}): {e!r}") from e
+            raise Mpms3Error(f"{self.name} at {self.host}:{self.port} {failure} ({what}): {_brief(e)}") from e
+
+    def _bounded(self, client: Any, exchange: Callable[[], T]) -> T:
+        """``exchange()`` in a thread of its own, waited for ``exchange_timeout_s``; past that, the
+        client's socket is shut (its thread then ends if it is reading) and ``_Stalled`` raised."""
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["value"] = exchange()
+            except BaseException as e:  # SystemExit included: MultiPyVu exits on a failed socket
+                box["error"] = e
+
+        thread = threading.Thread(target=work, name=f"{self.name}-multipyvu", daemon=True)
+        thread.start()
+        thread.join(self.exchange_timeout_s)
+        if thread.is_alive():
+            _shut(client)
+            raise _Stalled
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
 
     def _reading(self, what: str, command: Callable[[Any], tuple], states) -> tuple[float, str]:
         value, state = self._call(what, command)
@@ -194,6 +250,24 @@ class Mpms3Client:
             return float(value), state
         self._client = None
         raise Mpms3Error(f"{self.name} at {self.host}:{self.port} stopped answering ({what}): got {value!r}, {state!r}")
+
+
+def _brief(e: BaseException) -> str:
+    """One line of what QD's client raised (its decoding errors carry a whole traceback)."""
+    if isinstance(e, SystemExit):  # MultiPyVu calls sys.exit(0) when its socket fails mid-command
+        return "MultiPyVu's client gave up on the socket (it called sys.exit)"
+    lines = str(e).strip().splitlines()
+    text = lines[0] if lines else ""
+    return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
+
+
+def _shut(client: Any) -> None:
+    sock = getattr(getattr(client, "_message", None), "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _choice(value: str, allowed: tuple[str, ...], what: str) -> str:

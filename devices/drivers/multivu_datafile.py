@@ -41,6 +41,14 @@ TEMPERATURE_COLUMN = "Temperature (K)"
 FIELD_COLUMN = "Magnetic Field (Oe)"
 MOMENT_COLUMN = "Moment (emu)"
 MOMENT_ERROR_COLUMN = "M. Std. Err. (emu)"
+TEMPERATURE_STATUS_COLUMN = "Temp. Status (code)"
+FIELD_STATUS_COLUMN = "Field Status (code)"
+# MultiVu's state codes (as MultiPyVu's CommandField / CommandTemperature tables number them) that
+# mean the system failed while measuring: Current / Switch / Charging / PSU Error, Quenching and
+# General Failure for the magnet; Impedance Control Error and General Failure for the temperature.
+FIELD_FAILURE_CODES = {9: "Current Error", 10: "Switch Error", 11: "Quenching", 12: "Charging Error"}
+FIELD_FAILURE_CODES |= {14: "PSU Error", 15: "General Failure"}
+TEMPERATURE_FAILURE_CODES = {14: "Impedance Control Error", 15: "General Failure"}
 
 OLE_EPOCH = datetime(1899, 12, 30)
 # Seconds from 1899-12-30 to 1970-01-01; a local-wall-clock stamp of any date after ~1995 is
@@ -113,6 +121,18 @@ class DatRow:
     @property
     def has_moment(self) -> bool:
         return not math.isnan(self.moment_emu)
+
+    @property
+    def failure(self) -> Optional[str]:
+        """What MultiVu's status columns say failed during this measurement, or None."""
+        for column, codes, what in (
+            (FIELD_STATUS_COLUMN, FIELD_FAILURE_CODES, "field"),
+            (TEMPERATURE_STATUS_COLUMN, TEMPERATURE_FAILURE_CODES, "temperature"),
+        ):
+            code = self.get(column)
+            if math.isfinite(code) and int(code) in codes:
+                return f"{what} status {int(code)} ({codes[int(code)]})"
+        return None
 
 
 def split_fields(text: str) -> list[str]:

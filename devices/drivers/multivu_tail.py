@@ -9,6 +9,8 @@ keeps a partial last line (MultiVu writing it) for the next poll. The header is 
 complete (before that, ``poll()`` returns nothing). Failures are errors naming the file and,
 for a row, its line: a malformed row, a file that shrank (truncated or rewritten), a file that
 vanished or was replaced by another (a new inode), a header that changed. Never a silent gap.
+A malformed row costs only itself: the poll that meets it raises, the good rows before it
+come with the next poll and reading goes on after it.
 
 ``run_time(row)`` maps a row's time stamp onto the run's clock: Unix time from the stamp (see
 ``multivu_datafile.stamp_to_epoch``: local wall time in ``zone``, the repeated autumn hour kept in
@@ -47,6 +49,7 @@ class DatTail:
         self._lines_read = 0  # complete lines consumed
         self._head: list[str] = []  # header lines while the header is incomplete
         self._last_epoch = -math.inf
+        self._carried: list[DatRow] = []  # good rows read before a malformed one, for the next poll
 
     @property
     def where(self) -> str:
@@ -54,17 +57,17 @@ class DatTail:
 
     def poll(self) -> list[DatRow]:
         """Complete rows appended since the last poll (an empty list if none)."""
+        rows, self._carried = self._carried, []
         chunk = self._read_new()
         if not chunk:
-            return []
+            return rows
         end = chunk.rfind(b"\n") + 1
         if end == 0:
             if self.header is None and self._offset + len(chunk) > MAX_HEADER_BYTES:
                 raise DatFileError(f"{self.where}: no complete line in its first {MAX_HEADER_BYTES} bytes")
-            return []  # a partial line: wait for its end
-        self._offset += end
-        rows: list[DatRow] = []
+            return rows  # a partial line: wait for its end
         for raw in chunk[:end].split(b"\n")[:-1]:
+            self._offset += len(raw) + 1  # consumed line by line: a bad row is not read twice
             self._lines_read += 1
             text = _decode(raw).rstrip("\r")
             if self.header is None:
@@ -73,7 +76,11 @@ class DatTail:
                 continue
             if not text.strip():
                 continue
-            rows.append(parse_row(text, self._lines_read, self.header.columns, self.where))
+            try:
+                rows.append(parse_row(text, self._lines_read, self.header.columns, self.where))
+            except DatFileError:
+                self._carried = rows
+                raise
         if self.header is None and self._offset > MAX_HEADER_BYTES:
             raise DatFileError(f"{self.where}: no '[Data]' column line in its first {MAX_HEADER_BYTES} bytes")
         return rows

@@ -144,6 +144,7 @@ class OceanHdxClient:
         self._handle: _Handle | None = None
         self._registered: tuple[str, int] | None = None
         self._wavelengths: np.ndarray | None = None
+        self._last_counts: np.ndarray | None = None  # the last spectrum read (a frozen readout repeats it)
 
     def __repr__(self) -> str:
         return f"OceanHdxClient({self.name!r} at {self.host}:{self.port})"
@@ -231,8 +232,17 @@ class OceanHdxClient:
     def intensities(self) -> np.ndarray:
         """One spectrum at the set integration time: raw counts per pixel (float64 holding the
         uint16 values; no dark or non-linearity correction)."""
-        counts = self._call("read a spectrum", lambda d: d.f.spectrometer.get_intensities())
-        return np.asarray(counts, dtype=np.float64)
+        counts = np.asarray(self._call("read a spectrum", lambda d: d.f.spectrometer.get_intensities()), np.float64)
+        # Shot and read noise make two exposures differ somewhere: the same spectrum again, pixel
+        # for pixel, is a readout that repeats its last answer, not a measurement. A flat one
+        # (all dark zeros, all saturated) carries no noise to tell by.
+        last, self._last_counts = self._last_counts, counts
+        if last is not None and np.ptp(counts) > 0 and np.array_equal(last, counts):
+            raise OceanHdxError(
+                f"{self.name} at {self.host}:{self.port} returned the same spectrum as the one before, "
+                "pixel for pixel: its readout is stuck (not a measurement)"
+            )
+        return counts
 
     # ---- plumbing ----------------------------------------------------------------------------
     def _call(self, what: str, command: Callable[[Any], T]) -> T:

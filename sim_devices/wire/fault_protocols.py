@@ -96,11 +96,7 @@ _MODULES = ("faults_methodscript", "faults_ocean_hdx", "faults_labspec", "faults
 
 def _load() -> None:
     for module in _MODULES:
-        try:
-            importlib.import_module(f"{__package__}.{module}")
-        except ModuleNotFoundError as exc:  # not built yet (work in progress); its protocol is absent
-            if exc.name != f"{__package__}.{module}":
-                raise
+        importlib.import_module(f"{__package__}.{module}")
 
 
 def register_wire_protocol(backend: str, protocol: WireProtocol) -> None:

@@ -76,12 +76,34 @@ class FaultInjector:
                 in_frame = frame if p.detector else getattr(self.lab, "frames_in_flight", 0) > 0
                 if in_frame:
                     self._begin(f"during a frame ({_show(request)})")
-            if when == "mid_run" and self.began_at is None and self._run_for() >= self.fault.after_s:
-                self._begin(f"{self._run_for():.0f} s into the run")
+            self._begin_by_time()
             self._last_request = request
             if p.expects_reply(request):
                 self._pending.append(request)
             return self._disconnect_now()
+
+    def _begin_by_time(self) -> None:
+        """``mid_run`` once ``after_s`` has passed; a potentiostat's ``frame`` once a simulated
+        detector exposes after that (a streaming instrument sends no request meanwhile)."""
+        if self.began_at is not None or self._run_for() < self.fault.after_s:
+            return
+        if self.fault.when == "mid_run":
+            self._begin(f"{self._run_for():.0f} s into the run")
+        elif self.fault.when == "frame" and not self.protocol.detector:
+            if getattr(self.lab, "frames_in_flight", 0) > 0:
+                self._begin("during a detector's frame")
+
+    def on_frame(self, why: str) -> None:
+        """A frame seen outside the socket (a data file the driver waits on): as an acquisition
+        request would be for ``start``, ``mid_run`` and ``frame``."""
+        with self._lock:
+            if self.run_started_at is None:
+                self.run_started_at = self._now()  # a detector's run starts with its first frame
+                if self.fault.when == "start":
+                    self._begin(f"first frame ({why})")
+            if self.fault.when == "frame" and self.began_at is None and self._run_for() >= self.fault.after_s:
+                self._begin(f"during a frame ({why})")
+            self._begin_by_time()
 
     def _disconnect_now(self) -> bool:
         if self.active and self.fault.fault == "disconnect":
@@ -95,8 +117,7 @@ class FaultInjector:
         """(bytes to pass on or None to drop, wall seconds to hold them); raises ``Disconnect``."""
         with self._lock:
             request = self._pending.pop(0) if self._pending else self._last_request
-            if self.fault.when == "mid_run" and self.began_at is None and self._run_for() >= self.fault.after_s:
-                self._begin(f"{self._run_for():.0f} s into the run")
+            self._begin_by_time()
             kind = self.fault.fault
             key = self.protocol.stuck_key(request)
             if not self.active:
@@ -121,8 +142,10 @@ class FaultInjector:
 
     def _garble(self, reply: bytes) -> bytes:
         """Scramble about a third of the bytes, keeping the terminator so framing survives."""
-        body, term = (reply[: -len(self.protocol.terminator)], self.protocol.terminator)
-        if not reply.endswith(term):
+        term = self.protocol.terminator
+        if term and reply.endswith(term):
+            body = reply[: -len(term)]
+        else:
             body, term = reply, b""
         out = bytearray(body)
         for i in range(len(out)):
