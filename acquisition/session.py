@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from bluesky import RunEngine
+from bluesky.bundlers import RunBundler
 from bluesky.utils import DefaultDuringTask
 
 from operando.storage.background import BackgroundConsumer
@@ -14,6 +15,21 @@ from operando.storage.journal import DocumentJournal
 from operando.storage.metadata import JsonMetadataStore
 
 
+class KeepInterruptionCount(RunBundler):
+    """bluesky 1.15's ``rewind`` (a resume from a pause or suspension) restores the event
+    counters saved at the last checkpoint; when none was taken since the ``interruptions``
+    stream began, that stream's counter is dropped and the next suspension raises
+    ``KeyError: 'interruptions'``, closing the run with that as its reason (seen: an MPMS3 status
+    fault right after the field-ramp suspension at the start). Interruptions are never retaken,
+    so their count survives the rewind."""
+
+    def rewind(self):
+        count = self._sequence_counters.get("interruptions")
+        super().rewind()
+        if count is not None:
+            self._sequence_counters["interruptions"] = count
+
+
 class OperandoRunEngine(RunEngine):
     """bluesky's RunEngine, keeping the reason of an abort requested while paused.
 
@@ -21,6 +37,7 @@ class OperandoRunEngine(RunEngine):
     stop document lost the operator's reason; it is re-supplied to ``close_run`` here.
     """
 
+    RunBundler = KeepInterruptionCount
     _abort_reason = ""
 
     def abort(self, reason=""):

@@ -35,16 +35,16 @@ CELL_TIMEOUT_S = 420.0  # wall; a driver that hangs this long is itself a findin
 CI_SAMPLE: list[tuple[str, str, str]] = [
     ("keithley2450", "garbled", "mid_run"),
     ("keithley2450", "disconnect", "frame"),
-    ("methodscript", "timeout", "mid_run"),
+    ("methodscript", "stuck", "mid_run"),
     ("methodscript", "error", "start"),
-    ("mpms3", "truncated", "frame"),
-    ("mpms3", "slow", "mid_run"),
+    ("mpms3", "error", "mid_run"),
+    ("mpms3", "slow", "frame"),
     ("ocean_hdx", "stuck", "mid_run"),
     ("ocean_hdx", "disconnect", "connect"),
-    ("labspec", "garbled", "frame"),
-    ("labspec", "error", "mid_run"),
-    ("nanonis", "timeout", "frame"),
+    ("labspec", "error", "frame"),
+    ("labspec", "truncated", "mid_run"),
     ("nanonis", "truncated", "start"),
+    ("nanonis", "error", "mid_run"),
 ]
 
 
