@@ -136,7 +136,12 @@ def markdown(results: list[CellResult], wall_s: float) -> str:
         + (f", {len(results) - safe} explained below" if safe < len(results) else "")
         + ". Outcomes: "
         + ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-        + ".",
+        + "."
+        + (
+            f" A sample: {len(results)} of the {len(all_cells())} cells (`make faults` runs them all)."
+            if len(results) < len(all_cells())
+            else ""
+        ),
         "",
         "Each cell is one real run (`run_experiment`, the path `operando run` takes) of a short "
         "cycle: 5 min rest, a 4C discharge, a 4C charge, on the shipped profile of that "
