@@ -33,6 +33,8 @@ def load_backends() -> None:
     for package_name in BACKEND_PACKAGES:
         package = importlib.import_module(package_name)
         for module in pkgutil.iter_modules(package.__path__, package_name + "."):
+            if module.name.rsplit(".", 1)[-1].startswith("fault"):
+                continue  # wire-fault relays register no backend; loaded only for sim.wire_faults
             importlib.import_module(module.name)
     _loaded = True
 

@@ -101,8 +101,6 @@ def build_instruments(
     be called after a RunEngine exists (devices connect in its event loop).
     """
     from operando.sim_devices.faults import FaultSchedule, inject_faults
-    from operando.sim_devices.wire.fault_protocols import protocol_for
-    from operando.sim_devices.wire.fault_relay import relay
 
     pstat_name = profile.potentiostat_name
     pstat_settings = profile.potentiostat.typed_settings
@@ -122,7 +120,10 @@ def build_instruments(
             wire_fault = (
                 next((f for f in profile.sim.wire_faults if f.instrument == name), None) if profile.sim else None
             )
-            if wire_fault is not None:
+            if wire_fault is not None:  # imported only then: a hardware run holds no simulation object
+                from operando.sim_devices.wire.fault_protocols import protocol_for
+                from operando.sim_devices.wire.fault_relay import relay
+
                 served, built.wire_faults[name] = relay(served, wire_fault, protocol_for(inst.backend), lab, name)
             built.closers.append(served.stop)  # after the driver's port has closed (first=True)
             address = served.address

@@ -42,8 +42,8 @@ CI_SAMPLE: list[tuple[str, str, str]] = [
     ("ocean_hdx", "stuck", "mid_run"),
     ("ocean_hdx", "disconnect", "connect"),
     ("labspec", "error", "frame"),
-    ("labspec", "truncated", "mid_run"),
-    ("nanonis", "truncated", "start"),
+    ("labspec", "garbled", "connect"),
+    ("nanonis", "garbled", "connect"),
     ("nanonis", "error", "mid_run"),
 ]
 

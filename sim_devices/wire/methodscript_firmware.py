@@ -181,10 +181,7 @@ class SimFirmware:
         elif name == "set_i":
             self.set_current_A = self._value(a[0])
         elif name in ("cell_on", "cell_off"):
-            self.relax_to_now()  # the cell ran under the old state until this instant
             self.cell_on = name == "cell_on"
-            if not self.cell_on:
-                self.cell.relax(0.0)  # open circuit from now: no current flows
         elif name == "timer_start":
             self._timer0 = self.cell_time
         elif name == "timer_get":
