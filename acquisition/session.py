@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
+from collections import deque
 
 from bluesky import RunEngine
 from bluesky.bundlers import RunBundler
@@ -30,6 +32,41 @@ class KeepInterruptionCount(RunBundler):
             self._sequence_counters["interruptions"] = count
 
 
+class _StartsOnAnySend:
+    """A plan not yet started that takes any first response as its start (``next``)."""
+
+    def __init__(self, plan):
+        self._plan = plan
+        self._started = False
+
+    def send(self, response):
+        if not self._started:
+            self._started = True
+            return next(self._plan)
+        return self._plan.send(response)
+
+    def throw(self, *exc):
+        self._started = True
+        return self._plan.throw(*exc)
+
+    def close(self):
+        return self._plan.close()
+
+
+class _PlanStack(deque):
+    """bluesky 1.15 pushes a suspension's plan onto the stack from another task and then cancels
+    the message being processed. When that message's coroutine finishes anyway (one that caught
+    the cancellation and returned), its response lands on top of the suspension's and is sent to
+    the just-started plan: ``TypeError: can't send non-None value to a just-started generator``
+    ended the run (seen once in CI: a GUI run as the laser interlock opened). The response was for
+    the plan the suspension rewinds, which gets None, as after any cancelled message."""
+
+    def append(self, plan):
+        if inspect.isgenerator(plan) and inspect.getgeneratorstate(plan) == inspect.GEN_CREATED:
+            plan = _StartsOnAnySend(plan)
+        super().append(plan)
+
+
 class OperandoRunEngine(RunEngine):
     """bluesky's RunEngine, keeping the reason of an abort requested while paused.
 
@@ -39,6 +76,10 @@ class OperandoRunEngine(RunEngine):
 
     RunBundler = KeepInterruptionCount
     _abort_reason = ""
+
+    def _clear_call_cache(self):
+        super()._clear_call_cache()
+        self._plan_stack = _PlanStack()
 
     def abort(self, reason=""):
         self._abort_reason = reason

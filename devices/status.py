@@ -54,13 +54,14 @@ class StatusPoller:
             self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
             try:
-                await self._task
+                await task
             except asyncio.CancelledError:
-                pass
-            self._task = None
+                if asyncio.current_task().cancelling():  # we were cancelled too: not ours to eat
+                    raise
 
     async def _run(self) -> None:
         while True:
