@@ -86,21 +86,27 @@ def cell_profile(backend: str, fault: str, when: str, folder: Path) -> Path:
 def run_cell(backend: str, fault: str, when: str, workdir: Path) -> CellResult:
     from operando.acquisition import experiment
     from operando.acquisition.config import load_profile, load_protocol
+    from operando.sim_devices.wire import fault_relay
 
     workdir.mkdir(parents=True, exist_ok=True)
     result = CellResult(backend, fault, when)
     profile = load_profile(cell_profile(backend, fault, when, workdir))
     protocol_path = workdir / "protocol.yaml"
     protocol_path.write_text(yaml.safe_dump(PROTOCOL, sort_keys=False))
-    prepared = []
-    prepare_run = experiment.prepare_run
+    prepared, injectors = [], []
+    prepare_run, relay = experiment.prepare_run, fault_relay.relay
 
     def watched_prepare(*args, **kwargs):  # the same call, kept so the lab can be read afterwards
         run = prepare_run(*args, **kwargs)
         prepared.append(run)
         return run
 
-    experiment.prepare_run = watched_prepare
+    def watched_relay(*args, **kwargs):  # kept too: a refused connection leaves no prepared run
+        served, injector = relay(*args, **kwargs)
+        injectors.append(injector)
+        return served, injector
+
+    experiment.prepare_run, fault_relay.relay = watched_prepare, watched_relay
     started = time.monotonic()
     raised = ""
     try:
@@ -109,13 +115,14 @@ def run_cell(backend: str, fault: str, when: str, workdir: Path) -> CellResult:
         raised = f"{type(exc).__name__}: {exc}"
         result.raised = raised[:500]
     finally:
-        experiment.prepare_run = prepare_run
+        experiment.prepare_run, fault_relay.relay = prepare_run, relay
     result.wall_s = round(time.monotonic() - started, 1)
     if prepared:
         instruments = prepared[0].instruments
         result.current_A = float(instruments.sim_lab.cell.current_A)
-        injector = instruments.wire_faults.get(ROWS[backend][1])
-        result.relay = list(injector.events) if injector is not None else []
+    elif injectors and injectors[0].lab is not None:  # refused before the run: the cell still counts
+        result.current_A = float(injectors[0].lab.cell.current_A)
+    result.relay = [event for injector in injectors for event in injector.events]
     _read_run(result, workdir / "data")
     judge(result, raised, ROWS[backend][1])
     return result
