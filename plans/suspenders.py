@@ -7,12 +7,15 @@ instruments' health signals (``devices/status.py``). Profile YAML, top level::
       - {watch: magnetometer.temperature, outside: [295, 305], echem: continue, settle_s: 60}
       - {watch: magnetometer.field_stable, when: false, echem: continue}
       - {watch: raman.interlock_closed, when: false, echem: hold}
-      - {watch: raman.connected, when: false, echem: hold}
+      - {watch: raman.connected, when: false, echem: hold, limit_s: 3600}
 
 While suspended no detector acquires. ``echem: hold`` puts the cell at open circuit (still
 measured) and freezes the sequence until the suspension clears; ``continue`` lets cycling go on
 (its samples are stored when the run resumes). ``settle_s`` (experiment time) is waited after the
-condition clears. Suspensions are recorded in the run's ``interruptions`` stream.
+condition clears. ``limit_s`` (experiment time; default: none) ends the run when one suspension
+has lasted that long — cell to open circuit, every sample stored, the reason naming the rule —
+rather than waiting for an instrument that may never answer again. Suspensions are recorded in
+the run's ``interruptions`` stream.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class SuspenderRule(BaseModel):
     when: Optional[bool] = None  # suspend when the (boolean) value equals this
     echem: Literal["hold", "continue"] = "hold"
     settle_s: float = Field(default=0.0, ge=0)
+    limit_s: Optional[float] = Field(default=None, gt=0)  # end the run if suspended this long
 
     @model_validator(mode="after")
     def _one_condition(self):
@@ -50,6 +54,10 @@ class SuspenderRule(BaseModel):
     @property
     def signal(self) -> str:
         return self.watch.split(".")[1]
+
+
+class SuspensionLimitExceeded(RuntimeError):
+    """A suspension outlasted its rule's ``limit_s``; the run ends with this as its reason."""
 
 
 class OphydStyleSignal:
@@ -107,11 +115,49 @@ def build_suspender(rule: SuspenderRule, devices: dict, potentiostat, clock):
     base = SuspendWhenOutsideBand if rule.outside is not None else SuspendBoolLow
 
     class _Suspender(base):
+        _limit_task = None
+
         def _should_suspend(self, value):
             trip = super()._should_suspend(value)
-            if trip and not self.tripped and rule.echem == "continue":
-                potentiostat.let_next_pause_pass()  # this suspension leaves the cell cycling
+            if trip and not self.tripped:
+                if rule.echem == "continue":
+                    potentiostat.let_next_pause_pass()  # this suspension leaves the cell cycling
+                if rule.limit_s is not None:
+                    _in_bluesky_loop(self._start_limit)
             return trip
+
+        def _should_resume(self, value):
+            resume = super()._should_resume(value)
+            if resume and self._limit_task is not None:
+                self._limit_task.cancel()
+                self._limit_task = None
+            return resume
+
+        def remove(self):
+            if self._limit_task is not None:
+                self._limit_task.cancel()
+                self._limit_task = None
+            super().remove()
+
+        def _start_limit(self):
+            self._limit_task = asyncio.ensure_future(self._end_run_after_limit())
+
+        async def _end_run_after_limit(self):
+            await clock.sleep(rule.limit_s)
+            with self._lock:
+                RE, released = self.RE, self._ev
+                if not self.tripped or RE is None:
+                    return
+            error = SuspensionLimitExceeded(
+                f"{rule.instrument}: {rule.watch} {_condition(rule)} for {rule.limit_s:g} s, the rule's limit_s"
+            )
+            # bluesky's way in for an outside failure: the RunEngine throws _exception into the plan
+            # at its next message (the suspension's wait, released here), so the plan's error
+            # handler stores every sample and leaves the cell at open circuit.
+            with RE._state_lock:
+                RE._exception = error
+            if released is not None:
+                released.set()
 
     kwargs = {"sleep": clock.wall_seconds(rule.settle_s), "tripped_message": f"{rule.watch} {_condition(rule)}"}
     if rule.outside is not None:
