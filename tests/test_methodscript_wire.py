@@ -91,6 +91,18 @@ def test_abort_stops_the_script(drv, sim):
     assert drv.serial_number() == "ES4SIM00001"  # the instrument answers again at once
 
 
+def test_abort_during_a_charge_leaves_the_cell_at_open_circuit(drv, sim, params):
+    # the script's on_finished block switches the cell off: the simulated cell must stop
+    # passing current then (the fault matrix reads it to judge a run safe)
+    drv.run_script(build_script([cc(params.c_rate_current_A(0.2), max_duration_s=24 * 3600)]))
+    first = [p for _, p in zip(range(3), drv.read_packages(idle_timeout_s=2.0))]
+    assert sim.firmware.cell.current_A == pytest.approx(params.c_rate_current_A(0.2))
+    assert first[-1].first("ba").value == pytest.approx(params.c_rate_current_A(0.2))
+    drv.abort()
+    assert not sim.running
+    assert sim.firmware.cell.current_A == 0.0
+
+
 def test_unknown_command_and_bad_script_raise(drv):
     with pytest.raises(MethodScriptError) as info:
         drv.send_command("x")

@@ -182,6 +182,10 @@ class SimFirmware:
             self.set_current_A = self._value(a[0])
         elif name in ("cell_on", "cell_off"):
             self.cell_on = name == "cell_on"
+            if not self.cell_on and self.cell.current_A != 0.0:
+                # the current stops with the switch; an instant at rest records it (cell_time,
+                # the script's sample clock, is not moved: the next sample's gap is unchanged)
+                self.cell.relax(1e-9)
         elif name == "timer_start":
             self._timer0 = self.cell_time
         elif name == "timer_get":
