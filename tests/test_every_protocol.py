@@ -3,10 +3,11 @@ and run to the end on the path `operando run` takes.
 
 The pre-start check covers the whole matrix in every test run. Running every pair takes hours
 (a week of cell time through host-timed instruments), so `make test` runs a sample: every
-protocol on the default profile, and the demo protocol on every profile but three whose own
-tests run it through their wire-level simulators in real or host-timed time (mpms3-sim:
+protocol on the default profile, and the demo protocol on every profile but four whose own
+tests run them: three through their wire-level simulators in real or host-timed time (mpms3-sim:
 test_mpms3_backend, sim-keithley2450: test_techniques_end_to_end, nanonis-sim:
-test_skpm_operando); `make matrix` (OPERANDO_FULL_MATRIX=1) runs every pair.
+test_skpm_operando) and sim-16-cells (test_multichannel runs its sixteen cells to the end; the
+demo on it took 54 s of CI's 45 minutes); `make matrix` (OPERANDO_FULL_MATRIX=1) runs every pair.
 """
 
 import os
@@ -51,7 +52,7 @@ def test_every_pair_is_accepted_or_refused_before_start_naming_why(profile_name,
     assert ("cannot run peis" in message or "cannot run geis" in message) and "it runs ca, cc" in message
 
 
-RUN_BY_THEIR_OWN_TESTS = {"mpms3-sim", "sim-keithley2450", "nanonis-sim"}
+RUN_BY_THEIR_OWN_TESTS = {"mpms3-sim", "sim-keithley2450", "nanonis-sim", "sim-16-cells"}
 
 
 def _sampled(profile_name: str, protocol_name: str) -> bool:

@@ -19,7 +19,7 @@ steps:
 """
 
 
-def _profile(tmp_path, limit_s, open_for_s):
+def _profile(tmp_path, limit_s, open_for_s, discharge_min=120):
     data = yaml.safe_load((PROFILES_DIR / "sim.yaml").read_text())
     data["suspenders"] = [{"watch": "raman.interlock_closed", "when": False, "echem": "hold", "limit_s": limit_s}]
     data["instruments"]["raman"]["settings"].update(period_s=120, exposure_s=5, accumulations=1)
@@ -28,7 +28,7 @@ def _profile(tmp_path, limit_s, open_for_s):
     path = tmp_path / "profile.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     protocol = tmp_path / "protocol.yaml"
-    protocol.write_text(PROTOCOL)
+    protocol.write_text(PROTOCOL.replace("max_duration_min: 120", f"max_duration_min: {discharge_min}"))
     return load_profile(path), load_protocol(protocol)
 
 
@@ -48,7 +48,7 @@ def test_a_suspension_longer_than_its_limit_ends_the_run_safely(tmp_path):
 
 
 def test_a_suspension_that_clears_within_its_limit_resumes(tmp_path):
-    profile, protocol = _profile(tmp_path, limit_s=1200, open_for_s=300)
+    profile, protocol = _profile(tmp_path, limit_s=1200, open_for_s=300, discharge_min=30)
     result = run_experiment(profile, protocol, tmp_path / "data", speed=500, report=False)
     assert result.exit_status == "success"
 
