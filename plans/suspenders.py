@@ -128,16 +128,18 @@ def build_suspender(rule: SuspenderRule, devices: dict, potentiostat, clock):
 
         def _should_resume(self, value):
             resume = super()._should_resume(value)
-            if resume and self._limit_task is not None:
-                self._limit_task.cancel()
-                self._limit_task = None
+            if resume:
+                self._stop_limit()
             return resume
 
         def remove(self):
+            self._stop_limit()
+            super().remove()
+
+        def _stop_limit(self):
             if self._limit_task is not None:
                 self._limit_task.cancel()
                 self._limit_task = None
-            super().remove()
 
         def _start_limit(self):
             self._limit_task = asyncio.ensure_future(self._end_run_after_limit())
